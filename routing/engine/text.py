@@ -1,0 +1,56 @@
+"""Turning OpenAI-style chat messages into the text the classifier reads."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+
+class MessagesError(ValueError):
+    """The messages are not a list of chat messages; the text says where."""
+
+
+def message_text(message: Any, index: int = 0) -> str:
+    """The text of one message: a string content, or the text parts of a part list.
+
+    ``None`` or missing content (an assistant turn that only calls tools) gives "".
+    """
+    if not isinstance(message, dict):
+        raise MessagesError(f"messages[{index}] must be an object, got {type(message).__name__}")
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        texts = []
+        for part_index, part in enumerate(content):
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict):
+                if part.get("type", "text") == "text":
+                    text = part.get("text")
+                    if not isinstance(text, str):
+                        raise MessagesError(
+                            f"messages[{index}].content[{part_index}].text must be a string"
+                        )
+                    texts.append(text)
+                # image_url, input_audio, ... carry no text to route on.
+            else:
+                raise MessagesError(
+                    f"messages[{index}].content[{part_index}] must be an object or a string"
+                )
+        return " ".join(t for t in texts if t)
+    raise MessagesError(
+        f"messages[{index}].content must be a string, a list of parts or null, "
+        f"got {type(content).__name__}"
+    )
+
+
+def conversation_text(messages: Sequence[Any]) -> str:
+    """Space-joined non-empty message texts, in Unicode NFC (v7's ``content``)."""
+    if not isinstance(messages, list | tuple):
+        raise MessagesError(f"messages must be a list, got {type(messages).__name__}")
+    text = " ".join(t for i, m in enumerate(messages) if (t := message_text(m, i)))
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text
