@@ -91,13 +91,13 @@ def _check_keywords(errors: dict, raw: Any) -> tuple[str, ...]:
             continue
         if len(keyword) > MAX_KEYWORD_LENGTH:
             problems.append(
-                f"Item {index} ({keyword[:20]!r}...) is longer than {MAX_KEYWORD_LENGTH} characters."
+                f"Item {index} ({keyword[:20]!r}...) is over {MAX_KEYWORD_LENGTH} characters."
             )
             continue
         normalized = normalize_keyword(keyword)
         if normalized in seen:
             problems.append(
-                f"Item {index} ({keyword!r}) duplicates item {seen[normalized]} after normalization."
+                f"Item {index} ({keyword!r}) duplicates item {seen[normalized]} once normalized."
             )
             continue
         seen[normalized] = index

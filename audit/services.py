@@ -1,0 +1,22 @@
+from django.db import transaction
+
+from .models import AuditEvent
+
+
+def audit_record(
+    *, actor, action: str, obj, before=None, after=None, message: str = ""
+) -> AuditEvent:
+    """Record one change. Call inside the transaction that makes the change."""
+    assert transaction.get_connection().in_atomic_block, "audit inside the change's transaction"
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        actor=user,
+        actor_name=user.get_username() if user else (str(actor) if actor else "system"),
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:200],
+        before=before,
+        after=after,
+        message=message,
+    )

@@ -1,0 +1,69 @@
+"""Strict readers for settings from the environment.
+
+Each reader fails loudly on a malformed value instead of falling back to a
+default, and accepts ``NAME_FILE`` (a mounted secret) in place of ``NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_UNSET = object()
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    path = os.environ.get(f"{name}_FILE")
+    if value is not None and path is not None:
+        raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both.")
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read().strip()
+        except OSError as e:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {e}") from e
+    return value
+
+
+def env_str(name: str, default=_UNSET) -> str:
+    value = _raw(name)
+    if value is None or value == "":
+        if default is _UNSET:
+            raise ImproperlyConfigured(f"The environment variable {name} is required.")
+        return default
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false, 1/0).")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = _raw(name)
+    if value is None or value == "":
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]

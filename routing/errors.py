@@ -1,0 +1,9 @@
+class Conflict(Exception):
+    """The request is valid but clashes with the current state (e.g. editing a frozen version).
+
+    The API answers 409 with this text.
+    """
+
+
+class VersionNotEditable(Conflict):
+    pass

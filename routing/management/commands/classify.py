@@ -1,0 +1,52 @@
+import json
+import sys
+
+from django.core.management.base import CommandError
+
+from routing.engine import MessagesError
+from routing.management.base import VersionCommand
+from routing.models import ClassifierVersion
+from routing.selectors import classifier_for
+
+
+class Command(VersionCommand):
+    help = (
+        'Classify conversations: one {"messages": [...]} per input line, one '
+        '{"tier", "reasons", "matched_keywords"} per output line.'
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--version", dest="version_name", required=True)
+        parser.add_argument("--input", help="JSON Lines file (default: stdin).")
+        parser.add_argument("--output", help="JSON Lines file (default: stdout).")
+
+    def handle(self, *args, version_name, input=None, output=None, **options):
+        try:
+            version = ClassifierVersion.objects.get(name=version_name)
+        except ClassifierVersion.DoesNotExist:
+            raise CommandError(f"No version named {version_name!r}.") from None
+        classifier = classifier_for(version)
+        source = open(input, encoding="utf-8") if input else sys.stdin  # noqa: SIM115
+        sink = open(output, "w", encoding="utf-8") if output else self.stdout  # noqa: SIM115
+        failures = 0
+        try:
+            for number, line in enumerate(source, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    if not isinstance(record, dict) or "messages" not in record:
+                        raise MessagesError('expected an object with "messages"')
+                    decision = classifier.classify(record["messages"])
+                except (json.JSONDecodeError, MessagesError) as e:
+                    failures += 1
+                    self.stderr.write(f"line {number}: {e}")
+                    continue
+                sink.write(json.dumps(decision.as_dict(), ensure_ascii=False) + "\n")
+        finally:
+            if input:
+                source.close()
+            if output:
+                sink.close()
+        if failures:
+            raise CommandError(f"{failures} line(s) could not be classified.")

@@ -1,0 +1,63 @@
+"""Demo data for the embedded run: users for each role and a v8 draft built on v7."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.roles import ADMIN, OPERATOR, REVIEWER
+from routing import services
+from routing.baseline import ensure_v7
+from routing.models import ClassifierVersion, Keyword, KeywordSet
+
+DEMO_USERS = (("admin", ADMIN), ("operator", OPERATOR), ("reviewer", REVIEWER))
+
+# Candidates in the spirit of the spec's week-12 tuning example.
+V8_ADDITIONS = [
+    ("review", "en", "Demo: code-review requests routed weak drew thumbs-down."),
+    ("리뷰", "ko", "Demo: the Korean form of 'review'."),
+    ("benchmark", "en", "Demo: performance comparisons need the strong model."),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo users (passwords printed) and a v8 draft from v7. Idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--keep-passwords",
+            action="store_true",
+            help="Do not reset the demo users' passwords when they exist.",
+        )
+
+    @transaction.atomic
+    def handle(self, *args, keep_passwords=False, **options):
+        User = get_user_model()
+        lines = []
+        for username, role in DEMO_USERS:
+            user, created = User.objects.get_or_create(username=username)
+            if created or not keep_passwords:
+                password = secrets.token_urlsafe(9)
+                user.set_password(password)
+                user.is_staff = role == ADMIN
+                user.is_superuser = role == ADMIN
+                user.save()
+                lines.append(f"  {role:<9} user: {username:<9} password: {password}")
+            user.groups.add(Group.objects.get(name=role))
+
+        v7 = ensure_v7(ClassifierVersion, KeywordSet, Keyword, timezone.now())
+        if not ClassifierVersion.objects.filter(name="v8").exists():
+            admin = User.objects.get(username="admin")
+            v8 = services.version_copy(
+                actor=admin, source=v7, name="v8", notes="Demo draft: review/benchmark candidates."
+            )
+            for text, language, rationale in V8_ADDITIONS:
+                services.keyword_add(
+                    actor=admin, version=v8, text=text, language=language, rationale=rationale
+                )
+        if lines:
+            self.stdout.write("Demo accounts (embedded mode only):")
+            self.stdout.write("\n".join(lines))

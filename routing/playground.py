@@ -1,0 +1,74 @@
+"""Reading a pasted conversation, and marking keyword matches for display."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .engine import MessagesError, Span
+
+ROLE_LINE = re.compile(r"^(system|user|assistant|tool)\s*:\s?(.*)$", re.IGNORECASE)
+
+
+def parse_conversation(raw: str) -> list[dict]:
+    """Messages from pasted text.
+
+    Accepts a JSON list of messages, a JSON object with ``messages``, or plain text where
+    lines starting with ``user:``, ``assistant:``, ``system:`` or ``tool:`` open a new turn.
+    Plain text without any role prefix is one user message.
+    """
+    stripped = raw.strip()
+    if not stripped:
+        raise MessagesError("Paste a conversation first.")
+    if stripped[0] in "[{":
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as e:
+            raise MessagesError(
+                f"Not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}."
+            ) from None
+        if isinstance(data, dict):
+            if "messages" not in data:
+                raise MessagesError('A JSON object needs a "messages" list.')
+            data = data["messages"]
+        if not isinstance(data, list):
+            raise MessagesError("messages must be a list.")
+        return data
+    messages: list[dict] = []
+    for line in raw.splitlines():
+        match = ROLE_LINE.match(line)
+        if match:
+            messages.append({"role": match.group(1).lower(), "content": match.group(2)})
+        elif messages:
+            messages[-1]["content"] += "\n" + line
+        else:
+            messages.append({"role": "user", "content": line})
+    for message in messages:
+        message["content"] = message["content"].strip("\n")
+    return messages
+
+
+def highlight(text: str, spans: tuple[Span, ...]) -> list[tuple[str, str | None]]:
+    """Split ``text`` into (piece, keyword-or-None) runs; overlapping matches are merged.
+
+    Offsets come from the lower-cased text; where lower-casing changed the length (rare
+    characters such as 'İ'), the lower-cased text is shown so the marks stay right.
+    """
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        text = lowered
+    merged: list[list] = []
+    for span in sorted(spans, key=lambda s: (s.start, s.end)):
+        if merged and span.start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], span.end)
+            continue
+        merged.append([span.start, span.end, span.keyword])
+    pieces, cursor = [], 0
+    for start, end, keyword in merged:
+        if start > cursor:
+            pieces.append((text[cursor:start], None))
+        pieces.append((text[start:end], keyword))
+        cursor = end
+    if cursor < len(text):
+        pieces.append((text[cursor:], None))
+    return pieces

@@ -1,0 +1,15 @@
+// Small page helpers; htmx does the rest.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) return;
+  const done = () => { button.textContent = "Copied"; setTimeout(() => (button.textContent = "Copy markdown"), 1500); };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(source.value).then(done);
+  } else {
+    source.select();
+    document.execCommand("copy");
+    done();
+  }
+});
