@@ -44,7 +44,7 @@ def parse_conversation(raw: str) -> list[dict]:
         else:
             messages.append({"role": "user", "content": line})
     for message in messages:
-        message["content"] = message["content"].strip("\n")
+        message["content"] = message["content"].strip()
     return messages
 
 

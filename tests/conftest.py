@@ -6,6 +6,12 @@ from rest_framework.test import APIClient
 from accounts.roles import ADMIN, OPERATOR, REVIEWER
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness is for attackers, not for test fixtures.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username, role=None, password="pw-for-tests-only"):

@@ -68,7 +68,13 @@ CASES = [
     ("joined-len", [user("a" * 250), user("b" * 250)], "strong", ["length"], []),
     ("turns-5", turns(5), "weak", ["default"], []),
     ("turns-6", turns(6), "strong", ["turns"], []),
-    ("system-counts", [{"role": "system", "content": "be brief"}, *turns(5)], "strong", ["turns"], []),
+    (
+        "system-counts",
+        [{"role": "system", "content": "be brief"}, *turns(5)],
+        "strong",
+        ["turns"],
+        [],
+    ),
     ("none-content", [user("hi"), {"role": "assistant", "content": None}], "weak", ["default"], []),
     ("empty-content", [user(""), user("hi")], "weak", ["default"], []),
     (
@@ -155,7 +161,9 @@ def test_byte_threshold_catches_korean_sooner_than_characters():
 def test_keywords_are_matched_case_and_form_insensitively():
     classifier = build_classifier({**V7, "strong_keywords": ["Kubernetes", "아키텍처"]})
     assert classifier.classify([user("deploy on KUBERNETES")]).tier == "strong"
-    nfd_keyword = build_classifier({**V7, "strong_keywords": [unicodedata.normalize("NFD", "설계")]})
+    nfd_keyword = build_classifier(
+        {**V7, "strong_keywords": [unicodedata.normalize("NFD", "설계")]}
+    )
     assert nfd_keyword.classify([user("설계")]).matched_keywords == ("설계",)
 
 

@@ -150,7 +150,9 @@ def test_the_database_refuses_to_change_a_frozen_keyword_set(v7):
     _refused_by_database(
         "UPDATE routing_keyword SET text = 'x' WHERE keyword_set_id = %s", [v7.keyword_set_id]
     )
-    _refused_by_database("DELETE FROM routing_keyword WHERE keyword_set_id = %s", [v7.keyword_set_id])
+    _refused_by_database(
+        "DELETE FROM routing_keyword WHERE keyword_set_id = %s", [v7.keyword_set_id]
+    )
     _refused_by_database(
         "INSERT INTO routing_keyword (keyword_set_id, text, normalized, language, rationale,"
         " position) VALUES (%s, 'new', 'new', 'en', '', 99)",
