@@ -7,17 +7,16 @@ Semantics (identical to the spec's ``classify_v7`` on NFC text):
 3. there are more than ``turn_threshold`` messages (system ones included) -> strong;
 otherwise weak. Every rule that fires is reported, so the reasons say all of why.
 
-Keywords are matched with one Aho-Corasick automaton: one pass over the text,
-whatever the number of keywords.
+Keywords are matched with one Aho-Corasick automaton (Rust, ahocorasick-rs): one pass
+over the text, whatever the number of keywords.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-import ahocorasick
+import ahocorasick_rs
 
 from .config import ValidConfig, validate_config
 from .text import conversation_text
@@ -26,8 +25,7 @@ WEAK = "weak"
 STRONG = "strong"
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """A keyword occurrence in the conversation text: ``text[start:end]``."""
 
     start: int
@@ -35,15 +33,20 @@ class Span:
     keyword: str
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """What the classifier chose and why. A tuple: cheap to build on the request path."""
+
     tier: str
     reasons: tuple[str, ...]
     matched_keywords: tuple[str, ...]
     char_count: int
-    byte_count: int
     turn_count: int
-    spans: tuple[Span, ...] = field(default=(), repr=False)
+    spans: tuple[Span, ...]
+    text: str  # the NFC conversation text the decision was made on
+
+    @property
+    def byte_count(self) -> int:
+        return len(self.text.encode("utf-8"))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,54 +61,46 @@ class Classifier:
 
     def __init__(self, config: ValidConfig):
         self.config = config
-        self._automaton = None
-        if config.keywords:
-            automaton = ahocorasick.Automaton()
-            for keyword in config.keywords:
-                automaton.add_word(keyword, keyword)
-            automaton.make_automaton()
-            self._automaton = automaton
+        self._keywords = config.keywords
+        # Standard match kind with overlapping=True reports every occurrence of every
+        # keyword, as a substring test per keyword would find them.
+        self._automaton = ahocorasick_rs.AhoCorasick(list(config.keywords))
 
     def scan(self, text: str) -> list[Span]:
         """Every keyword occurrence in ``text`` (matched lower-cased), in text order."""
-        if self._automaton is None:
-            return []
-        spans = [
-            Span(end + 1 - len(keyword), end + 1, keyword)
-            for end, keyword in self._automaton.iter(text.lower())
-        ]
-        spans.sort(key=lambda s: (s.start, -s.end))
+        keywords = self._keywords
+        matches = self._automaton.find_matches_as_indexes(text.lower(), overlapping=True)
+        spans = [Span(start, end, keywords[index]) for index, start, end in matches]
+        spans.sort()
         return spans
 
     def classify(self, messages: Sequence[Any]) -> Decision:
         """Route one conversation. Raises MessagesError on malformed messages."""
-        text = conversation_text(messages)
-        return self.classify_text(text, len(messages))
+        return self.classify_text(conversation_text(messages), len(messages))
 
     def classify_text(self, text: str, turn_count: int) -> Decision:
         config = self.config
         spans = self.scan(text)
-        matched = tuple(dict.fromkeys(s.keyword for s in spans))
         char_count = len(text)
-        byte_count = len(text.encode("utf-8")) if not text.isascii() else char_count
         reasons = []
-        if matched:
+        if spans:
+            matched = tuple(dict.fromkeys(s.keyword for s in spans))
             reasons.append("keyword:" + ",".join(matched))
+        else:
+            matched = ()
         if char_count > config.token_threshold:
             reasons.append(f"length:{char_count}>{config.token_threshold}")
-        if config.byte_threshold is not None and byte_count > config.byte_threshold:
-            reasons.append(f"bytes:{byte_count}>{config.byte_threshold}")
+        if config.byte_threshold is not None:
+            byte_count = len(text.encode("utf-8"))
+            if byte_count > config.byte_threshold:
+                reasons.append(f"bytes:{byte_count}>{config.byte_threshold}")
         if turn_count > config.turn_threshold:
             reasons.append(f"turns:{turn_count}>{config.turn_threshold}")
-        return Decision(
-            tier=STRONG if reasons else WEAK,
-            reasons=tuple(reasons) or ("default",),
-            matched_keywords=matched,
-            char_count=char_count,
-            byte_count=byte_count,
-            turn_count=turn_count,
-            spans=tuple(spans),
-        )
+        if reasons:
+            return Decision(
+                STRONG, tuple(reasons), matched, char_count, turn_count, tuple(spans), text
+            )
+        return Decision(WEAK, ("default",), matched, char_count, turn_count, (), text)
 
 
 def build_classifier(config: Mapping[str, Any]) -> Classifier:

@@ -50,7 +50,15 @@ def conversation_text(messages: Sequence[Any]) -> str:
     """Space-joined non-empty message texts, in Unicode NFC (v7's ``content``)."""
     if not isinstance(messages, list | tuple):
         raise MessagesError(f"messages must be a list, got {type(messages).__name__}")
-    text = " ".join(t for i, m in enumerate(messages) if (t := message_text(m, i)))
+    parts = []
+    for index, message in enumerate(messages):
+        # Fast path for the common case: a dict with string content.
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is not str:
+            content = message_text(message, index)
+        if content:
+            parts.append(content)
+    text = " ".join(parts)
     if not text.isascii() and not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
     return text
