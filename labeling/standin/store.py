@@ -1,0 +1,758 @@
+"""In-memory data and query semantics of the Langfuse stand-in.
+
+Observations and scores are kept in the API's wire format (camelCase dicts). Queries
+answer with ``(status, body)`` so the HTTP layer stays thin and the rules are testable
+on their own. Semantics follow what the v5 SDK documents for the public API:
+
+- observations v2: keyset cursor, newest first; ``limit`` <= 1000; ``fields`` groups;
+  a JSON ``filter`` takes precedence over every query-parameter filter;
+  ``parseIoAsJson=true`` is refused; metadata values over 200 characters are truncated
+  unless their key is in ``expandMetadata``.
+- scores v3: cursor, ``limit`` <= 100, ``fields`` in details/subject/annotation.
+- score writes: a JSON list; 202 when all are valid, 207 with counts and messages otherwise;
+  an ANNOTATION score needs a ``configId`` unless it is a CORRECTION; a score sent again
+  with the same id replaces the stored one.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import json
+import re
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+PROJECT_ID = "standin-project"
+MAX_OBSERVATION_LIMIT = 1000
+MAX_SCORE_LIMIT = 100
+MAX_SCORE_BATCH = 1000
+METADATA_PREVIEW = 200
+
+FIELD_GROUPS = {
+    "core": (
+        "id", "traceId", "startTime", "endTime", "projectId", "parentObservationId", "type",
+    ),
+    "basic": (
+        "name", "level", "statusMessage", "version", "environment", "bookmarked", "public",
+        "userId", "sessionId", "isRootObservation",
+    ),
+    "time": ("completionStartTime", "createdAt", "updatedAt"),
+    "io": ("input", "output"),
+    "metadata": ("metadata",),
+    "model": (
+        "model", "internalModelId", "modelParameters", "modelId", "inputPrice", "outputPrice",
+        "totalPrice",
+    ),
+    "usage": ("usageDetails", "costDetails", "totalCost", "usagePricingTierName"),
+    "prompt": ("promptId", "promptName", "promptVersion"),
+    "metrics": ("latency", "timeToFirstToken"),
+    "trace_context": ("tags", "release", "traceName"),
+}  # fmt: skip
+DEFAULT_GROUPS = ("core", "basic")
+SCORE_CORE = (
+    "id", "projectId", "name", "value", "dataType", "source", "timestamp", "environment",
+    "createdAt", "updatedAt",
+)  # fmt: skip
+SCORE_GROUPS = {
+    "details": ("comment", "configId", "metadata"),
+    "subject": ("subject",),
+    "annotation": ("authorUserId", "queueId"),
+}
+SCORE_DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION")
+# Query parameters that act as filters only when no JSON ``filter`` is given.
+_PARAM_COLUMNS = {
+    "name": "name",
+    "userId": "userId",
+    "sessionId": "sessionId",
+    "type": "type",
+    "traceId": "traceId",
+    "level": "level",
+    "version": "version",
+}
+_COLUMN_ALIASES = {"traceTags": "tags", "providedModelName": "model", "tokens": "totalTokens"}
+_ENVIRONMENT = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
+_CONFIG_NAME = re.compile(r"^[A-Za-z0-9_ .()\-]{1,35}$")
+
+
+class BadRequest(ValueError):
+    """A request the real API answers with 400."""
+
+
+def iso(moment: datetime) -> str:
+    """The API's timestamp format: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_time(value: Any, what: str = "datetime") -> datetime:
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(f"invalid {what}: {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _micros(value: str) -> int:
+    moment = parse_time(value)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def encode_cursor(payload: Mapping[str, Any]) -> str:
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("invalid cursor") from exc
+    if not isinstance(payload, dict):
+        raise BadRequest("invalid cursor")
+    return payload
+
+
+@dataclass
+class Fault:
+    """The next ``count`` matching requests fail this way.
+
+    ``status`` answers with that HTTP status (``retry_after`` sets the header), ``delay``
+    holds the answer back that many seconds (to provoke client timeouts), ``drop`` closes
+    the connection without an answer. ``path`` limits it to URL paths starting so.
+    """
+
+    status: int | None = 500
+    count: int = 1
+    retry_after: str | None = None
+    path: str = "/api/public/"
+    method: str | None = None
+    delay: float = 0.0
+    drop: bool = False
+    body: Any = None
+
+
+# ---------------------------------------------------------------- filters
+
+
+def _number(obs: Mapping[str, Any], column: str) -> float | None:
+    if column in ("inputTokens", "outputTokens", "totalTokens"):
+        key = {"inputTokens": "input", "outputTokens": "output", "totalTokens": "total"}[column]
+        return (obs.get("usageDetails") or {}).get(key)
+    if column in ("inputCost", "outputCost"):
+        return (obs.get("costDetails") or {}).get(column[:-4])
+    value = obs.get(column)
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _obs_micros(obs: Mapping[str, Any], column: str) -> int | None:
+    """A datetime column in µs; startTime is cached at load time (filters run per row)."""
+    cached = obs.get("_" + column)
+    if cached is not None:
+        return cached
+    value = obs.get(column)
+    return _micros(value) if value is not None else None
+
+
+def start_time_bounds(conditions: list[dict[str, Any]]) -> tuple[int | None, int | None]:
+    """The tightest [low, high] startTime bounds (µs, inclusive) a valid filter implies."""
+    low = high = None
+    for cond in conditions:
+        if cond.get("type") != "datetime" or cond.get("column") != "startTime":
+            continue
+        bound, operator = _micros(cond["value"]), cond["operator"]
+        if operator in (">", ">="):
+            bound += operator == ">"
+            low = bound if low is None else max(low, bound)
+        else:
+            bound -= operator == "<"
+            high = bound if high is None else min(high, bound)
+    return low, high
+
+
+def _compare(left: Any, operator: str, right: Any) -> bool:
+    if left is None:
+        return False
+    if operator == "=":
+        return left == right
+    if operator == ">":
+        return left > right
+    if operator == "<":
+        return left < right
+    if operator == ">=":
+        return left >= right
+    if operator == "<=":
+        return left <= right
+    raise BadRequest(f"invalid operator {operator!r}")
+
+
+def _string_match(value: Any, operator: str, target: Any) -> bool:
+    if not isinstance(target, str):
+        raise BadRequest("string filters need a string value")
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if operator == "=":
+        return text == target
+    if operator == "contains":
+        return target in text
+    if operator == "does not contain":
+        return target not in text
+    if operator == "starts with":
+        return text.startswith(target)
+    if operator == "ends with":
+        return text.endswith(target)
+    if operator == "matches":
+        return target.lower() in text.lower()
+    if operator == "is set":
+        return value is not None
+    if operator == "is not set":
+        return value is None
+    raise BadRequest(f"invalid string operator {operator!r}")
+
+
+def compile_filter(conditions: Any):
+    """Validate a JSON filter (already decoded) and return ``predicate(observation)``."""
+    if not isinstance(conditions, list):
+        raise BadRequest("filter must be a JSON array")
+    checks = []
+    for index, cond in enumerate(conditions):
+        if not isinstance(cond, dict):
+            raise BadRequest(f"filter[{index}] must be an object")
+        kind, column, operator = cond.get("type"), cond.get("column"), cond.get("operator")
+        if not all(isinstance(x, str) for x in (kind, column, operator)):
+            raise BadRequest(f"filter[{index}] needs type, column and operator")
+        column = _COLUMN_ALIASES.get(column, column)
+        value = cond.get("value")
+        checks.append(_condition(kind, column, operator, value, cond.get("key"), index))
+    return lambda obs: all(check(obs) for check in checks)
+
+
+def _condition(kind, column, operator, value, key, index):  # noqa: C901 - one branch per type
+    if kind == "datetime":
+        if operator not in (">", "<", ">=", "<="):
+            raise BadRequest(f"filter[{index}]: invalid datetime operator {operator!r}")
+        bound = _micros(value) if isinstance(value, str) else None
+        if bound is None:
+            raise BadRequest(f"filter[{index}]: datetime value must be an ISO string")
+        return lambda obs: _compare(_obs_micros(obs, column), operator, bound)
+    if kind == "arrayOptions":
+        if operator not in ("any of", "none of", "all of") or not isinstance(value, list):
+            raise BadRequest(f"filter[{index}]: invalid arrayOptions condition")
+        wanted = set(value)
+        if operator == "any of":
+            return lambda obs: bool(wanted & set(obs.get(column) or ()))
+        if operator == "all of":
+            return lambda obs: wanted <= set(obs.get(column) or ())
+        return lambda obs: not (wanted & set(obs.get(column) or ()))
+    if kind in ("stringOptions", "categoryOptions"):
+        if operator not in ("any of", "none of") or not isinstance(value, list):
+            raise BadRequest(f"filter[{index}]: invalid {kind} condition")
+        options = set(value)
+        if kind == "categoryOptions" and key:
+            return lambda obs: (
+                ((obs.get(column) or {}).get(key) in options) == (operator == "any of")
+            )
+        return lambda obs: (obs.get(column) in options) == (operator == "any of")
+    if kind == "string":
+        return lambda obs: _string_match(obs.get(column), operator, value)
+    if kind == "number":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise BadRequest(f"filter[{index}]: number value must be a number")
+        return lambda obs: _compare(_number(obs, column), operator, value)
+    if kind == "boolean":
+        if operator not in ("=", "<>") or not isinstance(value, bool):
+            raise BadRequest(f"filter[{index}]: invalid boolean condition")
+        return lambda obs: (bool(obs.get(column)) == value) == (operator == "=")
+    if kind == "null":
+        if operator not in ("is null", "is not null"):
+            raise BadRequest(f"filter[{index}]: invalid null operator")
+        return lambda obs: (obs.get(column) is None) == (operator == "is null")
+    if kind in ("stringObject", "numberObject"):
+        if not key:
+            raise BadRequest(f"filter[{index}]: {kind} needs a key")
+        if kind == "stringObject":
+            return lambda obs: _string_match((obs.get(column) or {}).get(key), operator, value)
+
+        def metadata_number(obs):
+            raw = (obs.get(column) or {}).get(key)
+            try:
+                return float(raw)
+            except (TypeError, ValueError):
+                return None
+
+        return lambda obs: _compare(metadata_number(obs), operator, value)
+    raise BadRequest(f"filter[{index}]: unknown filter type {kind!r}")
+
+
+def _param_filter(query: Mapping[str, list[str]]):
+    """Filters from plain query parameters (ignored when a JSON filter is given)."""
+    checks = []
+    for param, column in _PARAM_COLUMNS.items():
+        if param in query:
+            wanted = query[param][-1]
+            checks.append(lambda obs, c=column, w=wanted: obs.get(c) == w)
+    if "isRootObservation" in query:
+        wanted = _query_bool(query, "isRootObservation")
+        checks.append(lambda obs: bool(obs.get("isRootObservation")) == wanted)
+    if "parentObservationId" in query:
+        parent = query["parentObservationId"][-1] or None
+        checks.append(lambda obs: obs.get("parentObservationId") == parent)
+    if "environment" in query:
+        environments = set(query["environment"])
+        checks.append(lambda obs: obs.get("environment") in environments)
+    for param, operator in (("fromStartTime", ">="), ("toStartTime", "<")):
+        if param in query:
+            bound = _micros(query[param][-1])
+            checks.append(
+                lambda obs, b=bound, op=operator: _compare(_obs_micros(obs, "startTime"), op, b)
+            )
+    return lambda obs: all(check(obs) for check in checks)
+
+
+def _query_bool(query: Mapping[str, list[str]], name: str) -> bool:
+    raw = query[name][-1].lower()
+    if raw not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false")
+    return raw == "true"
+
+
+def _query_int(query: Mapping[str, list[str]], name: str, default: int, maximum: int) -> int:
+    if name not in query:
+        return default
+    try:
+        value = int(query[name][-1])
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer") from exc
+    if not 1 <= value <= maximum:
+        raise BadRequest(f"{name} must be between 1 and {maximum}")
+    return value
+
+
+def _csv(query: Mapping[str, list[str]], name: str) -> set[str] | None:
+    if name not in query:
+        return None
+    return {part.strip() for raw in query[name] for part in raw.split(",") if part.strip()}
+
+
+# ---------------------------------------------------------------- the store
+
+
+class Store:
+    """Everything the stand-in holds. Thread-safe; every public method takes the lock."""
+
+    def __init__(self, project_id: str = PROJECT_ID):
+        self.project_id = project_id
+        self._lock = threading.RLock()
+        self._observations: list[dict[str, Any]] = []  # ascending by _keys
+        self._keys: list[tuple[int, str]] = []  # (startTime in µs, id)
+        self._scores: dict[str, dict[str, Any]] = {}
+        self._scores_by_trace: dict[str, set[str]] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
+        self._faults: deque[Fault] = deque()
+        self.request_log: deque[tuple[str, str, dict[str, list[str]]]] = deque(maxlen=5000)
+
+    # -- loading
+
+    def add_observations(self, observations: Iterable[Mapping[str, Any]]) -> None:
+        with self._lock:
+            new = []
+            for item in observations:
+                obs = dict(item)
+                obs["_startTime"] = _micros(obs["startTime"])
+                new.append(obs)
+            rows = [*self._observations, *new]
+            rows.sort(key=lambda o: (o["_startTime"], o["id"]))
+            self._observations = rows
+            self._keys = [(o["_startTime"], o["id"]) for o in rows]
+
+    def add_scores(self, scores: Iterable[Mapping[str, Any]]) -> None:
+        with self._lock:
+            for score in scores:
+                self._put_score(dict(score))
+
+    def load(self, traffic) -> None:
+        """Load a ``traffic.Traffic`` (observations and feedback scores)."""
+        self.add_observations(traffic.observations)
+        self.add_scores(traffic.scores)
+
+    def observation_count(self) -> int:
+        with self._lock:
+            return len(self._observations)
+
+    def scores(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(s) for s in self._scores.values()]
+
+    def score_configs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(c) for c in self._configs.values()]
+
+    def update_score_config(self, config_id: str, **changes: Any) -> None:
+        """Change a config behind the client's back (e.g. drop a category)."""
+        with self._lock:
+            self._configs[config_id].update(changes)
+
+    # -- faults
+
+    def inject_fault(self, fault: Fault | None = None, **kwargs: Any) -> None:
+        """Queue a fault; ``inject_fault(status=429, count=2, retry_after="1")``."""
+        with self._lock:
+            self._faults.append(fault or Fault(**kwargs))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if path.startswith(fault.path) and fault.method in (None, method):
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def log_request(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        with self._lock:
+            self.request_log.append((method, path, query))
+
+    def requests_to(self, path: str) -> list[dict[str, list[str]]]:
+        with self._lock:
+            return [q for _, p, q in self.request_log if p == path]
+
+    # -- observations v2
+
+    def list_observations(self, query: Mapping[str, list[str]]) -> tuple[int, Any]:
+        if "parseIoAsJson" in query and _query_bool(query, "parseIoAsJson"):
+            raise BadRequest("parseIoAsJson is deprecated; input and output are raw strings")
+        limit = _query_int(query, "limit", 50, MAX_OBSERVATION_LIMIT)
+        groups = _csv(query, "fields") or set(DEFAULT_GROUPS)
+        unknown = groups - FIELD_GROUPS.keys()
+        if unknown:
+            raise BadRequest(f"unknown field groups: {', '.join(sorted(unknown))}")
+        groups |= {"core"}
+        expand = _csv(query, "expandMetadata") or set()
+        low = high = None
+        if "filter" in query and query["filter"][-1]:
+            try:
+                decoded = json.loads(query["filter"][-1])
+            except json.JSONDecodeError as exc:
+                raise BadRequest("filter is not valid JSON") from exc
+            predicate = compile_filter(decoded)
+            low, high = start_time_bounds(decoded)
+        else:
+            predicate = _param_filter(query)
+        position = None
+        if "cursor" in query and query["cursor"][-1]:
+            payload = decode_cursor(query["cursor"][-1])
+            try:
+                position = (int(payload["t"]), str(payload["i"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BadRequest("invalid cursor") from exc
+        with self._lock:
+            # Newest first: walk the ascending list backwards from the cursor, only
+            # through the rows the startTime bounds allow.
+            index = (
+                len(self._keys) if position is None else bisect.bisect_left(self._keys, position)
+            )
+            if high is not None:
+                index = min(index, bisect.bisect_left(self._keys, (high + 1, "")))
+            stop = 0 if low is None else bisect.bisect_left(self._keys, (low, ""))
+            page: list[dict[str, Any]] = []
+            more = False
+            for i in range(index - 1, stop - 1, -1):
+                obs = self._observations[i]
+                if not predicate(obs):
+                    continue
+                if len(page) == limit:
+                    more = True
+                    break
+                page.append(obs)
+            data = [self._project(obs, groups, expand) for obs in page]
+        meta: dict[str, Any] = {}
+        if more and page:
+            last = page[-1]
+            meta["cursor"] = encode_cursor({"t": _micros(last["startTime"]), "i": last["id"]})
+        return 200, {"data": data, "meta": meta}
+
+    def _project(self, obs: Mapping[str, Any], groups: set[str], expand: set[str]) -> dict:
+        out: dict[str, Any] = {"projectId": self.project_id}
+        for group in groups:
+            for name in FIELD_GROUPS[group]:
+                if name in obs:
+                    out[name] = obs[name]
+        if "metadata" in out and isinstance(out["metadata"], dict):
+            out["metadata"] = {
+                key: _preview(value) if key not in expand else value
+                for key, value in out["metadata"].items()
+            }
+        return out
+
+    # -- scores v3
+
+    def list_scores(self, query: Mapping[str, list[str]]) -> tuple[int, Any]:
+        limit = _query_int(query, "limit", 50, MAX_SCORE_LIMIT)
+        groups = _csv(query, "fields") or set()
+        unknown = groups - SCORE_GROUPS.keys()
+        if unknown:
+            raise BadRequest(f"unknown field groups: {', '.join(sorted(unknown))}")
+        trace_ids, session_ids = _csv(query, "traceId"), _csv(query, "sessionId")
+        observation_ids = _csv(query, "observationId")
+        if trace_ids is not None and session_ids is not None:
+            raise BadRequest("traceId and sessionId are mutually exclusive")
+        if observation_ids is not None and trace_ids is None:
+            raise BadRequest("observationId requires traceId")
+        filters = {
+            "id": _csv(query, "id"),
+            "name": _csv(query, "name"),
+            "source": {s.upper() for s in _csv(query, "source") or ()} or None,
+            "dataType": {s.upper() for s in _csv(query, "dataType") or ()} or None,
+            "environment": _csv(query, "environment"),
+            "configId": _csv(query, "configId"),
+            "authorUserId": _csv(query, "authorUserId"),
+        }
+        since = parse_time(query["fromTimestamp"][-1]) if "fromTimestamp" in query else None
+        until = parse_time(query["toTimestamp"][-1]) if "toTimestamp" in query else None
+        position = None
+        if "cursor" in query and query["cursor"][-1]:
+            payload = decode_cursor(query["cursor"][-1])
+            position = (payload.get("t"), payload.get("i"))
+        with self._lock:
+            if trace_ids is not None:
+                ids = set().union(*(self._scores_by_trace.get(t, ()) for t in trace_ids))
+                candidates = [self._scores[i] for i in ids]
+            else:
+                candidates = list(self._scores.values())
+            rows = []
+            for score in candidates:
+                if any(
+                    wanted is not None and score.get(column) not in wanted
+                    for column, wanted in filters.items()
+                ):
+                    continue
+                subject = score.get("subject") or {}
+                if session_ids is not None and not (
+                    subject.get("kind") == "session" and subject.get("id") in session_ids
+                ):
+                    continue
+                if observation_ids is not None and not (
+                    subject.get("kind") == "observation" and subject.get("id") in observation_ids
+                ):
+                    continue
+                moment = parse_time(score["timestamp"])
+                if (since and moment < since) or (until and moment >= until):
+                    continue
+                rows.append(score)
+        rows.sort(key=lambda s: (s["timestamp"], s["id"]), reverse=True)
+        if position is not None:
+            rows = [s for s in rows if (s["timestamp"], s["id"]) < position]
+        page, more = rows[:limit], len(rows) > limit
+        keep = set(SCORE_CORE).union(*(SCORE_GROUPS[g] for g in groups))
+        data = [
+            {"projectId": self.project_id, **{k: v for k, v in s.items() if k in keep}}
+            for s in page
+        ]
+        meta: dict[str, Any] = {"limit": limit}
+        if more:
+            meta["cursor"] = encode_cursor({"t": page[-1]["timestamp"], "i": page[-1]["id"]})
+        return 200, {"data": data, "meta": meta}
+
+    def create_scores(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, list) or not body:
+            raise BadRequest("body must be a non-empty JSON array of scores")
+        if len(body) > MAX_SCORE_BATCH:
+            raise BadRequest(f"at most {MAX_SCORE_BATCH} scores per request")
+        errors = []
+        now = iso(datetime.now(UTC))
+        with self._lock:
+            for index, item in enumerate(body):
+                try:
+                    score = self._validate_score(item, now)
+                except BadRequest as exc:
+                    label = item.get("id") if isinstance(item, dict) else None
+                    errors.append({"message": f"scores[{index}] (id={label}): {exc}"})
+                    continue
+                self._put_score(score)
+        if not errors:
+            return 202, {"message": "Accepted"}
+        return 207, {"accepted": len(body) - len(errors), "rejected": len(errors), "errors": errors}
+
+    def _validate_score(self, item: Any, now: str) -> dict[str, Any]:  # noqa: C901
+        if not isinstance(item, dict):
+            raise BadRequest("must be an object")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise BadRequest("name is required")
+        trace_id, session_id = item.get("traceId"), item.get("sessionId")
+        observation_id, run_id = item.get("observationId"), item.get("datasetRunId")
+        if sum(x is not None for x in (trace_id, session_id, run_id)) != 1:
+            raise BadRequest("exactly one of traceId, sessionId, datasetRunId is required")
+        if observation_id is not None and trace_id is None:
+            raise BadRequest("observationId requires traceId")
+        source = item.get("source") or "API"
+        if source not in ("API", "ANNOTATION"):
+            raise BadRequest(f"source {source!r} is not accepted")
+        config = None
+        if item.get("configId") is not None:
+            config = self._configs.get(item["configId"])
+            if config is None or config["isArchived"]:
+                raise BadRequest(f"score config {item['configId']} not found or archived")
+        data_type = item.get("dataType") or (config["dataType"] if config else "NUMERIC")
+        if data_type not in SCORE_DATA_TYPES:
+            raise BadRequest(f"unknown dataType {data_type!r}")
+        if source == "ANNOTATION" and config is None and data_type != "CORRECTION":
+            raise BadRequest("ANNOTATION scores need a configId unless dataType is CORRECTION")
+        if config is not None and config["dataType"] != data_type:
+            raise BadRequest(f"dataType {data_type} does not match its config")
+        value = item.get("value")
+        if data_type in ("CATEGORICAL", "TEXT", "CORRECTION"):
+            if not isinstance(value, str):
+                raise BadRequest(f"{data_type} value must be a string")
+            if data_type == "TEXT" and not 1 <= len(value) <= 500:
+                raise BadRequest("TEXT value must be 1-500 characters")
+            if config is not None and data_type == "CATEGORICAL":
+                labels = [c["label"] for c in config.get("categories") or ()]
+                if value not in labels:
+                    raise BadRequest(f"value {value!r} is not a category of config {name!r}")
+        else:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise BadRequest(f"{data_type} value must be a number")
+            if data_type == "BOOLEAN":
+                if value not in (0, 1):
+                    raise BadRequest("BOOLEAN value must be 0 or 1")
+                value = bool(value)
+            elif config is not None and not (
+                (config.get("minValue") is None or value >= config["minValue"])
+                and (config.get("maxValue") is None or value <= config["maxValue"])
+            ):
+                raise BadRequest("value is outside its config's range")
+        environment = item.get("environment") or "default"
+        if not _ENVIRONMENT.match(environment):
+            raise BadRequest(f"invalid environment {environment!r}")
+        timestamp = (
+            iso(parse_time(item["timestamp"], "timestamp")) if item.get("timestamp") else now
+        )
+        score_id = item.get("id") or str(uuid.uuid4())
+        previous = self._scores.get(score_id)
+        if trace_id is not None and observation_id is not None:
+            subject = {"kind": "observation", "id": observation_id, "traceId": trace_id}
+        elif trace_id is not None:
+            subject = {"kind": "trace", "id": trace_id}
+        elif session_id is not None:
+            subject = {"kind": "session", "id": session_id}
+        else:
+            subject = {"kind": "experiment", "id": run_id}
+        return {
+            "id": score_id,
+            "name": name,
+            "value": value,
+            "dataType": data_type,
+            "source": source,
+            "timestamp": timestamp,
+            "environment": environment,
+            "createdAt": previous["createdAt"] if previous else now,
+            "updatedAt": now,
+            "comment": item.get("comment"),
+            "configId": item.get("configId"),
+            "metadata": item.get("metadata"),
+            "authorUserId": None,
+            "queueId": item.get("queueId"),
+            "subject": subject,
+        }
+
+    def _put_score(self, score: dict[str, Any]) -> None:
+        previous = self._scores.get(score["id"])
+        if previous is not None:
+            old_trace = _score_trace(previous)
+            if old_trace:
+                self._scores_by_trace.get(old_trace, set()).discard(score["id"])
+        self._scores[score["id"]] = score
+        trace_id = _score_trace(score)
+        if trace_id:
+            self._scores_by_trace.setdefault(trace_id, set()).add(score["id"])
+
+    # -- score configs
+
+    def list_score_configs(self, query: Mapping[str, list[str]]) -> tuple[int, Any]:
+        page = _query_int(query, "page", 1, 1_000_000)
+        limit = _query_int(query, "limit", 50, 1000)
+        with self._lock:
+            configs = sorted(self._configs.values(), key=lambda c: (c["createdAt"], c["id"]))
+        total = len(configs)
+        chunk = configs[(page - 1) * limit : page * limit]
+        return 200, {
+            "data": chunk,
+            "meta": {
+                "page": page,
+                "limit": limit,
+                "totalItems": total,
+                "totalPages": (total + limit - 1) // limit,
+            },
+        }
+
+    def create_score_config(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a JSON object")
+        name, data_type = body.get("name"), body.get("dataType")
+        if not isinstance(name, str) or not _CONFIG_NAME.match(name):
+            raise BadRequest("name must be 1-35 letters, digits, _ . ( ) - or spaces")
+        if data_type not in ("NUMERIC", "BOOLEAN", "CATEGORICAL"):
+            raise BadRequest("dataType must be NUMERIC, BOOLEAN or CATEGORICAL")
+        categories = body.get("categories")
+        if data_type == "CATEGORICAL":
+            if (
+                not isinstance(categories, list)
+                or not categories
+                or not all(
+                    isinstance(c, dict) and isinstance(c.get("label"), str) and "value" in c
+                    for c in categories
+                )
+            ):
+                raise BadRequest("CATEGORICAL configs need categories with label and value")
+        elif data_type == "BOOLEAN":
+            if categories:
+                raise BadRequest("BOOLEAN configs get their categories automatically")
+            categories = [{"label": "True", "value": 1}, {"label": "False", "value": 0}]
+        now = iso(datetime.now(UTC))
+        config = {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "createdAt": now,
+            "updatedAt": now,
+            "projectId": self.project_id,
+            "dataType": data_type,
+            "isArchived": False,
+            "minValue": body.get("minValue"),
+            "maxValue": body.get("maxValue"),
+            "categories": categories,
+            "description": body.get("description"),
+        }
+        with self._lock:
+            self._configs[config["id"]] = config
+        return 200, dict(config)
+
+
+def _score_trace(score: Mapping[str, Any]) -> str | None:
+    subject = score.get("subject") or {}
+    if subject.get("kind") == "trace":
+        return subject.get("id")
+    if subject.get("kind") == "observation":
+        return subject.get("traceId")
+    return None
+
+
+def _preview(value: Any) -> Any:
+    """Metadata values come back cut to 200 characters unless expanded."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text) <= METADATA_PREVIEW:
+        return value
+    return text[:METADATA_PREVIEW] + "..."

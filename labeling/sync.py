@@ -1,0 +1,243 @@
+"""Pulling routed traces from Langfuse into the trace store.
+
+Incremental (each run starts where the last successful one ended), idempotent (upsert by
+Langfuse id), resumable (the cursor of the next page is stored with every page), and
+tolerant (malformed traces are skipped and counted by reason, never fatal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from routing.engine import conversation_text
+from routing.errors import Conflict
+
+from .langfuse_adapter import FeedbackScore, LangfuseAdapter, LangfuseError, TraceRecord
+from .models import SyncRun, SyncStatus, Trace
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FIRST_WINDOW = timedelta(days=7)
+# Traces land in Langfuse a little after they start; leave the newest minutes for next time.
+INGEST_LAG = timedelta(minutes=2)
+# A running sync that stored nothing for this long is taken to have died with its worker.
+STALE_AFTER = timedelta(minutes=10)
+FEEDBACK_NAMES = ("user_feedback", "thumbs")
+THUMBS_DOWN_AT_OR_BELOW = 2  # on the 1-5 user_feedback scale
+
+_SPACE = re.compile(r"\s+")
+
+UPDATE_FIELDS = [
+    "observation_id",
+    "started_at",
+    "name",
+    "user_id",
+    "session_id",
+    "messages",
+    "input_text",
+    "input_hash",
+    "char_count",
+    "turn_count",
+    "output",
+    "tags",
+    "tier",
+    "classifier_version",
+    "matched_keywords",
+    "cost_usd",
+    "latency_s",
+    "ttft_s",
+    "model",
+    "metadata",
+    "synced_at",
+]
+FEEDBACK_FIELDS = ["feedback_score", "thumbs_down", "feedback_comment"]
+
+
+def input_fingerprint(text: str) -> str:
+    """Same request, same fingerprint: case and runs of whitespace do not matter."""
+    return hashlib.sha256(_SPACE.sub(" ", text.strip().lower()).encode("utf-8")).hexdigest()
+
+
+def trace_from_record(record: TraceRecord, now: datetime) -> Trace:
+    text = conversation_text(record.messages)
+    return Trace(
+        langfuse_id=record.langfuse_id,
+        observation_id=record.observation_id,
+        started_at=record.start_time,
+        name=(record.name or "")[:200],
+        user_id=(record.user_id or "")[:200],
+        session_id=(record.session_id or "")[:200],
+        messages=record.messages,
+        input_text=text,
+        input_hash=input_fingerprint(text),
+        char_count=len(text),
+        turn_count=len(record.messages),
+        output=record.output,
+        tags=list(record.tags),
+        tier=record.tier or "",
+        classifier_version=(record.classifier_version or "")[:64],
+        matched_keywords=list(record.matched_keywords or ()),
+        cost_usd=record.cost_usd,
+        latency_s=record.latency_s,
+        ttft_s=record.ttft_s,
+        model=(record.model or "")[:200],
+        metadata=record.metadata,
+        synced_at=now,
+    )
+
+
+def apply_feedback(traces: dict[str, Trace], scores: list[FeedbackScore]) -> int:
+    """Fold user feedback scores into the traces they belong to; returns how many applied."""
+    applied = 0
+    for score in sorted(scores, key=lambda s: s.timestamp):  # the latest wins
+        trace = traces.get(score.trace_id or "")
+        if trace is None:
+            continue
+        if score.name == "user_feedback" and isinstance(score.value, int | float):
+            trace.feedback_score = float(score.value)
+            trace.thumbs_down = score.value <= THUMBS_DOWN_AT_OR_BELOW
+        elif score.name == "thumbs" and isinstance(score.value, bool | int | float):
+            trace.thumbs_down = not bool(score.value)
+        else:
+            continue
+        trace.feedback_comment = (score.comment or trace.feedback_comment or "")[:5000]
+        applied += 1
+    return applied
+
+
+def upsert_traces(traces: list[Trace]) -> tuple[int, int]:
+    """Insert new traces and refresh known ones; returns (created, updated)."""
+    if not traces:
+        return 0, 0
+    ids = [t.langfuse_id for t in traces]
+    known = set(Trace.objects.filter(langfuse_id__in=ids).values_list("langfuse_id", flat=True))
+    Trace.objects.bulk_create(
+        traces,
+        update_conflicts=True,
+        unique_fields=["langfuse_id"],
+        update_fields=UPDATE_FIELDS + FEEDBACK_FIELDS,
+        batch_size=1000,
+    )
+    return len(set(ids) - known), len(known)
+
+
+def next_window(now: datetime) -> tuple[datetime, datetime]:
+    last = SyncRun.objects.filter(status=SyncStatus.SUCCEEDED).order_by("-until").first()
+    since = last.until if last else now - DEFAULT_FIRST_WINDOW
+    return since, now - INGEST_LAG
+
+
+def sync_start(*, actor=None, since: datetime | None = None, until: datetime | None = None):
+    """Open a sync run over ``[since, until)`` (default: from the watermark to now).
+
+    Raises Conflict while another run is live; a run whose worker died is failed first.
+    """
+    now = timezone.now()
+    default_since, default_until = next_window(now)
+    since, until = since or default_since, until or default_until
+    if since >= until:
+        raise Conflict(
+            f"Nothing to sync: the window {since:%Y-%m-%d %H:%M} – {until:%H:%M} is empty."
+        )
+    with transaction.atomic():
+        running = SyncRun.objects.select_for_update().filter(status=SyncStatus.RUNNING).first()
+        if running and (running.heartbeat_at or running.created_at) > now - STALE_AFTER:
+            raise Conflict(f"Sync run {running.pk} is still running.")
+        if running:
+            running.status = SyncStatus.FAILED
+            running.error = "The worker stopped reporting; resume this run to continue."
+            running.retryable = True
+            running.save(update_fields=["status", "error", "retryable"])
+        try:
+            return SyncRun.objects.create(
+                since=since,
+                until=until,
+                status=SyncStatus.RUNNING,
+                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            )
+        except IntegrityError:
+            raise Conflict("Another sync started at the same moment.") from None
+
+
+def sync_resume(*, run: SyncRun) -> SyncRun:
+    """Put a failed run back to running; it continues from its stored cursor."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().get(pk=run.pk)
+        if run.status != SyncStatus.FAILED:
+            raise Conflict(f"Sync run {run.pk} is {run.status}; only failed runs resume.")
+        run.status, run.error, run.retryable = SyncStatus.RUNNING, "", None
+        try:
+            run.save(update_fields=["status", "error", "retryable"])
+        except IntegrityError:
+            raise Conflict("Another sync is running.") from None
+    return run
+
+
+def sync_execute(
+    run_id: int,
+    *,
+    adapter: LangfuseAdapter | None = None,
+    page_size: int = 500,
+    on_page: Callable[[SyncRun], None] | None = None,
+) -> SyncRun:
+    """Fetch every remaining page of a running sync and store it, page by page.
+
+    Each page is stored in one transaction with the run's counters and next cursor, so a
+    crash loses at most the page in flight, which the resumed run fetches again.
+    """
+    run = SyncRun.objects.get(pk=run_id)
+    if run.status != SyncStatus.RUNNING:
+        return run
+    own_adapter = adapter is None
+    adapter = adapter or LangfuseAdapter.from_env()
+    if run.started_at is None:
+        run.started_at = timezone.now()
+        run.save(update_fields=["started_at"])
+    reasons = Counter(run.skip_reasons)
+    try:
+        pages = adapter.iter_trace_records(
+            run.since, run.until, cursor=run.cursor or None, page_size=page_size
+        )
+        for page, parsed in pages:
+            now = timezone.now()
+            traces = {}
+            for record in parsed.records:
+                traces[record.langfuse_id] = trace_from_record(record, now)
+            scores = adapter.fetch_scores(list(traces), name=FEEDBACK_NAMES) if traces else []
+            with transaction.atomic():
+                applied = apply_feedback(traces, scores)
+                created, updated = upsert_traces(list(traces.values()))
+                for skipped in parsed.skipped:
+                    reasons[skipped.reason] += 1
+                run.pages += 1
+                run.fetched += len(page.observations)
+                run.created += created
+                run.updated += updated
+                run.skipped += len(parsed.skipped)
+                run.feedback_scores += applied
+                run.skip_reasons = dict(reasons)
+                run.cursor = page.next_cursor or ""
+                run.heartbeat_at = now
+                run.save()
+            if on_page:
+                on_page(run)
+    except LangfuseError as e:
+        log.warning("sync run %s stopped: %s", run.pk, e)
+        run.status, run.error, run.retryable = SyncStatus.FAILED, str(e)[:2000], e.retryable
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "error", "retryable", "finished_at"])
+        return run
+    finally:
+        if own_adapter:
+            adapter.close()
+    run.status, run.finished_at = SyncStatus.SUCCEEDED, timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    return run

@@ -1,0 +1,33 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from labeling.standin import (
+    DEFAULT_PUBLIC_KEY,
+    DEFAULT_SECRET_KEY,
+    Store,
+    generate_traffic,
+    start_in_thread,
+)
+
+# Fixed, so windows and counts are the same on every run.
+TRAFFIC_END = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def traffic():
+    return generate_traffic(seed=11, days=2, per_day=400, end=TRAFFIC_END)
+
+
+@pytest.fixture
+def langfuse(traffic, monkeypatch):
+    """A stand-in Langfuse with two days of traffic; the console's env points at it."""
+    store = Store()
+    store.load(traffic)
+    url, stop = start_in_thread(store)
+    monkeypatch.setenv("LANGFUSE_BASE_URL", url)
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", DEFAULT_PUBLIC_KEY)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", DEFAULT_SECRET_KEY)
+    store.url = url
+    yield store
+    stop()
