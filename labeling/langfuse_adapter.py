@@ -687,7 +687,7 @@ def _label_score_id(trace_id: str, name: str) -> str:
 
 
 class LangfuseAdapter:
-    """A thread-unsafe Langfuse client (create one per task/thread); close it when done."""
+    """The console's Langfuse client: one per task or thread, closed when done (context manager)."""
 
     def __init__(
         self,
@@ -793,6 +793,19 @@ class LangfuseAdapter:
             chunk = ",".join(unique_ids[start : start + TRACE_IDS_PER_SCORE_QUERY])
             scores.extend(self._iter_scores(trace_id=chunk, name=names))
         return scores
+
+    def iter_scores(
+        self,
+        since: datetime,
+        until: datetime,
+        name: str | Sequence[str] | None = None,
+    ) -> Iterator[FeedbackScore]:
+        """Scores timestamped in ``[since, until)``: feedback often arrives after its trace
+        was synced, so a sync can pick it up by time instead of by trace id."""
+        names = name if name is None or isinstance(name, str) else ",".join(name)
+        yield from self._iter_scores(
+            from_timestamp=since.astimezone(UTC), to_timestamp=until.astimezone(UTC), name=names
+        )
 
     def fetch_scores_by_id(self, score_ids: Sequence[str]) -> list[FeedbackScore]:
         scores: list[FeedbackScore] = []

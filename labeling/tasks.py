@@ -2,8 +2,10 @@
 
 from celery import shared_task
 
+from .langfuse_adapter import LangfuseError
 from .models import SyncStatus
 from .sync import sync_execute, sync_resume
+from .writeback import label_push
 
 SYNC_RETRY_DELAYS = (30, 120, 600)  # seconds; Langfuse outages are usually short
 
@@ -20,3 +22,12 @@ def sync_traces(self, run_id: int) -> dict:
         sync_resume(run=run)
         raise self.retry(countdown=SYNC_RETRY_DELAYS[self.request.retries])
     return {"run": run.pk, "status": run.status, "created": run.created, "skipped": run.skipped}
+
+
+@shared_task(bind=True, acks_late=True, max_retries=6)
+def push_label(self, label_id: int) -> None:
+    """Write one label to Langfuse; Langfuse being down only delays it."""
+    try:
+        label_push(label_id)
+    except LangfuseError as e:
+        raise self.retry(countdown=min(30 * 2**self.request.retries, 3600), exc=e) from e

@@ -31,3 +31,16 @@ def langfuse(traffic, monkeypatch):
     store.url = url
     yield store
     stop()
+
+
+@pytest.fixture
+def synced(langfuse, db):
+    """The stand-in's traffic synced into the trace store."""
+    from datetime import timedelta
+
+    from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
+    from labeling.sync import sync_execute, sync_start
+
+    run = sync_start(since=TRAFFIC_END - timedelta(days=3), until=TRAFFIC_END)
+    adapter = LangfuseAdapter.from_env(retry=RetryPolicy(attempts=2), sleep=lambda s: None)
+    return sync_execute(run.pk, adapter=adapter, page_size=500)

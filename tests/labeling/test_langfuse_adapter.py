@@ -325,6 +325,20 @@ def test_fetch_scores_filters_by_name(adapter, traffic):
     assert all(1 <= s.value <= 5 for s in scores)
 
 
+def test_scores_can_be_read_by_time_window(adapter, traffic):
+    middle = END - timedelta(days=1)
+    expected = {
+        s["id"]
+        for s in traffic.scores
+        if middle <= datetime.fromisoformat(s["timestamp"]) < END and s["name"] == THUMBS_SCORE_NAME
+    }
+
+    scores = list(adapter.iter_scores(middle, END, name=[THUMBS_SCORE_NAME]))
+
+    assert expected
+    assert {s.id for s in scores} == expected
+
+
 def test_labels_are_written_as_categorical_annotations_and_read_back(adapter, store, traffic):
     first, second = (o["traceId"] for o in traffic.roots[:2])
     result = adapter.write_label_scores(

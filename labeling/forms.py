@@ -1,0 +1,46 @@
+from datetime import timedelta
+
+from django import forms
+from django.utils import timezone
+
+from .models import BatchKind, LabelValue
+
+REASON_TAGS = [
+    ("multi-file", "Multi-file / codebase context"),
+    ("algorithm", "Algorithm or math reasoning"),
+    ("debugging", "Complex debugging"),
+    ("security", "Security analysis"),
+    ("simple-query", "Simple question"),
+    ("single-function", "Single function"),
+    ("formatting", "Formatting / grammar"),
+    ("explanation", "Short explanation"),
+]
+
+
+class BatchForm(forms.Form):
+    kind = forms.ChoiceField(choices=BatchKind.choices, initial=BatchKind.HEADLINE)
+    size = forms.IntegerField(min_value=1, max_value=5000, initial=100)
+    period_start = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="From (UTC)"
+    )
+    period_end = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="Until (UTC)"
+    )
+    classifier_version = forms.CharField(required=False, max_length=64, label="Only version")
+    stratify_by_tier = forms.BooleanField(required=False, label="Stratify by tier (headline)")
+    double_review_share = forms.FloatField(
+        min_value=0, max_value=1, initial=0.1, label="Share labeled twice"
+    )
+    seed = forms.IntegerField(required=False, help_text="Empty: a random seed, recorded.")
+    name = forms.CharField(required=False, max_length=120)
+
+    @classmethod
+    def for_last_week(cls):
+        now = timezone.now().replace(minute=0, second=0, microsecond=0)
+        return cls(initial={"period_start": now - timedelta(days=7), "period_end": now})
+
+
+class LabelForm(forms.Form):
+    value = forms.ChoiceField(choices=LabelValue.choices)
+    comment = forms.CharField(required=False, max_length=5000)
+    reasons = forms.MultipleChoiceField(choices=REASON_TAGS, required=False)

@@ -1,0 +1,110 @@
+"""Reads of the labeling workflow: progress, agreement, the items a page shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+
+from .models import Batch, BatchItem, Label, LabelValue
+
+JUDGEMENTS = (LabelValue.WEAK_SUFFICIENT, LabelValue.STRONG_NEEDED)
+
+
+@dataclass
+class Progress:
+    items: int
+    done: int  # items with every review they need
+    labels: int
+    skipped: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.items) if self.items else 0
+
+
+def batch_progress(batch: Batch) -> Progress:
+    rows = (
+        BatchItem.objects.filter(batch=batch)
+        .annotate(judged=Count("labels", filter=Q(labels__value__in=JUDGEMENTS)))
+        .values_list("judged", "reviews_required")
+    )
+    items = done = 0
+    for judged, needed in rows:
+        items += 1
+        done += judged >= needed
+    counts = Label.objects.filter(item__batch=batch).aggregate(
+        labels=Count("id", filter=Q(value__in=JUDGEMENTS)),
+        skipped=Count("id", filter=Q(value=LabelValue.SKIPPED)),
+    )
+    return Progress(items=items, done=done, **counts)
+
+
+@dataclass
+class Agreement:
+    pairs: int
+    agreed: int
+    kappa: float | None
+
+    @property
+    def percent(self) -> float | None:
+        return 100 * self.agreed / self.pairs if self.pairs else None
+
+
+def cohens_kappa(pairs: list[tuple[str, str]]) -> float | None:
+    """Cohen's kappa for two ratings per item (first label vs second label).
+
+    None when undefined: no pairs, or both ratings constant and equal (chance agreement 1).
+    """
+    n = len(pairs)
+    if not n:
+        return None
+    observed = sum(a == b for a, b in pairs) / n
+    expected = sum(
+        (sum(a == c for a, _ in pairs) / n) * (sum(b == c for _, b in pairs) / n)
+        for c in JUDGEMENTS
+    )
+    if expected >= 1:
+        return None
+    return (observed - expected) / (1 - expected)
+
+
+def batch_agreement(batch: Batch) -> Agreement:
+    by_item: dict[int, list[str]] = {}
+    rows = (
+        Label.objects.filter(item__batch=batch, item__reviews_required=2, value__in=JUDGEMENTS)
+        .order_by("item_id", "created_at", "id")
+        .values_list("item_id", "value")
+    )
+    for item_id, value in rows:
+        by_item.setdefault(item_id, []).append(value)
+    pairs = [(v[0], v[1]) for v in by_item.values() if len(v) >= 2]
+    return Agreement(len(pairs), sum(a == b for a, b in pairs), cohens_kappa(pairs))
+
+
+def disagreements(batch: Batch | None = None):
+    """Double-reviewed items whose two labels differ and that no operator settled yet."""
+    items = BatchItem.objects.filter(reviews_required=2, final_value="")
+    if batch is not None:
+        items = items.filter(batch=batch)
+    return (
+        items.annotate(
+            weak=Count("labels", filter=Q(labels__value=LabelValue.WEAK_SUFFICIENT)),
+            strong=Count("labels", filter=Q(labels__value=LabelValue.STRONG_NEEDED)),
+        )
+        .filter(weak__gte=1, strong__gte=1)
+        .select_related("trace", "batch")
+        .prefetch_related("labels__reviewer")
+        .order_by("batch_id", "position")
+    )
+
+
+def final_label(item: BatchItem, labels: list[Label]) -> str | None:
+    """The label an item counts as: adjudicated, agreed, or its single judgement."""
+    if item.final_value:
+        return item.final_value
+    values = {label.value for label in labels if label.value in JUDGEMENTS}
+    judged = [label for label in labels if label.value in JUDGEMENTS]
+    if len(judged) >= item.reviews_required and len(values) == 1:
+        return values.pop()
+    return None

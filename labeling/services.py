@@ -1,0 +1,197 @@
+"""Writes of the labeling workflow: batches, claims, labels, adjudication.
+
+Each runs in one transaction and leaves an audit record; label write-back to Langfuse is
+queued on commit, so a rolled-back label never reaches Langfuse.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from audit.services import audit_record
+from routing.errors import Conflict
+
+from .models import Batch, BatchItem, BatchKind, Label, LabelValue
+from .sampling import double_review_ids, draw, period_traces
+
+MAX_BATCH_SIZE = 5_000
+CLAIM_FOR = timedelta(minutes=10)
+
+
+@transaction.atomic
+def batch_create(
+    *,
+    actor,
+    kind: str,
+    period_start: datetime,
+    period_end: datetime,
+    size: int,
+    name: str = "",
+    seed: int | None = None,
+    classifier_version: str = "",
+    blind: bool | None = None,
+    double_review_share: float = 0.0,
+    options: dict | None = None,
+) -> Batch:
+    """Draw a sample and store it as a batch; the strategy and seed are recorded with it."""
+    errors = {}
+    if kind not in BatchKind.values:
+        errors["kind"] = [f"Must be one of {', '.join(BatchKind.values)}."]
+    if not 1 <= size <= MAX_BATCH_SIZE:
+        errors["size"] = [f"Must be between 1 and {MAX_BATCH_SIZE:,}."]
+    if period_start >= period_end:
+        errors["period_end"] = ["Must be after the period start."]
+    if not 0 <= double_review_share <= 1:
+        errors["double_review_share"] = ["Must be between 0 and 1."]
+    if errors:
+        raise ValidationError(errors)
+    seed = secrets.randbits(31) if seed is None else seed
+    options = options or {}
+    traces = period_traces(period_start, period_end, classifier_version=classifier_version)
+    sample = draw(kind, traces, size, seed, options)
+    if not sample.trace_ids:
+        raise ValidationError({"period_start": ["No traces in this period match the strategy."]})
+    batch = Batch.objects.create(
+        name=name
+        or f"{BatchKind(kind).label.split(':')[0]} {period_start:%Y-%m-%d}–{period_end:%m-%d}",
+        kind=kind,
+        strategy={
+            "kind": kind,
+            "size": size,
+            "classifier_version": classifier_version,
+            "options": options,
+            "deduplicated": True,
+        },
+        seed=seed,
+        period_start=period_start,
+        period_end=period_end,
+        population=sample.population,
+        blind=(kind == BatchKind.HEADLINE) if blind is None else blind,
+        double_review_share=double_review_share,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    doubled = double_review_ids(sample.trace_ids, double_review_share, seed)
+    BatchItem.objects.bulk_create(
+        BatchItem(
+            batch=batch,
+            trace_id=trace_id,
+            position=position,
+            stratum=sample.strata.get(trace_id, ""),
+            weight=sample.weights.get(trace_id, 1.0),
+            reviews_required=2 if trace_id in doubled else 1,
+        )
+        for position, trace_id in enumerate(sample.trace_ids, start=1)
+    )
+    audit_record(
+        actor=actor,
+        action="batch.create",
+        obj=batch,
+        after={**batch.strategy, "seed": seed, "items": len(sample.trace_ids)},
+    )
+    return batch
+
+
+def _open_items(batch: Batch, reviewer):
+    """Items this reviewer may still label: not labeled by them, reviews still missing."""
+    return (
+        BatchItem.objects.filter(batch=batch)
+        .exclude(labels__reviewer=reviewer)
+        .annotate(done=Count("labels"))
+        .filter(done__lt=F("reviews_required"))
+    )
+
+
+@transaction.atomic
+def item_claim_next(*, batch: Batch, reviewer) -> BatchItem | None:
+    """The next item for ``reviewer``, held for them for a while.
+
+    An item claimed by another reviewer is skipped until the claim lapses, and
+    ``skip_locked`` keeps two simultaneous requests from taking the same row.
+    """
+    now = timezone.now()
+    mine = _open_items(batch, reviewer).filter(claimed_by=reviewer, claimed_until__gt=now)
+    item = mine.order_by("position").first()
+    if item:
+        return item
+    free = Q(claimed_by__isnull=True) | Q(claimed_until__lte=now) | Q(claimed_by=reviewer)
+    open_ids = _open_items(batch, reviewer).filter(free).values("id")
+    item = (
+        BatchItem.objects.select_for_update(skip_locked=True)
+        .filter(id__in=open_ids)
+        .order_by("position")
+        .first()
+    )
+    if item is None:
+        return None
+    item.claimed_by, item.claimed_until = reviewer, now + CLAIM_FOR
+    item.save(update_fields=["claimed_by", "claimed_until"])
+    return item
+
+
+@transaction.atomic
+def label_submit(
+    *, reviewer, item: BatchItem, value: str, comment: str = "", reasons: list[str] | None = None
+) -> Label:
+    """Record (or change) this reviewer's label of ``item`` and queue its Langfuse score."""
+    if value not in LabelValue.values:
+        raise ValidationError({"value": [f"Must be one of {', '.join(LabelValue.values)}."]})
+    reasons = [str(r)[:40] for r in (reasons or [])][:10]
+    item = BatchItem.objects.select_for_update().get(pk=item.pk)
+    existing = Label.objects.filter(item=item, reviewer=reviewer).first()
+    if existing is None:
+        others = item.labels.exclude(value=LabelValue.SKIPPED).count()
+        if value != LabelValue.SKIPPED and others >= item.reviews_required:
+            raise Conflict("This item already has all the labels it needs.")
+    before = {"value": existing.value, "comment": existing.comment} if existing else None
+    label, _ = Label.objects.update_or_create(
+        item=item,
+        reviewer=reviewer,
+        defaults={
+            "value": value,
+            "comment": comment[:5000],
+            "reasons": reasons,
+            "langfuse_sent_at": None,
+            "langfuse_error": "",
+        },
+    )
+    if item.claimed_by_id == reviewer.pk:
+        item.claimed_by, item.claimed_until = None, None
+        item.save(update_fields=["claimed_by", "claimed_until"])
+    audit_record(
+        actor=reviewer,
+        action="label.change" if existing else "label.create",
+        obj=label,
+        before=before,
+        after={"value": value, "comment": label.comment, "trace": item.trace.langfuse_id},
+    )
+    if value != LabelValue.SKIPPED:
+        from .tasks import push_label
+
+        transaction.on_commit(lambda: push_label.delay(label.pk))
+    return label
+
+
+@transaction.atomic
+def item_adjudicate(*, actor, item: BatchItem, value: str, note: str = "") -> BatchItem:
+    """An operator settles a disagreement between two reviewers."""
+    if value not in (LabelValue.WEAK_SUFFICIENT, LabelValue.STRONG_NEEDED):
+        raise ValidationError({"value": ["Choose weak_sufficient or strong_needed."]})
+    item = BatchItem.objects.select_for_update().get(pk=item.pk)
+    before = {"final_value": item.final_value}
+    item.final_value, item.adjudicated_by, item.adjudicated_at = value, actor, timezone.now()
+    item.save(update_fields=["final_value", "adjudicated_by", "adjudicated_at"])
+    audit_record(
+        actor=actor,
+        action="item.adjudicate",
+        obj=item,
+        before=before,
+        after={"final_value": value},
+        message=note,
+    )
+    return item

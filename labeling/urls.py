@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+
+app_name = "labeling"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("batches/new/", views.batch_create, name="batch-create"),
+    path("sync/", views.sync_now, name="sync"),
+    path("batches/<int:batch_id>/", views.batch_detail, name="batch"),
+    path("batches/<int:batch_id>/work/", views.work, name="work"),
+    path("batches/<int:batch_id>/items/<int:position>/", views.item, name="item"),
+    path("adjudication/", views.adjudication, name="adjudication"),
+    path("adjudication/<int:item_id>/", views.adjudicate, name="adjudicate"),
+]

@@ -1,0 +1,183 @@
+"""Pages for reviewers (labeling) and operators (batches, sync, adjudication)."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.decorators import role_required
+from accounts.roles import OPERATOR, REVIEWER, has_role
+from routing.errors import Conflict
+
+from . import selectors, services
+from .forms import REASON_TAGS, BatchForm, LabelForm
+from .models import Batch, BatchItem, Label, SyncRun
+from .sync import sync_start
+from .tasks import sync_traces
+
+
+def _errors_text(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return " ".join(f"{f}: {' '.join(m)}" for f, m in error.message_dict.items())
+    return " ".join(error.messages)
+
+
+@require_GET
+@role_required(REVIEWER)
+def home(request):
+    batches = list(Batch.objects.select_related("created_by")[:50])
+    for batch in batches:
+        batch.progress = selectors.batch_progress(batch)
+    return render(
+        request,
+        "labeling/home.html",
+        {
+            "batches": batches,
+            "runs": SyncRun.objects.all()[:5],
+            "form": BatchForm.for_last_week() if has_role(request.user, OPERATOR) else None,
+        },
+    )
+
+
+@require_POST
+@role_required(OPERATOR)
+def batch_create(request):
+    form = BatchForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
+        return redirect("labeling:home")
+    data = form.cleaned_data
+    try:
+        batch = services.batch_create(
+            actor=request.user,
+            kind=data["kind"],
+            period_start=data["period_start"],
+            period_end=data["period_end"],
+            size=data["size"],
+            name=data["name"],
+            seed=data["seed"],
+            classifier_version=data["classifier_version"],
+            double_review_share=data["double_review_share"],
+            options={"stratify_by_tier": data["stratify_by_tier"]},
+        )
+    except ValidationError as e:
+        messages.error(request, _errors_text(e))
+        return redirect("labeling:home")
+    messages.success(request, f"Batch “{batch.name}” created with {batch.items.count()} items.")
+    return redirect("labeling:batch", batch_id=batch.pk)
+
+
+@require_POST
+@role_required(OPERATOR)
+def sync_now(request):
+    try:
+        run = sync_start(actor=request.user)
+    except Conflict as e:
+        messages.error(request, str(e))
+    else:
+        transaction.on_commit(lambda: sync_traces.delay(run.pk))
+        messages.success(request, f"Sync {run.pk} queued.")
+    return redirect("labeling:home")
+
+
+@require_GET
+@role_required(REVIEWER)
+def batch_detail(request, batch_id):
+    batch = get_object_or_404(Batch, pk=batch_id)
+    items = (
+        BatchItem.objects.filter(batch=batch)
+        .select_related("trace")
+        .prefetch_related("labels__reviewer")
+        .order_by("position")[:500]
+    )
+    return render(
+        request,
+        "labeling/batch.html",
+        {
+            "batch": batch,
+            "items": items,
+            "progress": selectors.batch_progress(batch),
+            "agreement": selectors.batch_agreement(batch),
+            "show_tier": not batch.blind or has_role(request.user, OPERATOR),
+        },
+    )
+
+
+@require_GET
+@role_required(REVIEWER)
+def work(request, batch_id):
+    """Send the reviewer to the next item they should label."""
+    batch = get_object_or_404(Batch, pk=batch_id)
+    item = services.item_claim_next(batch=batch, reviewer=request.user)
+    if item is None:
+        messages.success(request, "Nothing left for you in this batch. Thank you!")
+        return redirect("labeling:batch", batch_id=batch.pk)
+    return redirect("labeling:item", batch_id=batch.pk, position=item.position)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(REVIEWER)
+def item(request, batch_id, position):
+    batch = get_object_or_404(Batch, pk=batch_id)
+    item = get_object_or_404(
+        BatchItem.objects.select_related("trace"), batch=batch, position=position
+    )
+    mine = Label.objects.filter(item=item, reviewer=request.user).first()
+    if request.method == "POST":
+        form = LabelForm(request.POST)
+        if form.is_valid():
+            try:
+                services.label_submit(reviewer=request.user, item=item, **form.cleaned_data)
+            except (ValidationError, Conflict) as e:
+                messages.error(
+                    request, _errors_text(e) if isinstance(e, ValidationError) else str(e)
+                )
+                return redirect("labeling:item", batch_id=batch.pk, position=position)
+            return redirect("labeling:work", batch_id=batch.pk)
+    last_mine = (
+        Label.objects.filter(item__batch=batch, reviewer=request.user)
+        .exclude(item=item)
+        .order_by("-updated_at")
+        .select_related("item")
+        .first()
+    )
+    count = batch.items.count()
+    return render(
+        request,
+        "labeling/item.html",
+        {
+            "batch": batch,
+            "item": item,
+            "trace": item.trace,
+            "mine": mine,
+            "reveal": not batch.blind or mine is not None,
+            "progress": selectors.batch_progress(batch),
+            "previous": position - 1 if position > 1 else None,
+            "next": position + 1 if position < count else None,
+            "undo_position": last_mine.item.position if last_mine else None,
+            "reason_tags": REASON_TAGS,
+        },
+    )
+
+
+@require_GET
+@role_required(OPERATOR)
+def adjudication(request):
+    return render(request, "labeling/adjudication.html", {"items": selectors.disagreements()[:200]})
+
+
+@require_POST
+@role_required(OPERATOR)
+def adjudicate(request, item_id):
+    item = get_object_or_404(BatchItem, pk=item_id)
+    try:
+        services.item_adjudicate(
+            actor=request.user,
+            item=item,
+            value=request.POST.get("value", ""),
+            note=request.POST.get("note", ""),
+        )
+    except ValidationError as e:
+        messages.error(request, _errors_text(e))
+    return redirect("labeling:adjudication")

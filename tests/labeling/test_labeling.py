@@ -1,0 +1,240 @@
+"""Batches, claims, labels, agreement, adjudication, write-back and the reviewer's pages."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from audit.models import AuditEvent
+from labeling import services
+from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
+from labeling.models import Batch, BatchKind, Label, LabelValue
+from labeling.selectors import batch_agreement, batch_progress, cohens_kappa, disagreements
+from labeling.writeback import label_push, score_id
+from routing.errors import Conflict
+
+from .conftest import TRAFFIC_END
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def batch(synced, operator):
+    return services.batch_create(
+        actor=operator,
+        kind=BatchKind.HEADLINE,
+        period_start=TRAFFIC_END - timedelta(days=3),
+        period_end=TRAFFIC_END,
+        size=20,
+        seed=5,
+        double_review_share=0.25,
+    )
+
+
+def test_a_batch_records_its_strategy_and_seed(batch):
+    assert batch.seed == 5 and batch.strategy["kind"] == "headline"
+    assert batch.blind is True  # headline batches are blind by default
+    assert batch.items.count() == 20
+    assert batch.items.filter(reviews_required=2).count() == 5
+    assert AuditEvent.objects.filter(action="batch.create", object_id=str(batch.pk)).exists()
+
+
+def test_bad_batch_requests_name_the_field(synced, operator):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as raised:
+        services.batch_create(
+            actor=operator,
+            kind="nope",
+            period_start=TRAFFIC_END,
+            period_end=TRAFFIC_END - timedelta(days=1),
+            size=0,
+        )
+    assert set(raised.value.message_dict) == {"kind", "size", "period_end"}
+
+
+def test_two_reviewers_never_get_the_same_single_review_item(batch, reviewer, make_user):
+    other = make_user("rob", "reviewer")
+    first = services.item_claim_next(batch=batch, reviewer=reviewer)
+    second = services.item_claim_next(batch=batch, reviewer=other)
+    assert first.pk != second.pk
+    # Asking again returns the item already held, not a new one.
+    assert services.item_claim_next(batch=batch, reviewer=reviewer).pk == first.pk
+
+
+def test_labeling_moves_on_and_counts_progress(batch, reviewer):
+    item = services.item_claim_next(batch=batch, reviewer=reviewer)
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.STRONG_NEEDED)
+    following = services.item_claim_next(batch=batch, reviewer=reviewer)
+    assert following.pk != item.pk
+    services.label_submit(reviewer=reviewer, item=following, value=LabelValue.SKIPPED)
+    progress = batch_progress(batch)
+    assert (progress.labels, progress.skipped) == (1, 1)
+    assert progress.done == (1 if item.reviews_required == 1 else 0)
+
+
+def test_relabeling_changes_the_one_label_and_is_audited(batch, reviewer):
+    item = batch.items.first()
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+    services.label_submit(
+        reviewer=reviewer, item=item, value=LabelValue.STRONG_NEEDED, comment="second look"
+    )
+    assert Label.objects.filter(item=item).count() == 1
+    assert (
+        AuditEvent.objects.filter(action="label.change").get().before["value"] == "weak_sufficient"
+    )
+
+
+def test_the_database_allows_one_label_per_reviewer_and_item(batch, reviewer):
+    item = batch.items.first()
+    Label.objects.create(item=item, reviewer=reviewer, value=LabelValue.WEAK_SUFFICIENT)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Label.objects.create(item=item, reviewer=reviewer, value=LabelValue.STRONG_NEEDED)
+
+
+def test_a_single_review_item_refuses_a_second_reviewer(batch, reviewer, make_user):
+    item = batch.items.filter(reviews_required=1).first()
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+    with pytest.raises(Conflict):
+        services.label_submit(
+            reviewer=make_user("rob", "reviewer"), item=item, value=LabelValue.STRONG_NEEDED
+        )
+
+
+def test_disagreements_reach_adjudication_and_kappa_is_computed(
+    batch, reviewer, make_user, operator
+):
+    other = make_user("rob", "reviewer")
+    doubled = list(batch.items.filter(reviews_required=2))
+    for n, item in enumerate(doubled):
+        services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+        value = LabelValue.STRONG_NEEDED if n == 0 else LabelValue.WEAK_SUFFICIENT
+        services.label_submit(reviewer=other, item=item, value=value)
+    agreement = batch_agreement(batch)
+    assert agreement.pairs == len(doubled) and agreement.agreed == len(doubled) - 1
+    [open_item] = disagreements(batch)
+    assert open_item.pk == doubled[0].pk
+    services.item_adjudicate(actor=operator, item=open_item, value=LabelValue.STRONG_NEEDED)
+    assert list(disagreements(batch)) == []
+
+
+@pytest.mark.parametrize(
+    "pairs,kappa",
+    [
+        ([("weak_sufficient", "weak_sufficient"), ("strong_needed", "strong_needed")], 1.0),
+        ([("weak_sufficient", "strong_needed"), ("strong_needed", "weak_sufficient")], -1.0),
+        ([("weak_sufficient", "weak_sufficient")] * 3, None),
+        ([], None),
+    ],
+)
+def test_cohens_kappa(pairs, kappa):
+    assert cohens_kappa(pairs) == kappa
+
+
+def test_labels_are_written_back_to_langfuse_as_scores(batch, reviewer, langfuse):
+    item = batch.items.first()
+    label = services.label_submit(
+        reviewer=reviewer, item=item, value=LabelValue.STRONG_NEEDED, comment="multi-file"
+    )
+    adapter = LangfuseAdapter.from_env(retry=RetryPolicy(attempts=2), sleep=lambda s: None)
+    label = label_push(label.pk, adapter=adapter)
+    assert label.langfuse_sent_at is not None and label.langfuse_error == ""
+    [score] = adapter.fetch_scores([item.trace.langfuse_id], name="routing_label")
+    assert score.id == score_id(label)
+    assert score.value == "strong_needed" and score.source == "ANNOTATION"
+    assert score.comment == "multi-file"
+
+
+def test_a_permanent_langfuse_error_is_kept_on_the_label(batch, reviewer, langfuse, monkeypatch):
+    label = services.label_submit(
+        reviewer=reviewer, item=batch.items.first(), value=LabelValue.WEAK_SUFFICIENT
+    )
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "wrong")
+    label = label_push(label.pk, adapter=LangfuseAdapter.from_env(sleep=lambda s: None))
+    assert label.langfuse_sent_at is None and "401" in label.langfuse_error
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+def test_labeling_pages_need_a_login(client, batch):
+    for path in (
+        "/labeling/",
+        f"/labeling/batches/{batch.pk}/",
+        f"/labeling/batches/{batch.pk}/items/1/",
+    ):
+        assert client.get(path).status_code == 302
+
+
+def test_reviewers_label_but_cannot_draw_batches_sync_or_adjudicate(client, batch, reviewer):
+    client.force_login(reviewer)
+    assert client.get(f"/labeling/batches/{batch.pk}/items/1/").status_code == 200
+    assert client.post("/labeling/batches/new/", {"kind": "headline"}).status_code == 403
+    assert client.post("/labeling/sync/").status_code == 403
+    assert client.get("/labeling/adjudication/").status_code == 403
+    item = batch.items.first()
+    assert (
+        client.post(f"/labeling/adjudication/{item.pk}/", {"value": "strong_needed"}).status_code
+        == 403
+    )
+
+
+def test_work_sends_the_reviewer_to_their_next_item_and_label_posts_move_on(
+    client, batch, reviewer
+):
+    client.force_login(reviewer)
+    response = client.get(f"/labeling/batches/{batch.pk}/work/")
+    assert response.status_code == 302
+    position = int(response.url.rstrip("/").split("/")[-1])
+    response = client.post(response.url, {"value": "weak_sufficient", "reasons": ["simple-query"]})
+    assert response.url == f"/labeling/batches/{batch.pk}/work/"
+    label = Label.objects.get(reviewer=reviewer)
+    assert label.item.position == position and label.reasons == ["simple-query"]
+
+
+def test_blind_mode_hides_the_tier_until_labeled(client, batch, reviewer):
+    client.force_login(reviewer)
+    item = batch.items.exclude(trace__tier="").first()
+    url = f"/labeling/batches/{batch.pk}/items/{item.position}/"
+    html = client.get(url).content.decode()
+    assert "Blind batch" in html and "tier-pill" not in html
+    client.post(url, {"value": "strong_needed"})
+    html = client.get(url).content.decode()
+    assert f"tier-pill tier-{item.trace.tier}" in html
+
+
+def test_prompts_are_rendered_as_text(client, batch, reviewer):
+    item = batch.items.first()
+    trace = item.trace
+    trace.messages = [
+        {
+            "role": "user",
+            "content": "<script>alert('x')</script>\n```js\n<img src=x onerror=alert(1)>\n```",
+        }
+    ]
+    trace.save()
+    client.force_login(reviewer)
+    html = client.get(f"/labeling/batches/{batch.pk}/items/{item.position}/").content.decode()
+    assert "<script>alert('x')</script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+    assert (
+        '<pre class="code" data-lang="js"><code>&lt;img src=x onerror=alert(1)&gt;</code></pre>'
+        in html
+    )
+
+
+def test_operator_draws_a_batch_from_the_page(client, synced, operator):
+    client.force_login(operator)
+    response = client.post(
+        "/labeling/batches/new/",
+        {
+            "kind": "fn",
+            "size": 10,
+            "period_start": (TRAFFIC_END - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
+            "period_end": TRAFFIC_END.strftime("%Y-%m-%dT%H:%M"),
+            "double_review_share": 0,
+        },
+    )
+    batch = Batch.objects.get()
+    assert response.url == f"/labeling/batches/{batch.pk}/"
+    assert batch.kind == "fn" and batch.blind is False

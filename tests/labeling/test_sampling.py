@@ -1,0 +1,108 @@
+"""Sampling: reproducible draws, honest weights, discovery kept out of headline estimates."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from labeling.models import BatchKind, Trace
+from labeling.sampling import draw, period_traces, retry_candidates
+from labeling.similarity import similarity
+from labeling.sync import input_fingerprint
+
+from .conftest import TRAFFIC_END
+
+pytestmark = pytest.mark.django_db
+START = TRAFFIC_END - timedelta(days=3)
+
+
+def frame():
+    return period_traces(START, TRAFFIC_END)
+
+
+def test_a_seeded_headline_sample_is_reproducible(synced):
+    a = draw(BatchKind.HEADLINE, frame(), 50, seed=7)
+    b = draw(BatchKind.HEADLINE, frame(), 50, seed=7)
+    c = draw(BatchKind.HEADLINE, frame(), 50, seed=8)
+    assert a.trace_ids == b.trace_ids
+    assert a.trace_ids != c.trace_ids
+    assert len(a.trace_ids) == len(set(a.trace_ids)) == 50
+
+
+def test_duplicate_inputs_are_collapsed(synced):
+    total = frame().count()
+    distinct = frame().values("input_hash").distinct().count()
+    assert distinct < total  # the traffic has retries of the same question
+    sample = draw(BatchKind.HEADLINE, frame(), 10_000, seed=1)
+    assert sample.population == distinct
+    hashes = Trace.objects.filter(id__in=sample.trace_ids).values_list("input_hash", flat=True)
+    assert len(set(hashes)) == len(sample.trace_ids)
+
+
+def test_stratified_weights_add_up_to_the_population(synced):
+    sample = draw(BatchKind.HEADLINE, frame(), 60, seed=3, options={"stratify_by_tier": True})
+    assert set(sample.strata.values()) >= {"weak", "strong"}
+    assert sum(sample.weights.values()) == pytest.approx(sample.population)
+    tiers = dict(Trace.objects.filter(id__in=sample.trace_ids).values_list("id", "tier"))
+    assert all(tiers[i] == sample.strata[i] for i in sample.trace_ids)
+
+
+def test_fn_candidates_are_weak_with_thumbs_down(synced):
+    sample = draw(BatchKind.FN_CANDIDATES, frame(), 500, seed=1)
+    traces = Trace.objects.filter(id__in=sample.trace_ids)
+    assert traces.exists()
+    assert set(traces.values_list("tier", "thumbs_down")) == {("weak", True)}
+    assert sample.weights == {}  # no estimation weight: not a probability sample
+
+
+def test_fp_candidates_are_strong_costly_and_short(synced):
+    sample = draw(BatchKind.FP_CANDIDATES, frame(), 500, seed=1, options={"min_cost_usd": 0.0})
+    for trace in Trace.objects.filter(id__in=sample.trace_ids):
+        assert trace.tier == "strong" and trace.char_count < 200
+
+
+def test_near_threshold_candidates(synced):
+    sample = draw(BatchKind.NEAR_THRESHOLD, frame(), 500, seed=1)
+    for trace in Trace.objects.filter(id__in=sample.trace_ids):
+        assert 450 <= trace.char_count <= 550 or trace.turn_count in (5, 6)
+
+
+def _trace(n, user, at, text, tier="weak"):
+    return Trace.objects.create(
+        langfuse_id=f"t{n}",
+        started_at=at,
+        user_id=user,
+        messages=[{"role": "user", "content": text}],
+        input_text=text,
+        input_hash=input_fingerprint(text),
+        char_count=len(text),
+        turn_count=1,
+        tier=tier,
+    )
+
+
+def test_retries_need_the_same_user_a_similar_input_and_five_minutes(db):
+    t0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    ask = "파이썬에서 리스트를 정렬하는 방법 알려줘"
+    first = _trace(1, "u1", t0, ask)
+    _trace(2, "u1", t0 + timedelta(minutes=3), ask + "요")  # a retry
+    _trace(3, "u2", t0, ask)  # another user: not a retry of u1
+    _trace(4, "u2", t0 + timedelta(days=1, minutes=1), ask)  # a day later: not a retry
+    _trace(5, "u3", t0, "explain this regex", tier="strong")  # strong first: not an FN sign
+    _trace(6, "u3", t0 + timedelta(minutes=1), "explain this regex please")
+    _trace(7, "u4", t0, "write a sort function")
+    _trace(8, "u4", t0 + timedelta(minutes=2), "what is the capital of France?")  # unrelated
+    found = retry_candidates(Trace.objects.all())
+    assert found == [first.pk]
+
+
+@pytest.mark.parametrize(
+    "a,b,similar",
+    [
+        ("리스트 정렬 방법 알려줘", "리스트 정렬 방법 알려줘요", True),
+        ("how do I sort a list in python", "How do I sort a list in Python?", True),
+        ("리스트 정렬 방법", "데이터베이스 인덱스 설계", False),
+        ("sort a list", "configure nginx ssl", False),
+    ],
+)
+def test_similarity_works_for_korean_and_english(a, b, similar):
+    assert (similarity(a, b) >= 0.8) is similar
