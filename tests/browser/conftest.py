@@ -17,6 +17,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _unhashed_static_files(settings):
+    # The live server serves static files through the finders, which know the files by
+    # their plain names, not the hashed names of the production manifest.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture(scope="session")
 def browser():
     # Playwright's sync API runs an event loop in this thread; the ORM calls our fixtures
@@ -35,5 +45,8 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
+    failed = []
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
     yield page
+    assert not [u for u in failed if "/static/" in u], f"static files failed: {failed}"
     context.close()

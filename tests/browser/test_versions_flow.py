@@ -37,6 +37,7 @@ def test_operator_drafts_v8_adds_a_keyword_diffs_and_classifies(page, live_serve
     expect(page).to_have_url(f"{live_server.url}/versions/v8/edit/")
 
     # htmx swaps the keyword panel in place.
+    assert page.evaluate("typeof htmx") == "object"
     page.fill("#keyword-panel input[name=text]", "benchmark")
     page.fill("#keyword-panel input[name=rationale]", "perf comparisons were routed weak")
     page.click("#keyword-panel button.primary")
@@ -46,9 +47,7 @@ def test_operator_drafts_v8_adds_a_keyword_diffs_and_classifies(page, live_serve
 
     page.click("text=Diff vs v7")
     expect(page.locator(".kw-list.added")).to_contain_text("+ benchmark")
-    expect(page.locator("#diff-markdown")).to_have_value(
-        re.compile(r"Keywords added \(1\)")
-    )
+    expect(page.locator("#diff-markdown")).to_have_value(re.compile(r"Keywords added \(1\)"))
 
     page.click("nav >> text=Playground")
     page.fill("textarea[name=conversation]", "user: 이 두 정렬 함수 benchmark 결과 비교해줘")

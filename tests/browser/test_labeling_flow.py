@@ -1,0 +1,87 @@
+"""A reviewer labels a blind batch from the keyboard; a hostile prompt stays inert."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from playwright.sync_api import expect
+
+from labeling import services
+from labeling.models import BatchKind, Label, Trace
+from labeling.sync import input_fingerprint
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+XSS = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> 정렬 코드 리뷰'
+
+
+@pytest.fixture
+def blind_batch(transactional_db, django_user_model):
+    texts = [XSS, "파이썬 리스트 정렬 방법", "Refactor the payment module across services"]
+    for n, text in enumerate(texts):
+        Trace.objects.create(
+            langfuse_id=f"trace-{n}",
+            started_at=T0 + timedelta(minutes=n),
+            user_id="u1",
+            messages=[{"role": "user", "content": text}],
+            input_text=text,
+            input_hash=input_fingerprint(text),
+            char_count=len(text),
+            turn_count=1,
+            tier="strong" if n == 2 else "weak",
+            matched_keywords=["refactor"] if n == 2 else [],
+            output="```python\nsorted(xs)\n```",
+        )
+    operator = django_user_model.objects.create_user(username="otto", password="x")
+    batch = services.batch_create(
+        actor=operator,
+        kind=BatchKind.HEADLINE,
+        period_start=T0,
+        period_end=T0 + timedelta(hours=1),
+        size=3,
+        seed=1,
+    )
+    reviewer = django_user_model.objects.create_user(username="rita", password="pw-for-tests-only")
+    reviewer.groups.add(Group.objects.get_or_create(name="reviewer")[0])
+    return batch
+
+
+def test_reviewer_labels_a_blind_batch_with_the_keyboard(page, live_server, blind_batch):
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{live_server.url}/login/?next=/labeling/batches/{blind_batch.pk}/work/")
+    page.fill("input[name=username]", "rita")
+    page.fill("input[name=password]", "pw-for-tests-only")
+    page.click("button[type=submit]")
+
+    labeled = []
+    for key in ("2", "1", "2"):
+        expect(page.locator(".blind-note")).to_be_visible()  # blind: no tier before labeling
+        expect(page.locator(".tier-pill")).to_have_count(0)
+        labeled.append(page.url)
+        page.wait_for_load_state()  # the keyboard script is loaded
+        page.keyboard.press(key)
+        expect(page).not_to_have_url(labeled[-1])
+
+    # All three labeled: back on the batch page, 100% done.
+    expect(page.locator(".messages")).to_contain_text("Nothing left for you")
+    values = dict(Label.objects.values_list("item__trace__langfuse_id", "value"))
+    assert sorted(values.values()) == ["strong_needed", "strong_needed", "weak_sufficient"]
+
+    # After labeling, the item reveals the tier; "u" goes back to the last labeled item.
+    page.goto(labeled[0])
+    expect(page.locator(".tier-pill")).to_be_visible()
+    page.keyboard.press("?")
+    expect(page.locator("#cheatsheet")).to_be_visible()
+    page.keyboard.press("u")
+    expect(page).to_have_url(labeled[2])
+
+    # The hostile prompt is shown as text and never ran.
+    xss_position = blind_batch.items.get(trace__langfuse_id="trace-0").position
+    page.goto(f"{live_server.url}/labeling/batches/{blind_batch.pk}/items/{xss_position}/")
+    expect(page.locator(".conversation .prose").first).to_contain_text(
+        "<script>window.pwned = 1</script>"
+    )
+    assert page.evaluate("window.pwned === undefined")
+    assert dialogs == []
