@@ -1,0 +1,131 @@
+"""Helpers for the pod tests: pod processes, configs, metric reading."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from routing.engine import canonical_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+V7_KEYWORDS = [
+    "architecture",
+    "refactor",
+    "security",
+    "design",
+    "설계",
+    "리팩토링",
+    "보안",
+    "아키텍처",
+]
+
+
+def v7(version: str = "v7", **overrides) -> dict:
+    """A canonical config like v7 (a subset of its keywords), as export_config writes it."""
+    config = {"strong_keywords": V7_KEYWORDS, "token_threshold": 500, "turn_threshold": 5}
+    config.update(overrides)
+    return canonical_config(version, config)
+
+
+def write_config(path: Path, document) -> None:
+    """Write atomically (temp file + rename), the way a ConfigMap update lands."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(document if isinstance(document, str) else json.dumps(document))
+    os.replace(tmp, path)
+
+
+def chat(text: str, **extra) -> dict:
+    return {"model": "anything", "messages": [{"role": "user", "content": text}], **extra}
+
+
+class Pod:
+    """``python -m routing.pod`` as a child process; stderr is collected in ``log``."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None):
+        full_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("CASCADE_POD_", "LANGFUSE_"))
+        }
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "routing.pod", "--port", "0", *args],
+            cwd=ROOT,
+            env=full_env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        self.log_lines: list[str] = []
+        self._port: int | None = None
+        self._started = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._started.wait(15) or self._port is None:
+            self.stop()
+            raise RuntimeError("pod did not start:\n" + self.log)
+        self.url = f"http://127.0.0.1:{self._port}"
+        self.client = httpx.Client(base_url=self.url, timeout=10, trust_env=False)
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.log_lines.append(line)
+            match = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
+            if match:
+                self._port = int(match.group(1))
+                self._started.set()
+        self._started.set()
+
+    @property
+    def log(self) -> str:
+        return "".join(self.log_lines)
+
+    def post(self, payload, **kwargs) -> httpx.Response:
+        return self.client.post("/v1/chat/completions", json=payload, **kwargs)
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        """Samples as {(name, sorted label items): value}."""
+        text = self.client.get("/metrics").text
+        out = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return out
+
+    def metric(self, name: str, **labels) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels``."""
+        return sum(
+            value
+            for (n, items), value in self.metrics().items()
+            if n == name and labels.items() <= dict(items).items()
+        )
+
+    def stop(self) -> None:
+        if getattr(self, "client", None) is not None:
+            self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reader.join(5)
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
