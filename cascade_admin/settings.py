@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "audit",
     "routing",
     "labeling",
+    "tuning",
     "rollouts",
 ]
 

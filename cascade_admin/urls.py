@@ -10,6 +10,11 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("routing.api.urls")),
+    path("api/v1/", include("labeling.api.urls")),
+    path("api/v1/", include("tuning.api.urls")),
+    path("api/v1/", include("rollouts.api.urls")),
     path("labeling/", include("labeling.urls")),
+    path("tuning/", include("tuning.urls")),
+    path("rollouts/", include("rollouts.urls")),
     path("", include("routing.urls")),
 ]

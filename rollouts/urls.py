@@ -1,0 +1,5 @@
+from django.urls import path  # noqa: F401 - filled in as pages arrive
+
+app_name = "rollouts"
+
+urlpatterns = []
