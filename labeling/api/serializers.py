@@ -1,0 +1,146 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Batch, BatchItem, BatchKind, Label, LabelValue, SyncRun, Trace
+
+
+class TraceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Trace
+        fields = [
+            "id",
+            "langfuse_id",
+            "started_at",
+            "user_id",
+            "session_id",
+            "messages",
+            "output",
+            "tags",
+            "tier",
+            "classifier_version",
+            "matched_keywords",
+            "char_count",
+            "turn_count",
+            "cost_usd",
+            "latency_s",
+            "ttft_s",
+            "feedback_score",
+            "thumbs_down",
+            "feedback_comment",
+        ]
+
+
+class BlindTraceSerializer(TraceSerializer):
+    """What a reviewer sees of a trace in a blind batch: no routing decision."""
+
+    class Meta(TraceSerializer.Meta):
+        fields = [
+            f
+            for f in TraceSerializer.Meta.fields
+            if f not in ("tags", "tier", "classifier_version", "matched_keywords")
+        ]
+
+
+class SyncRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SyncRun
+        exclude = ["created_by"]
+        read_only_fields = [f.name for f in SyncRun._meta.fields]
+
+
+class SyncRunCreateSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    items = serializers.IntegerField(source="items.count", read_only=True)
+
+    class Meta:
+        model = Batch
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "strategy",
+            "seed",
+            "period_start",
+            "period_end",
+            "population",
+            "blind",
+            "double_review_share",
+            "items",
+            "created_by",
+            "created_at",
+        ]
+
+
+class BatchCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=BatchKind.choices)
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField()
+    size = serializers.IntegerField()
+    name = serializers.CharField(required=False, allow_blank=True, max_length=120)
+    seed = serializers.IntegerField(required=False, allow_null=True)
+    classifier_version = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    blind = serializers.BooleanField(required=False, allow_null=True, default=None)
+    double_review_share = serializers.FloatField(required=False, default=0.0)
+    options = serializers.DictField(required=False)
+
+
+class LabelSerializer(serializers.ModelSerializer):
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Label
+        fields = [
+            "id",
+            "item",
+            "reviewer",
+            "value",
+            "comment",
+            "reasons",
+            "created_at",
+            "updated_at",
+            "langfuse_sent_at",
+            "langfuse_error",
+        ]
+        read_only_fields = fields
+
+
+class LabelCreateSerializer(serializers.Serializer):
+    item = serializers.PrimaryKeyRelatedField(queryset=BatchItem.objects.all())
+    value = serializers.ChoiceField(choices=LabelValue.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    reasons = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, max_length=10
+    )
+
+
+class BatchItemSerializer(serializers.ModelSerializer):
+    trace = serializers.SerializerMethodField()
+    labels = LabelSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = BatchItem
+        fields = [
+            "id",
+            "position",
+            "stratum",
+            "weight",
+            "reviews_required",
+            "final_value",
+            "trace",
+            "labels",
+        ]
+
+    @extend_schema_field(TraceSerializer)
+    def get_trace(self, item):
+        blind = self.context.get("blind", False)
+        return (BlindTraceSerializer if blind else TraceSerializer)(item.trace).data
+
+
+class AdjudicateSerializer(serializers.Serializer):
+    value = serializers.ChoiceField(choices=[LabelValue.WEAK_SUFFICIENT, LabelValue.STRONG_NEEDED])
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)

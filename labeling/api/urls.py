@@ -1,0 +1,12 @@
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter()
+router.register("traces", views.TraceViewSet, basename="trace")
+router.register("sync-runs", views.SyncRunViewSet, basename="sync-run")
+router.register("batches", views.BatchViewSet, basename="batch")
+router.register("labels", views.LabelViewSet, basename="label")
+router.register("items", views.ItemViewSet, basename="item")
+
+urlpatterns = router.urls

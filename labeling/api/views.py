@@ -1,0 +1,147 @@
+"""Labeling API: reviewers read and label; operators sync, draw batches and adjudicate."""
+
+from django.db import transaction
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from accounts.permissions import IsReviewer, ReadReviewerWriteOperator
+from accounts.roles import OPERATOR, has_role
+
+from .. import export, services
+from ..models import Batch, BatchItem, Label, SyncRun, Trace
+from ..sync import sync_start
+from ..tasks import sync_traces
+from . import serializers as s
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class TraceFilter(filters.FilterSet):
+    since = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    until = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = Trace
+        fields = ["tier", "classifier_version", "user_id", "thumbs_down", "since", "until"]
+
+
+class TraceViewSet(viewsets.ReadOnlyModelViewSet):
+    """Synced traces. Reviewers do not list them: that would defeat blind labeling."""
+
+    queryset = Trace.objects.order_by("-started_at", "-id")
+    serializer_class = s.TraceSerializer
+    filterset_class = TraceFilter
+
+    def get_permissions(self):
+        return [ReadReviewerWriteOperator(), _OperatorOnly()]
+
+
+class _OperatorOnly(IsReviewer):
+    def has_permission(self, request, view):
+        return has_role(request.user, OPERATOR)
+
+
+class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = SyncRun.objects.all()
+    serializer_class = s.SyncRunSerializer
+
+    @extend_schema(request=s.SyncRunCreateSerializer, responses={202: s.SyncRunSerializer})
+    def create(self, request):
+        """Start a sync (default window: from the watermark to now); runs on a worker."""
+        data = _valid(s.SyncRunCreateSerializer, request.data)
+        run = sync_start(actor=request.user, **data)
+        transaction.on_commit(lambda: sync_traces.delay(run.pk))
+        return Response(s.SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Batch.objects.select_related("created_by").order_by("-created_at", "-id")
+    serializer_class = s.BatchSerializer
+    filterset_fields = ["kind"]
+
+    @extend_schema(request=s.BatchCreateSerializer, responses={201: s.BatchSerializer})
+    def create(self, request):
+        data = _valid(s.BatchCreateSerializer, request.data)
+        batch = services.batch_create(actor=request.user, **data)
+        return Response(s.BatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.BatchItemSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def items(self, request, pk=None):
+        batch = self.get_object()
+        items = (
+            BatchItem.objects.filter(batch=batch)
+            .select_related("trace")
+            .prefetch_related("labels__reviewer")
+            .order_by("position")
+        )
+        page = self.paginate_queryset(items)
+        blind = batch.blind and not has_role(request.user, OPERATOR)
+        data = s.BatchItemSerializer(page, many=True, context={"blind": blind}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(request=None, responses={200: s.BatchItemSerializer, 204: None})
+    @action(detail=True, methods=["post"], permission_classes=[IsReviewer])
+    def next(self, request, pk=None):
+        """Claim the next item for the caller (204 when nothing is left)."""
+        batch = self.get_object()
+        item = services.item_claim_next(batch=batch, reviewer=request.user)
+        if item is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(s.BatchItemSerializer(item, context={"blind": batch.blind}).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["csv", "jsonl"], default="jsonl")],
+        responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str},
+    )
+    @action(detail=True, methods=["get"], url_path="export")
+    def export_labels(self, request, pk=None):
+        batch = self.get_object()
+        kind = request.query_params.get("format", "jsonl")
+        if kind not in ("csv", "jsonl"):
+            raise ValidationError({"format": ["Use csv or jsonl."]})
+        rows = export.label_rows(export.labels_for_batch(batch.pk))
+        body = export.as_csv(rows) if kind == "csv" else export.as_jsonl(rows)
+        response = StreamingHttpResponse(
+            body, content_type="text/csv" if kind == "csv" else "application/x-ndjson"
+        )
+        response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-labels.{kind}"'
+        return response
+
+
+class LabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Label.objects.select_related("reviewer").order_by("-created_at", "-id")
+    serializer_class = s.LabelSerializer
+    filterset_fields = ["item__batch", "value", "reviewer__username"]
+
+    def get_permissions(self):
+        # Labeling is the reviewer's write.
+        return [IsReviewer()] if self.action == "create" else super().get_permissions()
+
+    @extend_schema(request=s.LabelCreateSerializer, responses={201: s.LabelSerializer})
+    def create(self, request):
+        data = _valid(s.LabelCreateSerializer, request.data)
+        label = services.label_submit(reviewer=request.user, **data)
+        return Response(s.LabelSerializer(label).data, status=status.HTTP_201_CREATED)
+
+
+class ItemViewSet(viewsets.GenericViewSet):
+    queryset = BatchItem.objects.all()
+
+    @extend_schema(request=s.AdjudicateSerializer, responses=s.BatchItemSerializer)
+    @action(detail=True, methods=["post"])
+    def adjudicate(self, request, pk=None):
+        item = get_object_or_404(BatchItem, pk=pk)
+        data = _valid(s.AdjudicateSerializer, request.data)
+        item = services.item_adjudicate(actor=request.user, item=item, **data)
+        return Response(s.BatchItemSerializer(item).data)
