@@ -101,15 +101,16 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(s.BatchItemSerializer(item, context={"blind": batch.blind}).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["csv", "jsonl"], default="jsonl")],
+        # Not "format": DRF reserves that query parameter for content negotiation.
+        parameters=[OpenApiParameter("as", str, enum=["csv", "jsonl"], default="jsonl")],
         responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str},
     )
     @action(detail=True, methods=["get"], url_path="export")
     def export_labels(self, request, pk=None):
         batch = self.get_object()
-        kind = request.query_params.get("format", "jsonl")
+        kind = request.query_params.get("as", "jsonl")
         if kind not in ("csv", "jsonl"):
-            raise ValidationError({"format": ["Use csv or jsonl."]})
+            raise ValidationError({"as": ["Use csv or jsonl."]})
         rows = export.label_rows(export.labels_for_batch(batch.pk))
         body = export.as_csv(rows) if kind == "csv" else export.as_jsonl(rows)
         response = StreamingHttpResponse(

@@ -1,0 +1,148 @@
+"""Labeling API: who may do what, blind batches stay blind, exports stream."""
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from labeling import services
+from labeling.models import Batch, BatchKind, Label, SyncRun
+
+from .conftest import TRAFFIC_END
+
+pytestmark = pytest.mark.django_db
+BASE = "/api/v1"
+PERIOD = {
+    "period_start": (TRAFFIC_END - timedelta(days=3)).isoformat(),
+    "period_end": TRAFFIC_END.isoformat(),
+}
+
+
+@pytest.fixture
+def batch(synced, operator):
+    return services.batch_create(
+        actor=operator,
+        kind=BatchKind.HEADLINE,
+        period_start=TRAFFIC_END - timedelta(days=3),
+        period_end=TRAFFIC_END,
+        size=10,
+        seed=2,
+    )
+
+
+def test_operator_draws_a_batch_through_the_api(api, synced, operator):
+    response = api.as_(operator).post(
+        f"{BASE}/batches/", {"kind": "headline", "size": 15, "seed": 9, **PERIOD}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["items"] == 15 and response.json()["seed"] == 9
+
+
+def test_batch_validation_names_fields(api, synced, operator):
+    response = api.as_(operator).post(
+        f"{BASE}/batches/", {"kind": "headline", "size": 0, **PERIOD}, format="json"
+    )
+    assert response.status_code == 400 and "size" in response.json()
+
+
+def test_reviewer_claims_and_labels_through_the_api(api, batch, reviewer):
+    client = api.as_(reviewer)
+    item = client.post(f"{BASE}/batches/{batch.pk}/next/").json()
+    assert "tier" not in item["trace"]  # blind batch: no routing decision for reviewers
+    response = client.post(
+        f"{BASE}/labels/",
+        {"item": item["id"], "value": "strong_needed", "reasons": ["multi-file"]},
+        format="json",
+    )
+    assert response.status_code == 201
+    assert Label.objects.get().reviewer == reviewer
+
+
+def test_operators_see_the_tier_in_blind_batches(api, batch, operator):
+    items = api.as_(operator).get(f"{BASE}/batches/{batch.pk}/items/").json()["results"]
+    assert "tier" in items[0]["trace"]
+
+
+def test_label_export_as_csv_and_jsonl(api, batch, reviewer, operator):
+    for item in batch.items.all()[:3]:
+        services.label_submit(reviewer=reviewer, item=item, value="weak_sufficient")
+    client = api.as_(operator)
+    response = client.get(f"{BASE}/batches/{batch.pk}/export/", {"as": "jsonl"})
+    rows = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+    assert len(rows) == 3 and rows[0]["value"] == "weak_sufficient"
+    response = client.get(f"{BASE}/batches/{batch.pk}/export/", {"as": "csv"})
+    table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r["reviewer"] for r in table] == ["rita"] * 3
+    assert client.get(f"{BASE}/batches/{batch.pk}/export/", {"as": "xls"}).status_code == 400
+
+
+def test_csv_export_defuses_formulas(api, batch, reviewer, operator):
+    item = batch.items.first()
+    services.label_submit(
+        reviewer=reviewer, item=item, value="weak_sufficient", comment="=HYPERLINK(1)"
+    )
+    response = api.as_(operator).get(f"{BASE}/batches/{batch.pk}/export/", {"as": "csv"})
+    [row] = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert row["comment"] == "'=HYPERLINK(1)"
+
+
+def test_sync_runs_are_started_by_operators(api, langfuse, operator, reviewer):
+    assert api.as_(reviewer).post(f"{BASE}/sync-runs/", {}, format="json").status_code == 403
+    response = api.as_(operator).post(
+        f"{BASE}/sync-runs/",
+        {"since": PERIOD["period_start"], "until": PERIOD["period_end"]},
+        format="json",
+    )
+    assert response.status_code == 202
+    assert SyncRun.objects.get().status == "running"  # the worker takes it from here
+    assert api.as_(operator).post(f"{BASE}/sync-runs/", {}, format="json").status_code == 409
+
+
+def test_trace_listing_is_for_operators_and_costs_fixed_queries(api, synced, operator, reviewer):
+    assert api.as_(reviewer).get(f"{BASE}/traces/").status_code == 403
+    client = api.as_(operator)
+    client.get(f"{BASE}/traces/")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"{BASE}/traces/", {"tier": "weak"})
+    assert response.status_code == 200 and len(response.json()["results"]) == 50
+    assert len(queries) <= 4
+
+
+def test_adjudication_is_for_operators(api, batch, operator, reviewer):
+    item = batch.items.first()
+    body = {"value": "strong_needed"}
+    assert (
+        api.as_(reviewer)
+        .post(f"{BASE}/items/{item.pk}/adjudicate/", body, format="json")
+        .status_code
+        == 403
+    )
+    response = api.as_(operator).post(f"{BASE}/items/{item.pk}/adjudicate/", body, format="json")
+    assert response.status_code == 200 and response.json()["final_value"] == "strong_needed"
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("get", "/batches/"),
+        ("get", "/labels/"),
+        ("get", "/sync-runs/"),
+        ("post", "/labels/"),
+        ("post", "/batches/{id}/next/"),
+    ],
+)
+def test_users_without_a_role_get_nothing(api, batch, nobody, method, path):
+    response = getattr(api.as_(nobody), method)(BASE + path.format(id=batch.pk), {}, format="json")
+    assert response.status_code == 403
+
+
+def test_reviewers_cannot_draw_batches(api, synced, reviewer):
+    response = api.as_(reviewer).post(
+        f"{BASE}/batches/", {"kind": "headline", "size": 5, **PERIOD}, format="json"
+    )
+    assert response.status_code == 403
+    assert not Batch.objects.exists()
