@@ -1,10 +1,16 @@
 """Thin Celery tasks: ids in, a service does the work, retries live here."""
 
+import os
+from datetime import timedelta
+
 from celery import shared_task
+from django.utils import timezone
+
+from routing.errors import Conflict
 
 from .langfuse_adapter import LangfuseError
-from .models import SyncStatus
-from .sync import sync_execute, sync_resume
+from .models import Label, LabelValue, SyncStatus
+from .sync import sync_execute, sync_resume, sync_start
 from .writeback import label_push
 
 SYNC_RETRY_DELAYS = (30, 120, 600)  # seconds; Langfuse outages are usually short
@@ -31,3 +37,30 @@ def push_label(self, label_id: int) -> None:
         label_push(label_id)
     except LangfuseError as e:
         raise self.retry(countdown=min(30 * 2**self.request.retries, 3600), exc=e) from e
+
+
+@shared_task
+def sync_periodic() -> str:
+    """Beat: pull new traces when Langfuse is configured and no sync is running."""
+    if not os.environ.get("LANGFUSE_BASE_URL") and not os.environ.get("LANGFUSE_HOST"):
+        return "langfuse not configured"
+    try:
+        run = sync_start()
+    except Conflict as e:
+        return str(e)
+    sync_traces.delay(run.pk)
+    return f"sync {run.pk} queued"
+
+
+@shared_task
+def push_pending_labels() -> int:
+    """Beat: labels whose write-back never happened (worker lost, broker down) go again."""
+    stale = timezone.now() - timedelta(minutes=10)
+    pending = list(
+        Label.objects.filter(langfuse_sent_at__isnull=True, langfuse_error="", updated_at__lt=stale)
+        .exclude(value=LabelValue.SKIPPED)
+        .values_list("pk", flat=True)[:500]
+    )
+    for label_id in pending:
+        push_label.delay(label_id)
+    return len(pending)

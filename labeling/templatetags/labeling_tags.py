@@ -20,9 +20,21 @@ def _text_parts(content) -> str:
     return "" if content is None else str(content)
 
 
+INLINE_CODE = re.compile(r"`([^`\n]+)`")
+
+
 def _prose(text: str) -> list[str]:
+    """A paragraph; `inline code` becomes <code>. Each piece is escaped on its own."""
     text = text.strip("\n")
-    return [format_html('<p class="prose">{}</p>', text)] if text.strip() else []
+    if not text.strip():
+        return []
+    parts, cursor = [], 0
+    for match in INLINE_CODE.finditer(text):
+        parts.append(escape(text[cursor : match.start()]))
+        parts.append(format_html("<code>{}</code>", match.group(1)))
+        cursor = match.end()
+    parts.append(escape(text[cursor:]))
+    return [format_html('<p class="prose">{}</p>', mark_safe("".join(parts)))]  # noqa: S308
 
 
 @register.filter

@@ -1,6 +1,10 @@
-"""Demo data for the embedded run: users for each role and a v8 draft built on v7."""
+"""Demo data for the embedded run: users for each role, a v8 draft built on v7 and, when a
+Langfuse (the local stand-in in the embedded run) is configured, synced traffic with two
+labeling batches."""
 
+import os
 import secrets
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -58,6 +62,29 @@ class Command(BaseCommand):
                 services.keyword_add(
                     actor=admin, version=v8, text=text, language=language, rationale=rationale
                 )
+        if os.environ.get("LANGFUSE_BASE_URL"):
+            transaction.on_commit(lambda: self._traffic(User.objects.get(username="operator")))
         if lines:
             self.stdout.write("Demo accounts (embedded mode only):")
             self.stdout.write("\n".join(lines))
+
+    def _traffic(self, operator):
+        """Sync the stand-in's week of traffic and draw a headline and an FN batch once."""
+        from labeling.models import Batch, BatchKind
+        from labeling.services import batch_create
+        from labeling.sync import sync_execute, sync_start
+
+        run = sync_execute(sync_start(actor=operator).pk)
+        self.stdout.write(f"Synced {run.created} new traces from Langfuse ({run.status}).")
+        if Batch.objects.exists():
+            return
+        end = timezone.now()
+        for kind, size in ((BatchKind.HEADLINE, 100), (BatchKind.FN_CANDIDATES, 40)):
+            batch_create(
+                actor=operator,
+                kind=kind,
+                period_start=end - timedelta(days=7),
+                period_end=end,
+                size=size,
+                double_review_share=0.1 if kind == BatchKind.HEADLINE else 0.0,
+            )
