@@ -32,3 +32,44 @@ def test_a_worker_runs_a_sync_queued_through_redis(langfuse):
         run = wait_until_finished(run.pk)
     assert run.status == SyncStatus.SUCCEEDED
     assert run.created == Trace.objects.count() > 0
+
+
+def test_periodic_sync_does_nothing_without_langfuse(monkeypatch):
+    from labeling.tasks import sync_periodic
+
+    monkeypatch.delenv("LANGFUSE_BASE_URL", raising=False)
+    monkeypatch.delenv("LANGFUSE_HOST", raising=False)
+    assert sync_periodic() == "langfuse not configured"
+    assert not SyncRun.objects.exists()
+
+
+def test_labels_never_sent_are_pushed_again_by_the_worker(langfuse, operator, reviewer):
+    from django.utils import timezone
+
+    from labeling import services
+    from labeling.models import BatchKind, Label
+    from labeling.tasks import push_pending_labels
+
+    with running_worker():
+        run = sync_start(since=TRAFFIC_END - timedelta(days=3), until=TRAFFIC_END)
+        sync_traces.delay(run.pk)
+        wait_until_finished(run.pk)
+        batch = services.batch_create(
+            actor=operator,
+            kind=BatchKind.HEADLINE,
+            period_start=TRAFFIC_END - timedelta(days=3),
+            period_end=TRAFFIC_END,
+            size=2,
+            seed=1,
+        )
+        # As if the worker died before the write-back: labels exist, nothing was sent.
+        for item in batch.items.all():
+            Label.objects.create(item=item, reviewer=reviewer, value="strong_needed")
+        Label.objects.update(updated_at=timezone.now() - timedelta(hours=1))
+        assert push_pending_labels() == 2
+        deadline = time.monotonic() + 30
+        while Label.objects.filter(langfuse_sent_at__isnull=True).exists():
+            assert time.monotonic() < deadline, "labels were not pushed"
+            time.sleep(0.1)
+    sent = {s["subject"]["id"] for s in langfuse.scores() if s["name"] == "routing_label"}
+    assert sent == set(batch.items.values_list("trace__langfuse_id", flat=True))
