@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import role_required
 from accounts.roles import OPERATOR, REVIEWER, has_role
+from cascade_admin.ui import error_text
 from routing.errors import Conflict
 
 from . import selectors, services
@@ -15,12 +16,6 @@ from .forms import REASON_TAGS, BatchForm, LabelForm
 from .models import Batch, BatchItem, Label, SyncRun
 from .sync import sync_start
 from .tasks import sync_traces
-
-
-def _errors_text(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return " ".join(f"{f}: {' '.join(m)}" for f, m in error.message_dict.items())
-    return " ".join(error.messages)
 
 
 @require_GET
@@ -62,7 +57,7 @@ def batch_create(request):
             options={"stratify_by_tier": data["stratify_by_tier"]},
         )
     except ValidationError as e:
-        messages.error(request, _errors_text(e))
+        messages.error(request, error_text(e))
         return redirect("labeling:home")
     messages.success(request, f"Batch “{batch.name}” created with {batch.items.count()} items.")
     return redirect("labeling:batch", batch_id=batch.pk)
@@ -130,9 +125,7 @@ def item(request, batch_id, position):
             try:
                 services.label_submit(reviewer=request.user, item=item, **form.cleaned_data)
             except (ValidationError, Conflict) as e:
-                messages.error(
-                    request, _errors_text(e) if isinstance(e, ValidationError) else str(e)
-                )
+                messages.error(request, error_text(e))
                 return redirect("labeling:item", batch_id=batch.pk, position=position)
             return redirect("labeling:work", batch_id=batch.pk)
     last_mine = (
@@ -179,5 +172,5 @@ def adjudicate(request, item_id):
             note=request.POST.get("note", ""),
         )
     except ValidationError as e:
-        messages.error(request, _errors_text(e))
+        messages.error(request, error_text(e))
     return redirect("labeling:adjudication")

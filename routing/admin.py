@@ -1,19 +1,8 @@
 from django.contrib import admin
 
+from cascade_admin.admin import ReadOnlyAdmin
+
 from .models import ClassifierVersion, Keyword, KeywordSet
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Versions change only through the services (audited); the admin shows them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class KeywordInline(admin.TabularInline):

@@ -10,6 +10,7 @@ from accounts.decorators import role_required
 from accounts.roles import OPERATOR, REVIEWER
 from audit.models import AuditEvent
 from audit.selectors import audit_for_object
+from cascade_admin.ui import error_text
 
 from . import selectors, services
 from .engine import MessagesError, conversation_text
@@ -26,12 +27,6 @@ def _version(name):
         ),
         name=name,
     )
-
-
-def _errors_text(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return " ".join(f"{f}: {' '.join(m)}" for f, m in error.message_dict.items())
-    return " ".join(error.messages)
 
 
 @require_GET
@@ -85,7 +80,7 @@ def version_copy(request, name):
                 actor=request.user, source=source, name=form.cleaned_data["name"]
             )
         except ValidationError as e:
-            messages.error(request, _errors_text(e))
+            messages.error(request, error_text(e))
         else:
             messages.success(request, f"Draft {draft.name} created from {source.name}.")
             return redirect("routing:version-edit", name=draft.name)
@@ -116,7 +111,7 @@ def version_edit(request, name):
         try:
             services.version_update_draft(actor=request.user, version=version, **form.cleaned_data)
         except (ValidationError, Conflict) as e:
-            form.add_error(None, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+            form.add_error(None, error_text(e))
         else:
             messages.success(request, "Thresholds saved.")
             return redirect("routing:version-edit", name=name)
@@ -156,7 +151,7 @@ def keyword_add(request, name):
         try:
             keyword = services.keyword_add(actor=request.user, version=version, **form.cleaned_data)
         except ValidationError as e:
-            form.add_error(None, _errors_text(e))
+            form.add_error(None, error_text(e))
         except Conflict as e:
             form.add_error(None, str(e))
         else:
@@ -174,7 +169,7 @@ def keyword_remove(request, name, keyword_id):
     try:
         services.keyword_remove(actor=request.user, version=version, keyword_id=keyword_id)
     except (ValidationError, Conflict) as e:
-        messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+        messages.error(request, error_text(e))
     return _keyword_panel(request, version)
 
 
@@ -185,7 +180,7 @@ def version_freeze(request, name):
     try:
         services.version_freeze(actor=request.user, version=version)
     except (ValidationError, Conflict) as e:
-        messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+        messages.error(request, error_text(e))
     else:
         messages.success(request, f"{name} is frozen: it can no longer change.")
     return redirect("routing:version-detail", name=name)

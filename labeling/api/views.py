@@ -12,18 +12,13 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsReviewer, ReadReviewerWriteOperator
 from accounts.roles import OPERATOR, has_role
+from cascade_admin.api import validated
 
 from .. import export, services
 from ..models import Batch, BatchItem, Label, SyncRun, Trace
 from ..sync import sync_start
 from ..tasks import sync_traces
 from . import serializers as s
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 class TraceFilter(filters.FilterSet):
@@ -58,7 +53,7 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(request=s.SyncRunCreateSerializer, responses={202: s.SyncRunSerializer})
     def create(self, request):
         """Start a sync (default window: from the watermark to now); runs on a worker."""
-        data = _valid(s.SyncRunCreateSerializer, request.data)
+        data = validated(s.SyncRunCreateSerializer, request.data)
         run = sync_start(actor=request.user, **data)
         transaction.on_commit(lambda: sync_traces.delay(run.pk))
         return Response(s.SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
@@ -71,7 +66,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=s.BatchCreateSerializer, responses={201: s.BatchSerializer})
     def create(self, request):
-        data = _valid(s.BatchCreateSerializer, request.data)
+        data = validated(s.BatchCreateSerializer, request.data)
         batch = services.batch_create(actor=request.user, **data)
         return Response(s.BatchSerializer(batch).data, status=status.HTTP_201_CREATED)
 
@@ -131,7 +126,7 @@ class LabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=s.LabelCreateSerializer, responses={201: s.LabelSerializer})
     def create(self, request):
-        data = _valid(s.LabelCreateSerializer, request.data)
+        data = validated(s.LabelCreateSerializer, request.data)
         label = services.label_submit(reviewer=request.user, **data)
         return Response(s.LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
@@ -143,6 +138,6 @@ class ItemViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def adjudicate(self, request, pk=None):
         item = get_object_or_404(BatchItem, pk=pk)
-        data = _valid(s.AdjudicateSerializer, request.data)
+        data = validated(s.AdjudicateSerializer, request.data)
         item = services.item_adjudicate(actor=request.user, item=item, **data)
         return Response(s.BatchItemSerializer(item).data)

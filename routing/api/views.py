@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsReviewer
+from cascade_admin.api import validated
 
 from .. import selectors, services
 from ..engine import MessagesError, conversation_text
@@ -62,13 +63,13 @@ class VersionViewSet(
 
     @extend_schema(request=s.VersionCreateSerializer, responses={201: s.VersionSerializer})
     def create(self, request):
-        data = _valid(s.VersionCreateSerializer, request.data)
+        data = validated(s.VersionCreateSerializer, request.data)
         version = services.version_create_draft(actor=request.user, **data)
         return self._show(version, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.VersionUpdateSerializer, responses=s.VersionSerializer)
     def partial_update(self, request, name=None):
-        data = _valid(s.VersionUpdateSerializer, request.data, partial=True)
+        data = validated(s.VersionUpdateSerializer, request.data, partial=True)
         version = services.version_update_draft(
             actor=request.user, version=self.get_object(), **data
         )
@@ -81,7 +82,7 @@ class VersionViewSet(
     @action(detail=True, methods=["post"])
     def copy(self, request, name=None):
         """Start a new draft from this version (any status)."""
-        data = _valid(s.VersionCopySerializer, request.data)
+        data = validated(s.VersionCopySerializer, request.data)
         version = services.version_copy(actor=request.user, source=self.get_object(), **data)
         return self._show(version, status.HTTP_201_CREATED)
 
@@ -93,14 +94,14 @@ class VersionViewSet(
     @extend_schema(request=s.RetireSerializer, responses=s.VersionSerializer)
     @action(detail=True, methods=["post"])
     def retire(self, request, name=None):
-        data = _valid(s.RetireSerializer, request.data)
+        data = validated(s.RetireSerializer, request.data)
         version = services.version_retire(actor=request.user, version=self.get_object(), **data)
         return self._show(version)
 
     @extend_schema(request=s.KeywordInputSerializer, responses={201: s.KeywordSerializer})
     @action(detail=True, methods=["post"], url_path="keywords")
     def add_keyword(self, request, name=None):
-        data = _valid(s.KeywordInputSerializer, request.data)
+        data = validated(s.KeywordInputSerializer, request.data)
         keyword = services.keyword_add(actor=request.user, version=self.get_object(), **data)
         return Response(s.KeywordSerializer(keyword).data, status=status.HTTP_201_CREATED)
 
@@ -139,7 +140,7 @@ class ClassifyView(APIView):
 
     @extend_schema(request=s.ClassifyRequestSerializer, responses=s.DecisionSerializer(many=True))
     def post(self, request):
-        data = _valid(s.ClassifyRequestSerializer, request.data)
+        data = validated(s.ClassifyRequestSerializer, request.data)
         versions = versions_by_name(data.get("versions"))
         try:
             text = conversation_text(data["messages"])
@@ -170,9 +171,3 @@ def decision_json(version, decision) -> dict:
         "turn_count": decision.turn_count,
         "spans": [{"start": x.start, "end": x.end, "keyword": x.keyword} for x in decision.spans],
     }
-
-
-def _valid(serializer_class, data, partial=False) -> dict:
-    serializer = serializer_class(data=data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)

@@ -44,3 +44,25 @@ def synced(langfuse, db):
     run = sync_start(since=TRAFFIC_END - timedelta(days=3), until=TRAFFIC_END)
     adapter = LangfuseAdapter.from_env(retry=RetryPolicy(attempts=2), sleep=lambda s: None)
     return sync_execute(run.pk, adapter=adapter, page_size=500)
+
+
+@pytest.fixture
+def make_batch(operator):
+    """Draw a batch over the stand-in's window: make_batch(size=10, seed=2, kind=...)."""
+    from datetime import timedelta
+
+    from labeling import services
+    from labeling.models import BatchKind
+
+    def make(size=10, seed=2, kind=BatchKind.HEADLINE, **options):
+        return services.batch_create(
+            actor=operator,
+            kind=kind,
+            period_start=TRAFFIC_END - timedelta(days=3),
+            period_end=TRAFFIC_END,
+            size=size,
+            seed=seed,
+            **options,
+        )
+
+    return make

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from labeling import services
-from labeling.models import Batch, BatchKind, Label, SyncRun
+from labeling.models import Batch, Label, SyncRun
 
 from .conftest import TRAFFIC_END
 
@@ -23,15 +23,8 @@ PERIOD = {
 
 
 @pytest.fixture
-def batch(synced, operator):
-    return services.batch_create(
-        actor=operator,
-        kind=BatchKind.HEADLINE,
-        period_start=TRAFFIC_END - timedelta(days=3),
-        period_end=TRAFFIC_END,
-        size=10,
-        seed=2,
-    )
+def batch(synced, make_batch):
+    return make_batch(size=10, seed=2)
 
 
 def test_operator_draws_a_batch_through_the_api(api, synced, operator):

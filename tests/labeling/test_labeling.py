@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from audit.models import AuditEvent
 from labeling import services
 from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
-from labeling.models import Batch, BatchKind, Label, LabelValue
+from labeling.models import Batch, Label, LabelValue
 from labeling.selectors import batch_agreement, batch_progress, cohens_kappa, disagreements
 from labeling.writeback import label_push, score_id
 from routing.errors import Conflict
@@ -19,16 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def batch(synced, operator):
-    return services.batch_create(
-        actor=operator,
-        kind=BatchKind.HEADLINE,
-        period_start=TRAFFIC_END - timedelta(days=3),
-        period_end=TRAFFIC_END,
-        size=20,
-        seed=5,
-        double_review_share=0.25,
-    )
+def batch(synced, make_batch):
+    return make_batch(size=20, seed=5, double_review_share=0.25)
 
 
 def test_a_batch_records_its_strategy_and_seed(batch):

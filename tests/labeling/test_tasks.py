@@ -43,25 +43,17 @@ def test_periodic_sync_does_nothing_without_langfuse(monkeypatch):
     assert not SyncRun.objects.exists()
 
 
-def test_labels_never_sent_are_pushed_again_by_the_worker(langfuse, operator, reviewer):
+def test_labels_never_sent_are_pushed_again_by_the_worker(langfuse, make_batch, reviewer):
     from django.utils import timezone
 
-    from labeling import services
-    from labeling.models import BatchKind, Label
+    from labeling.models import Label
     from labeling.tasks import push_pending_labels
 
     with running_worker():
         run = sync_start(since=TRAFFIC_END - timedelta(days=3), until=TRAFFIC_END)
         sync_traces.delay(run.pk)
         wait_until_finished(run.pk)
-        batch = services.batch_create(
-            actor=operator,
-            kind=BatchKind.HEADLINE,
-            period_start=TRAFFIC_END - timedelta(days=3),
-            period_end=TRAFFIC_END,
-            size=2,
-            seed=1,
-        )
+        batch = make_batch(size=2, seed=1)
         # As if the worker died before the write-back: labels exist, nothing was sent.
         for item in batch.items.all():
             Label.objects.create(item=item, reviewer=reviewer, value="strong_needed")
