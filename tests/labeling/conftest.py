@@ -33,17 +33,32 @@ def langfuse(traffic, monkeypatch):
     stop()
 
 
+@pytest.fixture(scope="session")
+def _synced_rows():
+    return []
+
+
 @pytest.fixture
-def synced(langfuse, db):
-    """The stand-in's traffic synced into the trace store."""
+def synced(langfuse, db, _synced_rows):
+    """The stand-in's traffic in the trace store.
+
+    The first test that asks syncs for real (through the SDK); later ones get the same rows
+    copied in, which keeps the many tests that only need traces from paying for the sync.
+    """
     from datetime import timedelta
 
     from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
+    from labeling.models import Trace
     from labeling.sync import sync_execute, sync_start
 
+    if _synced_rows:
+        Trace.objects.bulk_create(Trace(**row) for row in _synced_rows)
+        return
     run = sync_start(since=TRAFFIC_END - timedelta(days=3), until=TRAFFIC_END)
     adapter = LangfuseAdapter.from_env(retry=RetryPolicy(attempts=2), sleep=lambda s: None)
-    return sync_execute(run.pk, adapter=adapter, page_size=500)
+    sync_execute(run.pk, adapter=adapter, page_size=500)
+    fields = [f.attname for f in Trace._meta.concrete_fields if f.attname != "id"]
+    _synced_rows.extend(Trace.objects.order_by("id").values(*fields))
 
 
 @pytest.fixture
