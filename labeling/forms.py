@@ -31,6 +31,15 @@ class BatchForm(forms.Form):
     double_review_share = forms.FloatField(
         min_value=0, max_value=1, initial=0.1, label="Share labeled twice"
     )
+    min_cost_usd = forms.FloatField(
+        required=False, min_value=0, label="FP: cost above (USD)", help_text="Default 0.01."
+    )
+    max_chars = forms.IntegerField(
+        required=False, min_value=1, label="FP: shorter than (chars)", help_text="Default 200."
+    )
+    char_margin = forms.IntegerField(
+        required=False, min_value=1, label="Near: ± characters", help_text="Default 50."
+    )
     seed = forms.IntegerField(required=False, help_text="Empty: a random seed, recorded.")
     name = forms.CharField(required=False, max_length=120)
 

@@ -52,7 +52,9 @@ def batch_create(
     if errors:
         raise ValidationError(errors)
     seed = secrets.randbits(31) if seed is None else seed
-    options = options or {}
+    options = dict(options or {})
+    if kind == BatchKind.NEAR_THRESHOLD:
+        options = {**_thresholds_of(classifier_version), **options}
     traces = period_traces(period_start, period_end, classifier_version=classifier_version)
     sample = draw(kind, traces, size, seed, options)
     if not sample.trace_ids:
@@ -95,6 +97,19 @@ def batch_create(
         after={**batch.strategy, "seed": seed, "items": len(sample.trace_ids)},
     )
     return batch
+
+
+def _thresholds_of(version_name: str) -> dict:
+    """The thresholds "near" means: the named version's, else the newest frozen one's."""
+    from routing.models import ClassifierVersion, VersionStatus
+
+    versions = ClassifierVersion.objects.filter(status=VersionStatus.FROZEN)
+    if version_name:
+        versions = ClassifierVersion.objects.filter(name=version_name)
+    version = versions.order_by("-frozen_at", "-id").first()
+    if version is None:
+        return {}
+    return {"token_threshold": version.token_threshold, "turn_threshold": version.turn_threshold}
 
 
 def _open_items(batch: Batch, reviewer):

@@ -54,13 +54,23 @@ def batch_create(request):
             seed=data["seed"],
             classifier_version=data["classifier_version"],
             double_review_share=data["double_review_share"],
-            options={"stratify_by_tier": data["stratify_by_tier"]},
+            options={
+                key: data[key]
+                for key in ("stratify_by_tier", "min_cost_usd", "max_chars", "char_margin")
+                if data[key] not in (None, False)
+            },
         )
     except ValidationError as e:
         messages.error(request, error_text(e))
         return redirect("labeling:home")
     messages.success(request, f"Batch “{batch.name}” created with {batch.items.count()} items.")
     return redirect("labeling:batch", batch_id=batch.pk)
+
+
+@require_GET
+@role_required(OPERATOR)
+def sync_runs(request):
+    return render(request, "labeling/_sync_runs.html", {"runs": SyncRun.objects.all()[:5]})
 
 
 @require_POST

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from audit.models import AuditEvent
 from labeling import services
 from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
-from labeling.models import Batch, Label, LabelValue
+from labeling.models import Batch, BatchKind, Label, LabelValue
 from labeling.selectors import batch_agreement, batch_progress, cohens_kappa, disagreements
 from labeling.writeback import label_push, score_id
 from routing.errors import Conflict
@@ -230,3 +230,25 @@ def test_operator_draws_a_batch_from_the_page(client, synced, operator):
     batch = Batch.objects.get()
     assert response.url == f"/labeling/batches/{batch.pk}/"
     assert batch.kind == "fn" and batch.blind is False
+
+
+def test_near_threshold_batches_use_the_versions_thresholds(
+    synced, make_batch, v7, draft, operator
+):
+    from routing import services as routing_services
+
+    routing_services.version_update_draft(actor=operator, version=draft, token_threshold=300)
+    batch = make_batch(kind=BatchKind.NEAR_THRESHOLD, size=20, classifier_version="v8")
+    assert batch.strategy["options"]["token_threshold"] == 300
+    batch = make_batch(kind=BatchKind.NEAR_THRESHOLD, size=20, seed=3)
+    assert batch.strategy["options"]["token_threshold"] == 500  # the newest frozen: v7
+
+
+def test_the_sync_panel_polls_only_while_a_sync_runs(client, langfuse, operator):
+    from labeling.sync import sync_start
+
+    client.force_login(operator)
+    assert "hx-trigger" not in client.get("/labeling/sync/runs/").content.decode()
+    sync_start(since=TRAFFIC_END - timedelta(days=1), until=TRAFFIC_END)
+    html = client.get("/labeling/sync/runs/").content.decode()
+    assert 'hx-trigger="every 2s"' in html and "running" in html

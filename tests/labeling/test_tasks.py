@@ -65,3 +65,34 @@ def test_labels_never_sent_are_pushed_again_by_the_worker(langfuse, make_batch, 
             time.sleep(0.1)
     sent = {s["subject"]["id"] for s in langfuse.scores() if s["name"] == "routing_label"}
     assert sent == set(batch.items.values_list("trace__langfuse_id", flat=True))
+
+
+def test_concurrent_reviewers_never_claim_the_same_item(synced, make_batch, make_user):
+    """Eight reviewers ask for work at the same moment, on separate connections."""
+    import threading
+
+    from django.db import connection
+
+    from labeling import services
+
+    batch = make_batch(size=8, seed=4)
+    reviewers = [make_user(f"r{n}", "reviewer") for n in range(8)]
+    start, claimed, errors = threading.Barrier(len(reviewers)), [], []
+
+    def claim(reviewer):
+        try:
+            start.wait()
+            item = services.item_claim_next(batch=batch, reviewer=reviewer)
+            claimed.append(item.pk if item else None)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(r,)) for r in reviewers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert None not in claimed and len(set(claimed)) == len(reviewers)
