@@ -238,10 +238,12 @@ def test_near_threshold_batches_use_the_versions_thresholds(
     from routing import services as routing_services
 
     routing_services.version_update_draft(actor=operator, version=draft, token_threshold=300)
-    batch = make_batch(kind=BatchKind.NEAR_THRESHOLD, size=20, classifier_version="v8")
-    assert batch.strategy["options"]["token_threshold"] == 300
-    batch = make_batch(kind=BatchKind.NEAR_THRESHOLD, size=20, seed=3)
-    assert batch.strategy["options"]["token_threshold"] == 500  # the newest frozen: v7
+    routing_services.version_freeze(actor=operator, version=draft)
+    batch = make_batch(kind=BatchKind.NEAR_THRESHOLD, size=20)
+    assert batch.strategy["options"]["token_threshold"] == 300  # the newest frozen: v8
+    # The traffic v7 routed is judged near v7's own thresholds.
+    batch = make_batch(kind=BatchKind.NEAR_THRESHOLD, size=20, seed=3, classifier_version="v7")
+    assert batch.strategy["options"]["token_threshold"] == 500
 
 
 def test_the_sync_panel_polls_only_while_a_sync_runs(client, langfuse, operator):
