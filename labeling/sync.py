@@ -114,7 +114,7 @@ def apply_feedback(traces: dict[str, Trace], scores: list[FeedbackScore]) -> int
 
 
 def upsert_traces(traces: list[Trace]) -> tuple[int, int]:
-    """Insert new traces and refresh known ones; returns (created, updated)."""
+    """Insert new traces and refresh known ones (feedback aside); returns (created, updated)."""
     if not traces:
         return 0, 0
     ids = [t.langfuse_id for t in traces]
@@ -123,10 +123,27 @@ def upsert_traces(traces: list[Trace]) -> tuple[int, int]:
         traces,
         update_conflicts=True,
         unique_fields=["langfuse_id"],
-        update_fields=UPDATE_FIELDS + FEEDBACK_FIELDS,
+        update_fields=UPDATE_FIELDS,
         batch_size=1000,
     )
     return len(set(ids) - known), len(known)
+
+
+def sync_feedback(adapter: LangfuseAdapter, since: datetime, until: datetime) -> int:
+    """Fold in user feedback given during ``[since, until)``, whichever trace it is about.
+
+    Feedback comes after its trace, often after the trace was synced; reading it by its own
+    time catches it for older traces too, and each window is read once.
+    """
+    scores = list(adapter.iter_scores(since, until, name=FEEDBACK_NAMES))
+    trace_ids = list({s.trace_id for s in scores if s.trace_id})
+    applied = 0
+    for start in range(0, len(trace_ids), 1000):
+        chunk = trace_ids[start : start + 1000]
+        traces = {t.langfuse_id: t for t in Trace.objects.filter(langfuse_id__in=chunk)}
+        applied += apply_feedback(traces, [s for s in scores if s.trace_id in traces])
+        Trace.objects.bulk_update(traces.values(), FEEDBACK_FIELDS, batch_size=1000)
+    return applied
 
 
 def next_window(now: datetime) -> tuple[datetime, datetime]:
@@ -203,32 +220,16 @@ def sync_execute(
         run.save(update_fields=["started_at"])
     reasons = Counter(run.skip_reasons)
     try:
-        pages = adapter.iter_trace_records(
-            run.since, run.until, cursor=run.cursor or None, page_size=page_size
-        )
-        for page, parsed in pages:
-            now = timezone.now()
-            traces = {}
-            for record in parsed.records:
-                traces[record.langfuse_id] = trace_from_record(record, now)
-            scores = adapter.fetch_scores(list(traces), name=FEEDBACK_NAMES) if traces else []
-            with transaction.atomic():
-                applied = apply_feedback(traces, scores)
-                created, updated = upsert_traces(list(traces.values()))
-                for skipped in parsed.skipped:
-                    reasons[skipped.reason] += 1
-                run.pages += 1
-                run.fetched += len(page.observations)
-                run.created += created
-                run.updated += updated
-                run.skipped += len(parsed.skipped)
-                run.feedback_scores += applied
-                run.skip_reasons = dict(reasons)
-                run.cursor = page.next_cursor or ""
-                run.heartbeat_at = now
-                run.save()
-            if on_page:
-                on_page(run)
+        pages_done = run.pages > 0 and not run.cursor  # a resumed run past its last page
+        if not pages_done:
+            pages = adapter.iter_trace_records(
+                run.since, run.until, cursor=run.cursor or None, page_size=page_size
+            )
+            for page, parsed in pages:
+                _store_page(run, page, parsed, reasons)
+                if on_page:
+                    on_page(run)
+        run.feedback_scores = sync_feedback(adapter, run.since, run.until)
     except LangfuseError as e:
         log.warning("sync run %s stopped: %s", run.pk, e)
         run.status, run.error, run.retryable = SyncStatus.FAILED, str(e)[:2000], e.retryable
@@ -239,5 +240,24 @@ def sync_execute(
         if own_adapter:
             adapter.close()
     run.status, run.finished_at = SyncStatus.SUCCEEDED, timezone.now()
-    run.save(update_fields=["status", "finished_at"])
+    run.save(update_fields=["status", "finished_at", "feedback_scores"])
     return run
+
+
+def _store_page(run: SyncRun, page, parsed, reasons: Counter) -> None:
+    """One page in one transaction, with the run's counters and the cursor of the next page."""
+    now = timezone.now()
+    traces = [trace_from_record(record, now) for record in parsed.records]
+    with transaction.atomic():
+        created, updated = upsert_traces(traces)
+        for skipped in parsed.skipped:
+            reasons[skipped.reason] += 1
+        run.pages += 1
+        run.fetched += len(page.observations)
+        run.created += created
+        run.updated += updated
+        run.skipped += len(parsed.skipped)
+        run.skip_reasons = dict(reasons)
+        run.cursor = page.next_cursor or ""
+        run.heartbeat_at = now
+        run.save()

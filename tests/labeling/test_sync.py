@@ -113,3 +113,30 @@ def test_the_management_command_syncs_a_window(langfuse):
 def test_the_management_command_rejects_bad_dates(langfuse):
     with pytest.raises(CommandError, match="not a date"):
         call_command("sync_traces", "--since", "last tuesday")
+
+
+def test_feedback_given_after_a_trace_was_synced_reaches_it_on_the_next_sync(langfuse, traffic):
+    first = run_sync()
+    trace = Trace.objects.filter(feedback_score__isnull=True, thumbs_down__isnull=True).first()
+    later = TRAFFIC_END + timedelta(hours=1)
+    langfuse.add_scores(
+        [
+            {
+                **traffic.scores[0],
+                "id": "late-feedback-1",
+                "timestamp": later.isoformat().replace("+00:00", "Z"),
+                "subject": {"kind": "trace", "id": trace.langfuse_id},
+                "name": "user_feedback",
+                "dataType": "NUMERIC",
+                "value": 1.0,
+                "comment": "wrong answer, had to ask again",
+            }
+        ]
+    )
+    run = sync_start(until=TRAFFIC_END + timedelta(hours=2))
+    assert run.since == first.until
+    run = sync_execute(run.pk, adapter=no_sleep_adapter(), page_size=100)
+    trace.refresh_from_db()
+    assert run.status == SyncStatus.SUCCEEDED and run.feedback_scores == 1
+    assert trace.feedback_score == 1.0 and trace.thumbs_down is True
+    assert trace.feedback_comment == "wrong answer, had to ask again"
