@@ -1,4 +1,8 @@
-// Small page helpers; htmx does the rest.
+// Small page helpers; htmx does the rest. No inline handlers: the CSP forbids them.
+document.addEventListener("submit", (event) => {
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button) return;

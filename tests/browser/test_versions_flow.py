@@ -57,3 +57,11 @@ def test_operator_drafts_v8_adds_a_keyword_diffs_and_classifies(page, live_serve
     expect(v8.locator(".tier")).to_have_text("strong")
     expect(v8.locator("mark")).to_have_text("benchmark")
     expect(v7.locator(".tier")).to_have_text("weak")
+
+    # Freezing asks first (a data-confirm handler: the CSP allows no inline script).
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    page.goto(f"{live_server.url}/versions/v8/")
+    page.click("button:has-text('Freeze')")
+    expect(page.locator("h1 .status")).to_have_text("Frozen")
+    assert dialogs == ["Freeze v8? A frozen version can never change again."]

@@ -1,1 +1,16 @@
-urlpatterns = []
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter()
+router.register("metric-reports", views.MetricReportViewSet, basename="metric-report")
+router.register("slo-targets", views.SloTargetViewSet, basename="slo-target")
+router.register("tuning-jobs", views.JobViewSet, basename="tuning-job")
+
+urlpatterns = [
+    path("costs/settings/", views.CostSettingsView.as_view(), name="cost-settings"),
+    path("costs/summary/", views.CostSummaryView.as_view(), name="cost-summary"),
+    path("costs/prometheus-rules/", views.PrometheusRulesView.as_view(), name="prometheus-rules"),
+    *router.urls,
+]

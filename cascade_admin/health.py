@@ -1,0 +1,28 @@
+"""Probes for Kubernetes: no login, no session, no trailing slash."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+@never_cache
+@login_not_required
+def healthz(request):
+    """The process serves requests."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@require_GET
+@never_cache
+@login_not_required
+def readyz(request):
+    """The process can do its work: the database answers."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as e:  # noqa: BLE001 - any failure means not ready
+        return HttpResponse(f"database unavailable: {type(e).__name__}", status=503)
+    return HttpResponse("ready", content_type="text/plain")

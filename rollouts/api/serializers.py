@@ -1,0 +1,153 @@
+"""Shapes only: validation of input, no logic (services decide)."""
+
+from rest_framework import serializers
+
+from routing.models import ClassifierVersion, VersionStatus
+
+from ..models import (
+    Comparator,
+    Gate,
+    PodState,
+    PodStatus,
+    Publication,
+    PublicationState,
+    Rollout,
+    RolloutState,
+    RolloutTransition,
+    Route,
+    Slot,
+)
+
+
+class SlotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Slot
+        fields = ["name", "namespace", "service", "deployment", "configmap", "configmap_key",
+                  "pod_selector", "admin_port_name", "admin_port"]  # fmt: skip
+
+
+class RouteSerializer(serializers.ModelSerializer):
+    stable_slot = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    canary_slot = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Route
+        fields = ["name", "namespace", "httproute", "rule_index", "stable_backend",
+                  "canary_backend", "stable_slot", "canary_slot", "stable_weight",
+                  "canary_weight", "weights_updated_at"]  # fmt: skip
+
+
+def _state(choices) -> serializers.CharField:
+    # Plain strings: three models have a "state" field with different choices, and their
+    # enums would collide in the OpenAPI schema.
+    return serializers.CharField(read_only=True, help_text=" | ".join(choices.values))
+
+
+class PodStatusSerializer(serializers.ModelSerializer):
+    state = _state(PodState)
+
+    class Meta:
+        model = PodStatus
+        fields = ["pod_name", "address", "state", "reported_version", "reported_sha256", "error",
+                  "updated_at"]  # fmt: skip
+
+
+class PublicationSerializer(serializers.ModelSerializer):
+    version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    slot = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by = serializers.StringRelatedField()
+    pods = PodStatusSerializer(many=True, read_only=True)
+    state = _state(PublicationState)
+    retryable = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Publication
+        fields = ["id", "version", "slot", "sha256", "state", "retryable", "attempts",
+                  "configmap_outcome", "configmap_resource_version", "error", "created_by",
+                  "created_at", "started_at", "finished_at", "pods"]  # fmt: skip
+
+
+class PublicationCreateSerializer(serializers.Serializer):
+    version = serializers.SlugRelatedField(
+        slug_field="name", queryset=ClassifierVersion.objects.filter(status=VersionStatus.FROZEN)
+    )
+    slot = serializers.SlugRelatedField(slug_field="name", queryset=Slot.objects.all())
+
+
+class GateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Gate
+        fields = ["name", "query", "requests_query", "window", "comparator", "threshold",
+                  "min_requests", "rollback_after_seconds", "last_stage_only", "last_result",
+                  "last_value", "last_requests", "last_detail", "last_evaluated_at",
+                  "failing_since"]  # fmt: skip
+
+
+class GateSpecSerializer(serializers.Serializer):
+    name = serializers.SlugField(max_length=50)
+    query = serializers.CharField()
+    requests_query = serializers.CharField(required=False)
+    window = serializers.CharField(required=False, max_length=10)
+    comparator = serializers.ChoiceField(choices=Comparator.choices, default="lt")
+    threshold = serializers.FloatField()
+    min_requests = serializers.IntegerField(min_value=0, default=100)
+    rollback_after_seconds = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    last_stage_only = serializers.BooleanField(default=False)
+
+
+class TransitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RolloutTransition
+        fields = ["action", "from_state", "to_state", "from_stage", "to_stage", "canary_weight",
+                  "stable_weight", "actor_name", "reason", "at"]  # fmt: skip
+
+
+class RolloutSerializer(serializers.ModelSerializer):
+    state = _state(RolloutState)
+    route = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = Rollout
+        fields = ["id", "route", "version", "state", "stage", "steps", "window_seconds",
+                  "stable_backend", "canary_backend", "stable_weight", "canary_weight",
+                  "stage_started_at", "held_since", "status_note", "created_by", "created_at",
+                  "finished_at"]  # fmt: skip
+
+
+class RolloutDetailSerializer(RolloutSerializer):
+    stable_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    gates = GateSerializer(many=True, read_only=True)
+    transitions = TransitionSerializer(many=True, read_only=True)
+
+    class Meta(RolloutSerializer.Meta):
+        fields = [*RolloutSerializer.Meta.fields, "stable_version", "publication", "gates",
+                  "transitions"]  # fmt: skip
+
+
+class RolloutCreateSerializer(serializers.Serializer):
+    route = serializers.SlugRelatedField(slug_field="name", queryset=Route.objects.all())
+    version = serializers.SlugRelatedField(
+        slug_field="name", queryset=ClassifierVersion.objects.all()
+    )
+    steps = serializers.ListField(child=serializers.IntegerField(), required=False)
+    window_seconds = serializers.IntegerField(min_value=1, required=False)
+    gates = GateSpecSerializer(many=True, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class ActionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class AdvanceSerializer(ActionSerializer):
+    expected_stage = serializers.IntegerField(
+        required=False, min_value=0, help_text="The stage you saw; refused (409) if it moved."
+    )
+
+
+class RollbackSerializer(ActionSerializer):
+    republish = serializers.BooleanField(
+        default=False, help_text="Also publish the stable version's config to the canary slot."
+    )

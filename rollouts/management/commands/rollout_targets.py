@@ -1,0 +1,53 @@
+"""Register a deployment slot pair and their route (idempotent), e.g. for the embedded demo.
+
+    manage.py rollout_targets [--namespace llm] [--httproute llm-router] [--route router]
+                              [--stable llm-classifier-v7] [--canary llm-classifier-v8]
+
+Each slot gets a Service and Deployment of its own name and a ConfigMap ``<slot>-config``.
+"""
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from rollouts.models import Route, Slot
+
+
+class Command(BaseCommand):
+    help = "Register two deployment slots and the HTTPRoute rule that splits traffic between them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--namespace", default="llm")
+        parser.add_argument("--httproute", default="llm-router")
+        parser.add_argument("--rule-index", type=int, default=0)
+        parser.add_argument("--route", default="router")
+        parser.add_argument("--stable", default="llm-classifier-v7")
+        parser.add_argument("--canary", default="llm-classifier-v8")
+
+    @transaction.atomic
+    def handle(self, *args, namespace, httproute, rule_index, route, stable, canary, **options):
+        slots = {}
+        for name in (stable, canary):
+            slots[name], created = Slot.objects.get_or_create(
+                name=name,
+                defaults={
+                    "namespace": namespace,
+                    "service": name,
+                    "deployment": name,
+                    "configmap": f"{name}-config",
+                    "pod_selector": f"app={name}",
+                },
+            )
+            self.stdout.write(f"slot {name}: {'created' if created else 'exists'}")
+        _, created = Route.objects.get_or_create(
+            name=route,
+            defaults={
+                "namespace": namespace,
+                "httproute": httproute,
+                "rule_index": rule_index,
+                "stable_backend": stable,
+                "canary_backend": canary,
+                "stable_slot": slots[stable],
+                "canary_slot": slots[canary],
+            },
+        )
+        self.stdout.write(f"route {route}: {'created' if created else 'exists'}")

@@ -1,0 +1,355 @@
+"""Deployment slots, routes, publications of a config to a slot, canary rollouts and gates.
+
+State changes go through ``rollouts.services`` (publications through ``rollouts.publish``);
+nothing here is ``.save()``d from a view.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+WEIGHT_RANGE = Q(canary_weight__gte=0, canary_weight__lte=100) & Q(
+    stable_weight__gte=0, stable_weight__lte=100
+)
+
+
+class Slot(models.Model):
+    """One classifier deployment: a Service in front of a Deployment whose pods load a ConfigMap.
+
+    Pods are found through the Service's EndpointSlices; ``admin_port_name`` picks the port
+    that serves ``PUT /admin/config`` (blank: every port of the slice), ``admin_port``
+    overrides the port number.
+    """
+
+    name = models.SlugField(max_length=63, unique=True, help_text="e.g. llm-classifier-v8")
+    namespace = models.CharField(max_length=63)
+    service = models.CharField(max_length=63)
+    deployment = models.CharField(max_length=63, blank=True)
+    configmap = models.CharField(max_length=253)
+    configmap_key = models.CharField(max_length=253, default="config.json")
+    pod_selector = models.CharField(max_length=253, blank=True, help_text="e.g. app=classifier")
+    admin_port_name = models.CharField(max_length=15, blank=True)
+    admin_port = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(admin_port__isnull=True) | Q(admin_port__gte=1, admin_port__lte=65535),
+                name="slot_admin_port_valid",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Route(models.Model):
+    """One rule of an HTTPRoute that splits traffic between a stable and a canary backend.
+
+    ``stable_weight`` / ``canary_weight`` are the weights the console last set (on the
+    embedded local target they are the only record). A promotion swaps the roles, so the
+    promoted backend becomes the stable one of the next rollout.
+    """
+
+    name = models.SlugField(max_length=63, unique=True)
+    namespace = models.CharField(max_length=63)
+    httproute = models.CharField(max_length=253)
+    rule_index = models.PositiveIntegerField(default=0)
+    stable_backend = models.CharField(max_length=63)
+    canary_backend = models.CharField(max_length=63)
+    stable_slot = models.ForeignKey(
+        Slot, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    canary_slot = models.ForeignKey(
+        Slot, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    stable_weight = models.PositiveSmallIntegerField(default=100)
+    canary_weight = models.PositiveSmallIntegerField(default=0)
+    weights_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=WEIGHT_RANGE, name="route_weights_0_100"),
+            models.CheckConstraint(
+                condition=~Q(stable_backend=models.F("canary_backend")),
+                name="route_backends_differ",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class PublicationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Partial"
+    FAILED = "failed", "Failed"
+
+
+class Publication(models.Model):
+    """A frozen version's config written to a slot's ConfigMap and pushed to its pods.
+
+    ``succeeded`` only when every ready pod reported the version's SHA-256; ``partial``
+    when some did; both ``partial`` and ``failed`` can be retried.
+    """
+
+    version = models.ForeignKey(
+        "routing.ClassifierVersion", on_delete=models.PROTECT, related_name="publications"
+    )
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="publications")
+    sha256 = models.CharField(max_length=64)
+    state = models.CharField(
+        max_length=10, choices=PublicationState.choices, default=PublicationState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    configmap_outcome = models.CharField(max_length=10, blank=True)
+    configmap_resource_version = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=PublicationState.values), name="publication_state_valid"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.version} -> {self.slot} #{self.pk}"
+
+    @property
+    def retryable(self) -> bool:
+        return self.state in (PublicationState.PARTIAL, PublicationState.FAILED)
+
+
+class PodState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PUSHED = "pushed", "Pushed"
+    CONFIRMED = "confirmed", "Confirmed"
+    FAILED = "failed", "Failed"
+
+
+class PodStatus(models.Model):
+    """What one pod did with a publication: pushed, confirmed by hash, or failed (and why)."""
+
+    publication = models.ForeignKey(Publication, on_delete=models.CASCADE, related_name="pods")
+    address = models.CharField(max_length=80, help_text="ip:port")
+    pod_name = models.CharField(max_length=253, blank=True)
+    state = models.CharField(max_length=10, choices=PodState.choices, default=PodState.PENDING)
+    reported_version = models.CharField(max_length=64, blank=True)
+    reported_sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pod_name", "address"]
+        constraints = [
+            models.UniqueConstraint(fields=["publication", "address"], name="pod_status_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.pod_name or self.address}: {self.state}"
+
+
+class RolloutState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    STAGE = "stage", "In stage"
+    PAUSED = "paused", "Paused"
+    PROMOTED = "promoted", "Promoted"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_STATES = (RolloutState.PENDING, RolloutState.STAGE, RolloutState.PAUSED)
+
+DEFAULT_STEPS = [10, 50, 100]
+DEFAULT_WINDOW_SECONDS = 48 * 3600
+
+
+def default_steps() -> list[int]:
+    return list(DEFAULT_STEPS)
+
+
+class Rollout(models.Model):
+    """A canary of ``version`` on a route: canary weight moves through ``steps``.
+
+    pending -> stage 1..n -> promoted | rolled_back | failed; a stage can be paused and
+    resumed. ``stage`` is 0 before the first stage. Each stage lasts ``window_seconds``
+    and is left only when its gates pass. At most one active rollout per route.
+    """
+
+    route = models.ForeignKey(Route, on_delete=models.PROTECT, related_name="rollouts")
+    version = models.ForeignKey(
+        "routing.ClassifierVersion", on_delete=models.PROTECT, related_name="rollouts"
+    )
+    stable_version = models.ForeignKey(
+        "routing.ClassifierVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="What the stable backend served at the start; republished on rollback.",
+    )
+    publication = models.ForeignKey(
+        Publication, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    stable_backend = models.CharField(max_length=63)
+    canary_backend = models.CharField(max_length=63)
+    state = models.CharField(
+        max_length=12, choices=RolloutState.choices, default=RolloutState.PENDING
+    )
+    steps = models.JSONField(default=default_steps)
+    window_seconds = models.PositiveIntegerField(default=DEFAULT_WINDOW_SECONDS)
+    stage = models.PositiveSmallIntegerField(default=0)
+    canary_weight = models.PositiveSmallIntegerField(default=0)
+    stable_weight = models.PositiveSmallIntegerField(default=100)
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    held_since = models.DateTimeField(null=True, blank=True)
+    status_note = models.TextField(blank=True, help_text="Why it holds, failed or ended.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["route"],
+                condition=Q(state__in=[s.value for s in ACTIVE_STATES]),
+                name="one_active_rollout_per_route",
+            ),
+            models.CheckConstraint(condition=WEIGHT_RANGE, name="rollout_weights_0_100"),
+            models.CheckConstraint(
+                condition=Q(state__in=RolloutState.values), name="rollout_state_valid"
+            ),
+            models.CheckConstraint(condition=Q(window_seconds__gte=1), name="rollout_window_pos"),
+        ]
+
+    def __str__(self):
+        return f"{self.version} on {self.route} #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def stage_count(self) -> int:
+        return len(self.steps)
+
+    @property
+    def is_last_stage(self) -> bool:
+        return self.stage >= len(self.steps)
+
+    @property
+    def next_step(self) -> int | None:
+        """The canary weight of the next stage, None from the last one."""
+        return self.steps[self.stage] if self.stage < len(self.steps) else None
+
+
+class RolloutTransition(models.Model):
+    """One recorded change of a rollout's state, stage or weights: who, when and why."""
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="transitions")
+    action = models.CharField(max_length=20)
+    from_state = models.CharField(max_length=12)
+    to_state = models.CharField(max_length=12)
+    from_stage = models.PositiveSmallIntegerField()
+    to_stage = models.PositiveSmallIntegerField()
+    canary_weight = models.PositiveSmallIntegerField()
+    stable_weight = models.PositiveSmallIntegerField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [models.CheckConstraint(condition=WEIGHT_RANGE, name="transition_0_100")]
+
+    def __str__(self):
+        return f"{self.action}: {self.from_state} -> {self.to_state}"
+
+
+class Comparator(models.TextChoices):
+    LT = "lt", "<"
+    LE = "le", "<="
+    GT = "gt", ">"
+    GE = "ge", ">="
+
+
+class GateResult(models.TextChoices):
+    PASS = "pass", "Pass"
+    FAIL = "fail", "Fail"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Gate(models.Model):
+    """A condition on Prometheus data a rollout must meet, evaluated on the canary.
+
+    ``query`` and ``requests_query`` are PromQL templates: ``{version}`` (the canary
+    version), ``{backend}`` (its backendRef) and ``{window}`` (``window``) are filled in.
+    The gate passes when ``value <comparator> threshold`` with at least ``min_requests``
+    requests in the window; no data or fewer requests is unknown, which holds the stage.
+    With ``rollback_after_seconds`` set, a failure that lasts that long rolls back.
+    ``last_stage_only`` gates are required only to leave the last stage.
+    """
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="gates")
+    name = models.SlugField(max_length=50)
+    query = models.TextField()
+    requests_query = models.TextField()
+    window = models.CharField(max_length=10, default="5m")
+    comparator = models.CharField(max_length=2, choices=Comparator.choices, default="lt")
+    threshold = models.FloatField()
+    min_requests = models.PositiveIntegerField(default=100)
+    rollback_after_seconds = models.PositiveIntegerField(null=True, blank=True)
+    last_stage_only = models.BooleanField(default=False)
+    last_result = models.CharField(max_length=7, choices=GateResult.choices, blank=True)
+    last_value = models.FloatField(null=True, blank=True)
+    last_requests = models.FloatField(null=True, blank=True)
+    last_detail = models.TextField(blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "name"], name="gate_name_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} {self.get_comparator_display()} {self.threshold:g}"
+
+
+class GateEvaluation(models.Model):
+    """One evaluation of a gate: the value over time on the rollout page."""
+
+    gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="evaluations")
+    result = models.CharField(max_length=7, choices=GateResult.choices)
+    value = models.FloatField(null=True, blank=True)
+    requests = models.FloatField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+    stage = models.PositiveSmallIntegerField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["gate", "-at"])]
+
+    def __str__(self):
+        return f"{self.gate.name}: {self.result}"

@@ -1,0 +1,237 @@
+"""Publishing a frozen version's config to a slot: ConfigMap, push to every ready pod, verify.
+
+``publication_start`` / ``publication_retry`` record the request (audited) and queue the
+work after commit; ``publication_execute`` does it on a worker: write the canonical config
+into the slot's ConfigMap (create, or replace with the read ``resourceVersion``, retried on
+409), ``PUT /admin/config`` on every ready pod, then poll each pod's ``GET /config`` until it
+reports the version's SHA-256 or the timeout passes. ``succeeded`` only when every pod
+confirmed; ``partial`` when some did. Both ``partial`` and ``failed`` can be retried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import httpx
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.services import audit_record
+from routing.errors import Conflict
+from routing.models import ClassifierVersion, VersionStatus
+
+from . import conf, targets
+from .k8s_adapter import KubeError, PodAddress, retry_on_conflict
+from .models import PodState, PodStatus, Publication, PublicationState, Slot
+
+log = logging.getLogger(__name__)
+
+VERSION_LABEL = "cascade.io/classifier-version"
+
+
+def config_document(version: ClassifierVersion) -> str:
+    """The ConfigMap's file: the canonical config as ``export_config`` writes it."""
+    return json.dumps(version.config, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def _queue(publication: Publication) -> None:
+    from .tasks import publish_config
+
+    transaction.on_commit(lambda: publish_config.delay(publication.pk))
+
+
+@transaction.atomic
+def publication_start(*, actor, version: ClassifierVersion, slot: Slot) -> Publication:
+    """Record a publication of a frozen ``version`` to ``slot`` and queue it."""
+    if version.status != VersionStatus.FROZEN:
+        raise Conflict(f"Only a frozen version can be published; {version} is {version.status}.")
+    publication = Publication.objects.create(
+        version=version,
+        slot=slot,
+        sha256=version.config_sha256,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    audit_record(
+        actor=actor,
+        action="publication.start",
+        obj=publication,
+        after={"version": version.name, "slot": slot.name, "sha256": version.config_sha256},
+    )
+    _queue(publication)
+    return publication
+
+
+@transaction.atomic
+def publication_retry(*, actor, publication: Publication) -> Publication:
+    """Run a partial or failed publication again (every ready pod is pushed again)."""
+    updated = Publication.objects.filter(
+        pk=publication.pk, state__in=[PublicationState.PARTIAL, PublicationState.FAILED]
+    ).update(state=PublicationState.PENDING, error="", finished_at=None)
+    if not updated:
+        publication.refresh_from_db()
+        raise Conflict(f"Publication #{publication.pk} is {publication.state}; nothing to retry.")
+    publication.refresh_from_db()
+    audit_record(actor=actor, action="publication.retry", obj=publication)
+    _queue(publication)
+    return publication
+
+
+def _finish(publication: Publication, state: str, error: str = "") -> Publication:
+    with transaction.atomic():
+        Publication.objects.filter(pk=publication.pk).update(
+            state=state, error=error, finished_at=timezone.now()
+        )
+        publication.refresh_from_db()
+        audit_record(
+            actor=None,
+            action=f"publication.{state}",
+            obj=publication,
+            after={"state": state, "pods": _pod_summary(publication)},
+            message=error,
+        )
+    log.info("publication %s %s %s", publication.pk, state, error)
+    return publication
+
+
+def _pod_summary(publication: Publication) -> dict[str, str]:
+    return dict(publication.pods.values_list("address", "state"))
+
+
+def _pod_address(slot: Slot, address: PodAddress) -> PodAddress:
+    if slot.admin_port:
+        return PodAddress(address.ip, slot.admin_port, address.pod_name, address.port_name)
+    return address
+
+
+def _set_pod(publication: Publication, address: PodAddress, **fields) -> None:
+    PodStatus.objects.update_or_create(
+        publication=publication,
+        address=f"{address.ip}:{address.port}",
+        defaults={"pod_name": address.pod_name or "", **fields},
+    )
+
+
+def publication_execute(publication_id: int) -> Publication:
+    """Do one attempt of a pending publication; a running or finished one is left alone."""
+    claimed = Publication.objects.filter(pk=publication_id, state=PublicationState.PENDING).update(
+        state=PublicationState.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    publication = Publication.objects.select_related("version", "slot").get(pk=publication_id)
+    if not claimed:
+        return publication
+    slot, version = publication.slot, publication.version
+    with targets.kube() as kube:
+        if kube is None:
+            Publication.objects.filter(pk=publication.pk).update(configmap_outcome="local")
+            return _finish(publication, PublicationState.SUCCEEDED, "local target: recorded only")
+        try:
+            written = retry_on_conflict(
+                lambda: kube.apply_configmap(
+                    slot.namespace,
+                    slot.configmap,
+                    {slot.configmap_key: config_document(version)},
+                    {VERSION_LABEL: version.name},
+                )
+            )
+            Publication.objects.filter(pk=publication.pk).update(
+                configmap_outcome=written.outcome,
+                configmap_resource_version=written.configmap.resource_version or "",
+            )
+            addresses = kube.ready_pod_addresses(
+                slot.namespace, slot.service, port_name=slot.admin_port_name or None
+            )
+        except KubeError as exc:
+            return _finish(publication, PublicationState.FAILED, str(exc))
+    addresses = [_pod_address(slot, a) for a in addresses]
+    publication.pods.all().delete()  # a retry starts from the pods that are ready now
+    if not addresses:
+        return _finish(
+            publication, PublicationState.FAILED, f"Service {slot.service} has no ready pods."
+        )
+    _push_and_verify(publication, addresses)
+    confirmed = publication.pods.filter(state=PodState.CONFIRMED).count()
+    if confirmed == len(addresses):
+        return _finish(publication, PublicationState.SUCCEEDED)
+    failed = len(addresses) - confirmed
+    state = PublicationState.PARTIAL if confirmed else PublicationState.FAILED
+    return _finish(
+        publication, state, f"{failed} of {len(addresses)} pod(s) did not confirm the config."
+    )
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return f"HTTP {response.status_code}: {error.get('message') or error.get('code')}"
+    return f"HTTP {response.status_code}"
+
+
+def _push_and_verify(publication: Publication, addresses: list[PodAddress]) -> None:
+    document = publication.version.config
+    token = conf.pod_admin_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    pending: dict[str, PodAddress] = {}
+    # Pods are cluster-internal: never through an HTTP proxy from the environment.
+    with httpx.Client(timeout=5.0, trust_env=False) as http:
+        for address in addresses:
+            _set_pod(publication, address, state=PodState.PENDING, error="")
+            try:
+                response = http.put(
+                    f"{address.base_url}/admin/config", json=document, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                _set_pod(publication, address, state=PodState.FAILED, error=f"push: {exc}")
+                continue
+            if response.status_code != 200:
+                _set_pod(
+                    publication,
+                    address,
+                    state=PodState.FAILED,
+                    error=f"push refused: {_error_text(response)}",
+                )
+                continue
+            _set_pod(publication, address, state=PodState.PUSHED)
+            pending[address.base_url] = address
+
+        deadline = time.monotonic() + conf.publish_timeout()
+        seen: dict[str, tuple[str, str, str]] = {}
+        while pending:
+            for url, address in list(pending.items()):
+                try:
+                    response = http.get(f"{url}/config")
+                    body = response.json() if response.status_code == 200 else {}
+                except (httpx.HTTPError, ValueError) as exc:
+                    seen[url] = ("", "", f"GET /config: {exc}")
+                    continue
+                reported = (str(body.get("version", "")), str(body.get("sha256", "")), "")
+                seen[url] = reported
+                if reported[1] == publication.sha256:
+                    _set_pod(
+                        publication,
+                        address,
+                        state=PodState.CONFIRMED,
+                        reported_version=reported[0],
+                        reported_sha256=reported[1],
+                        error="",
+                    )
+                    del pending[url]
+            if not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(conf.publish_poll_interval())
+        for url, address in pending.items():
+            version, sha, error = seen.get(url, ("", "", "no answer"))
+            _set_pod(
+                publication,
+                address,
+                state=PodState.FAILED,
+                reported_version=version,
+                reported_sha256=sha,
+                error=error or f"still serves {version or '?'} ({sha[:12] or 'no hash'})",
+            )

@@ -1,0 +1,506 @@
+"""Every change of a rollout goes through here: start, advance, pause, resume, rollback, and
+the automatic evaluation that advances, holds or rolls back.
+
+Each service locks the rollout row (``select_for_update``) and re-checks its state inside the
+lock, so two clicks or two beat ticks never both advance a stage. Weights are written to the
+HTTPRoute (guarded JSON patch, see ``k8s_adapter.set_weights``) while the row is locked; if
+the cluster refuses, the transaction rolls back and nothing is recorded as done. Every
+transition is stored as a ``RolloutTransition`` and in the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from routing.errors import Conflict
+from routing.models import ClassifierVersion, VersionStatus
+
+from . import conf, gates, notify, targets
+from .k8s_adapter import KubeError
+from .models import (
+    ACTIVE_STATES,
+    DEFAULT_STEPS,
+    DEFAULT_WINDOW_SECONDS,
+    Gate,
+    GateEvaluation,
+    GateResult,
+    Publication,
+    PublicationState,
+    Rollout,
+    RolloutState,
+    RolloutTransition,
+    Route,
+)
+
+log = logging.getLogger(__name__)
+
+AUTOMATION = "automation"
+
+
+class RolloutError(Conflict):
+    """The cluster refused or could not take a weight change; nothing was recorded.
+
+    ``retryable``: the same action may succeed later (timeout, 5xx, 409).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def clean_steps(steps: Iterable[Any] | None) -> list[int]:
+    """Canary weights per stage: integers rising strictly within 1..100, ending at 100."""
+    steps = list(DEFAULT_STEPS if steps is None else steps)
+    if not steps:
+        raise ValidationError({"steps": ["Give at least one step."]})
+    for step in steps:
+        if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= 100:
+            raise ValidationError({"steps": [f"{step!r} is not an integer in 1..100."]})
+    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        raise ValidationError({"steps": ["Steps must rise strictly."]})
+    if steps[-1] != 100:
+        raise ValidationError({"steps": ["The last step must be 100."]})
+    return steps
+
+
+def _clean_gate(spec: Mapping[str, Any]) -> dict[str, Any]:
+    data = {
+        "name": spec["name"],
+        "query": spec["query"],
+        "requests_query": spec.get("requests_query") or gates.REQUESTS,
+        "window": spec.get("window") or "5m",
+        "comparator": spec.get("comparator", "lt"),
+        "threshold": float(spec["threshold"]),
+        "min_requests": int(spec.get("min_requests", 100)),
+        "rollback_after_seconds": spec.get("rollback_after_seconds"),
+        "last_stage_only": bool(spec.get("last_stage_only", False)),
+    }
+    if not gates.DURATION.match(data["window"]):
+        raise ValidationError({"gates": [f"{data['window']!r} is not a PromQL duration."]})
+    if data["comparator"] not in ("lt", "le", "gt", "ge"):
+        raise ValidationError({"gates": [f"Unknown comparator {data['comparator']!r}."]})
+    return data
+
+
+def _actor_name(actor) -> str:
+    if getattr(actor, "is_authenticated", False):
+        return actor.get_username()
+    return str(actor) if actor else AUTOMATION
+
+
+def _snapshot(rollout: Rollout) -> dict[str, Any]:
+    return {
+        "state": rollout.state,
+        "stage": rollout.stage,
+        "canary_weight": rollout.canary_weight,
+        "stable_weight": rollout.stable_weight,
+    }
+
+
+def _write_weights(rollout: Rollout, canary: int) -> None:
+    """Set the route's weights on the cluster (or the local target) and mirror them."""
+    route = rollout.route
+    weights = {rollout.canary_backend: canary, rollout.stable_backend: 100 - canary}
+    try:
+        with targets.kube() as kube:
+            if kube is not None:
+                kube.set_weights(route.namespace, route.httproute, route.rule_index, weights)
+    except KubeError as exc:
+        raise RolloutError(
+            f"HTTPRoute {route.namespace}/{route.httproute} not changed: {exc}",
+            retryable=exc.retryable,
+        ) from exc
+    Route.objects.filter(pk=route.pk).update(
+        canary_weight=canary if route.canary_backend == rollout.canary_backend else 100 - canary,
+        stable_weight=100 - canary if route.canary_backend == rollout.canary_backend else canary,
+        weights_updated_at=timezone.now(),
+    )
+
+
+def _transition(
+    rollout: Rollout,
+    *,
+    actor,
+    action: str,
+    to_state: str,
+    to_stage: int | None = None,
+    canary: int | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> RolloutTransition:
+    """Move the (locked) rollout, writing weights first when they change; record it."""
+    now = now or timezone.now()
+    before = _snapshot(rollout)
+    to_stage = rollout.stage if to_stage is None else to_stage
+    if canary is not None and canary != rollout.canary_weight:
+        _write_weights(rollout, canary)
+    if canary is not None:
+        rollout.canary_weight, rollout.stable_weight = canary, 100 - canary
+    stage_changed = to_stage != rollout.stage or rollout.state != to_state
+    from_state, from_stage = rollout.state, rollout.stage
+    rollout.state, rollout.stage = to_state, to_stage
+    if stage_changed:
+        rollout.stage_started_at = now
+        rollout.held_since = None
+    if to_state not in ACTIVE_STATES:
+        rollout.finished_at = now
+    rollout.status_note = reason
+    rollout.save()
+    transition = RolloutTransition.objects.create(
+        rollout=rollout,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        canary_weight=rollout.canary_weight,
+        stable_weight=rollout.stable_weight,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor_name=_actor_name(actor),
+        reason=reason,
+        at=now,
+    )
+    audit_record(
+        actor=actor,
+        action=f"rollout.{action}",
+        obj=rollout,
+        before=before,
+        after=_snapshot(rollout),
+        message=reason,
+    )
+    return transition
+
+
+def _locked(rollout: Rollout) -> Rollout:
+    return (
+        Rollout.objects.select_for_update(of=("self",))
+        .select_related("route", "version")
+        .get(pk=rollout.pk)
+    )
+
+
+def _latest_succeeded(version=None, slot=None) -> Publication | None:
+    if slot is None:
+        return None
+    found = Publication.objects.filter(slot=slot, state=PublicationState.SUCCEEDED)
+    if version is not None:
+        found = found.filter(version=version)
+    return found.select_related("version").order_by("-finished_at", "-id").first()
+
+
+# --- services -------------------------------------------------------------------------------
+
+
+def rollout_start(
+    *,
+    actor,
+    route: Route,
+    version: ClassifierVersion,
+    steps: list[int] | None = None,
+    window_seconds: int | None = None,
+    gate_specs: list[Mapping[str, Any]] | None = None,
+    reason: str = "",
+) -> Rollout:
+    """Start a canary of ``version`` on ``route`` and move it to stage 1 at once.
+
+    The version must be frozen and, when the route names a canary slot, published to it
+    with every pod confirming. Refused while another rollout of the route is active.
+    """
+    steps = clean_steps(steps)
+    window_seconds = DEFAULT_WINDOW_SECONDS if window_seconds is None else int(window_seconds)
+    if window_seconds < 1:
+        raise ValidationError({"window_seconds": ["Must be at least 1 second."]})
+    specs = [_clean_gate(g) for g in (gates.DEFAULT_GATES if gate_specs is None else gate_specs)]
+    if version.status != VersionStatus.FROZEN:
+        raise Conflict(f"Only a frozen version can be rolled out; {version} is {version.status}.")
+    with transaction.atomic():
+        route = Route.objects.select_for_update().get(pk=route.pk)
+        publication = _latest_succeeded(version, route.canary_slot)
+        if route.canary_slot_id and publication is None:
+            raise Conflict(
+                f"Publish {version} to {route.canary_slot} first: no publication of it there "
+                "was confirmed by every pod."
+            )
+        if Rollout.objects.filter(route=route, state__in=ACTIVE_STATES).exists():
+            raise Conflict(f"Route {route} already has an active rollout.")
+        stable = _latest_succeeded(slot=route.stable_slot)
+        try:
+            with transaction.atomic():
+                rollout = Rollout.objects.create(
+                    route=route,
+                    version=version,
+                    stable_version=stable.version if stable else None,
+                    publication=publication,
+                    stable_backend=route.stable_backend,
+                    canary_backend=route.canary_backend,
+                    steps=steps,
+                    window_seconds=window_seconds,
+                    canary_weight=route.canary_weight,
+                    stable_weight=route.stable_weight,
+                    created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                )
+        except IntegrityError:
+            raise Conflict(f"Route {route} already has an active rollout.") from None
+        Gate.objects.bulk_create(Gate(rollout=rollout, **spec) for spec in specs)
+        audit_record(
+            actor=actor,
+            action="rollout.create",
+            obj=rollout,
+            after={
+                "version": version.name,
+                "route": route.name,
+                "steps": steps,
+                "window_seconds": window_seconds,
+                "gates": [s["name"] for s in specs],
+            },
+            message=reason,
+        )
+        _transition(
+            rollout,
+            actor=actor,
+            action="start",
+            to_state=RolloutState.STAGE,
+            to_stage=1,
+            canary=steps[0],
+            reason=reason,
+        )
+        notify.notify("start", rollout, reason)
+    return rollout
+
+
+def rollout_advance(
+    *, actor, rollout: Rollout, expected_stage: int | None = None, reason: str = ""
+) -> Rollout:
+    """Move to the next stage (or promote from the last), by hand or by automation.
+
+    ``expected_stage`` is the stage the caller saw: if it moved meanwhile (another click, a
+    beat tick), the call is refused instead of advancing twice.
+    """
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        if rollout.state != RolloutState.STAGE:
+            raise Conflict(f"Rollout #{rollout.pk} is {rollout.get_state_display().lower()}.")
+        if expected_stage is not None and expected_stage != rollout.stage:
+            raise Conflict(
+                f"Rollout #{rollout.pk} is at stage {rollout.stage}, not {expected_stage}: "
+                "someone else moved it."
+            )
+        _advance_locked(rollout, actor=actor, reason=reason)
+    return rollout
+
+
+def _advance_locked(rollout: Rollout, *, actor, reason: str) -> None:
+    if rollout.is_last_stage:
+        _transition(
+            rollout, actor=actor, action="promote", to_state=RolloutState.PROMOTED, reason=reason
+        )
+        # The promoted backend serves everything now: it is the route's stable one from here.
+        route = Route.objects.select_for_update().get(pk=rollout.route_id)
+        if route.canary_backend == rollout.canary_backend:
+            route.stable_backend, route.canary_backend = route.canary_backend, route.stable_backend
+            route.stable_slot, route.canary_slot = route.canary_slot, route.stable_slot
+            route.stable_weight, route.canary_weight = route.canary_weight, route.stable_weight
+            route.save()
+        notify.notify("promotion", rollout, reason)
+        return
+    stage = rollout.stage + 1
+    _transition(
+        rollout,
+        actor=actor,
+        action="advance",
+        to_state=RolloutState.STAGE,
+        to_stage=stage,
+        canary=rollout.steps[stage - 1],
+        reason=reason,
+    )
+    notify.notify("advance", rollout, reason)
+
+
+def rollout_pause(*, actor, rollout: Rollout, reason: str = "") -> Rollout:
+    """Hold the current weights; automation leaves a paused rollout alone."""
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        if rollout.state != RolloutState.STAGE:
+            raise Conflict(
+                f"Only a rollout in a stage can be paused; #{rollout.pk} is {rollout.state}."
+            )
+        _transition(
+            rollout, actor=actor, action="pause", to_state=RolloutState.PAUSED, reason=reason
+        )
+    return rollout
+
+
+def rollout_resume(*, actor, rollout: Rollout, reason: str = "") -> Rollout:
+    """Continue a paused rollout; the stage's observation window starts again."""
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        if rollout.state != RolloutState.PAUSED:
+            raise Conflict(f"Rollout #{rollout.pk} is not paused.")
+        _transition(
+            rollout, actor=actor, action="resume", to_state=RolloutState.STAGE, reason=reason
+        )
+    return rollout
+
+
+def rollout_rollback(
+    *, actor, rollout: Rollout, reason: str = "", republish: bool = False
+) -> Rollout:
+    """Canary 0 / stable 100 at once; optionally publish the stable config to the canary slot.
+
+    Allowed from any state but promoted and rolled back. The weights are written before
+    anything is recorded: if the cluster refuses, this raises ``RolloutError`` and the
+    rollout is unchanged.
+    """
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        if rollout.state in (RolloutState.PROMOTED, RolloutState.ROLLED_BACK):
+            raise Conflict(
+                f"Rollout #{rollout.pk} is already {rollout.get_state_display().lower()}."
+            )
+        _transition(
+            rollout,
+            actor=actor,
+            action="rollback",
+            to_state=RolloutState.ROLLED_BACK,
+            canary=0,
+            reason=reason,
+        )
+        slot = rollout.route.canary_slot
+        if republish and rollout.stable_version_id and slot is not None:
+            from .publish import publication_start
+
+            publication_start(actor=actor, version=rollout.stable_version, slot=slot)
+        notify.notify("rollback", rollout, reason)
+    return rollout
+
+
+def _rollback_trigger(gate_rows: list[Gate], now: datetime) -> Gate | None:
+    for gate in gate_rows:
+        if (
+            gate.rollback_after_seconds is not None
+            and gate.last_result == GateResult.FAIL
+            and gate.failing_since is not None
+            and now - gate.failing_since >= timedelta(seconds=gate.rollback_after_seconds)
+        ):
+            return gate
+    return None
+
+
+def _describe(gate: Gate) -> str:
+    value = "no value" if gate.last_value is None else f"{gate.last_value:.4g}"
+    return f"{gate.name} {gate.last_result} ({value}; {gate.last_detail or str(gate)})"
+
+
+def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout:
+    """Evaluate a rollout's gates and act: roll back, advance, promote or hold.
+
+    Gates are queried before the row is locked (network time); the decision is taken under
+    the lock and only if the rollout is still in the stage that was evaluated.
+    """
+    rollout = Rollout.objects.select_related("route", "version").get(pk=rollout_id)
+    if rollout.state != RolloutState.STAGE:
+        return rollout
+    stage = rollout.stage
+    gate_rows = list(rollout.gates.all())
+    outcomes: dict[int, gates.Outcome] = {}
+    base_url = conf.prometheus_url()
+    if base_url:
+        with gates.Prometheus(base_url) as prometheus:
+            for gate in gate_rows:
+                outcomes[gate.pk] = gates.evaluate(
+                    prometheus, gate, version=rollout.version.name, backend=rollout.canary_backend
+                )
+    else:
+        outcomes = {
+            g.pk: gates.Outcome("unknown", None, None, "PROMETHEUS_URL unset") for g in gate_rows
+        }
+    now = now or timezone.now()
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        if rollout.state != RolloutState.STAGE or rollout.stage != stage:
+            return rollout  # someone else moved it meanwhile
+        gate_rows = list(Gate.objects.select_for_update().filter(rollout=rollout))
+        for gate in gate_rows:
+            outcome = outcomes[gate.pk]
+            if outcome.result == GateResult.FAIL:
+                gate.failing_since = gate.failing_since or now
+            else:
+                gate.failing_since = None
+            gate.last_result, gate.last_value = outcome.result, outcome.value
+            gate.last_requests, gate.last_detail = outcome.requests, outcome.detail
+            gate.last_evaluated_at = now
+            gate.save()
+            GateEvaluation.objects.create(
+                gate=gate,
+                result=outcome.result,
+                value=outcome.value,
+                requests=outcome.requests,
+                detail=outcome.detail,
+                stage=stage,
+                at=now,
+            )
+        trigger = _rollback_trigger(gate_rows, now)
+        if trigger is not None:
+            reason = (
+                f"automatic: {_describe(trigger)} for at least {trigger.rollback_after_seconds} s"
+            )
+            _rollback_locked_automation(rollout, reason, now)
+            return rollout
+        if rollout.stage_started_at and now - rollout.stage_started_at < timedelta(
+            seconds=rollout.window_seconds
+        ):
+            return rollout  # still observing
+        required = [g for g in gate_rows if rollout.is_last_stage or not g.last_stage_only]
+        blocking = [g for g in required if g.last_result != GateResult.PASS]
+        if not blocking:
+            try:
+                with transaction.atomic():
+                    _advance_locked(rollout, actor=None, reason="automatic: gates passed")
+            except RolloutError as exc:
+                rollout.refresh_from_db()
+                _hold(rollout, f"advance refused: {exc}", now)
+            return rollout
+        _hold(rollout, "held: " + "; ".join(_describe(g) for g in blocking), now)
+    return rollout
+
+
+def _hold(rollout: Rollout, note: str, now: datetime) -> None:
+    first = rollout.held_since is None
+    Rollout.objects.filter(pk=rollout.pk).update(
+        held_since=rollout.held_since or now, status_note=note
+    )
+    rollout.held_since, rollout.status_note = rollout.held_since or now, note
+    if first:
+        with transaction.atomic():
+            audit_record(actor=None, action="rollout.hold", obj=rollout, message=note)
+        notify.notify("hold", rollout, note)
+
+
+def _rollback_locked_automation(rollout: Rollout, reason: str, now: datetime) -> None:
+    try:
+        with transaction.atomic():
+            _transition(
+                rollout,
+                actor=None,
+                action="rollback",
+                to_state=RolloutState.ROLLED_BACK,
+                canary=0,
+                reason=reason,
+                now=now,
+            )
+            notify.notify("rollback", rollout, reason)
+    except RolloutError as exc:
+        rollout.refresh_from_db()
+        log.error("automatic rollback of rollout %s failed: %s", rollout.pk, exc)
+        _hold(rollout, f"automatic rollback failed, act now: {exc}", now)

@@ -1,0 +1,51 @@
+"""Thin Celery tasks: ids in, a service does the work, retries live here."""
+
+from celery import shared_task
+
+from . import notify
+from .models import Rollout, RolloutState
+from .publish import publication_execute
+from .services import rollout_evaluate
+
+
+@shared_task(acks_late=True, time_limit=300)
+def publish_config(publication_id: int) -> dict:
+    """One attempt of a publication; partial or failed ones are retried by an operator."""
+    publication = publication_execute(publication_id)
+    return {"publication": publication.pk, "state": publication.state}
+
+
+@shared_task(acks_late=True, time_limit=120)
+def evaluate_rollout(rollout_id: int) -> dict:
+    rollout = rollout_evaluate(rollout_id=rollout_id)
+    return {"rollout": rollout.pk, "state": rollout.state, "stage": rollout.stage}
+
+
+@shared_task(time_limit=25, soft_time_limit=20)
+def evaluate_rollouts() -> list[int]:
+    """Beat: evaluate every rollout in a stage (paused and pending ones are left alone).
+
+    Runs the evaluations here rather than fanning out: a tick is a handful of queries, and
+    the row lock in ``rollout_evaluate`` keeps overlapping ticks from acting twice.
+    """
+    ids = list(
+        Rollout.objects.filter(state=RolloutState.STAGE).order_by("pk").values_list("pk", flat=True)
+    )
+    for rollout_id in ids:
+        rollout_evaluate(rollout_id=rollout_id)
+    return ids
+
+
+@shared_task(bind=True, max_retries=5, acks_late=True)
+def send_notification(self, body: dict) -> None:
+    from . import conf
+
+    url = conf.notify_webhook_url()
+    if not url:
+        return
+    try:
+        notify.post(url, body)
+    except notify.WebhookError as exc:
+        if exc.retryable and self.request.retries < self.max_retries:
+            raise self.retry(countdown=min(10 * 2**self.request.retries, 600), exc=exc) from exc
+        raise

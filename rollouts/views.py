@@ -1,0 +1,161 @@
+"""Rollout pages: everyone with a role reads, operators act. Thin: services do the work."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.decorators import role_required
+from accounts.roles import OPERATOR, REVIEWER
+from cascade_admin.ui import error_text
+from routing.errors import Conflict
+
+from . import publish, selectors, services
+from .forms import ActionForm, PublishForm, StartForm
+from .models import Publication, PublicationState, Rollout
+
+ACTIONS = {
+    "advance": services.rollout_advance,
+    "pause": services.rollout_pause,
+    "resume": services.rollout_resume,
+    "rollback": services.rollout_rollback,
+}
+
+
+@require_GET
+@role_required(REVIEWER)
+def rollout_list(request):
+    return render(
+        request,
+        "rollouts/rollout_list.html",
+        {
+            "routes": selectors.route_list(),
+            "rollouts": selectors.rollout_list()[:50],
+            "publications": selectors.publication_list()[:20],
+            "start_form": StartForm(),
+            "publish_form": PublishForm(),
+        },
+    )
+
+
+def _detail_context(rollout: Rollout) -> dict:
+    return {
+        "rollout": rollout,
+        "gates": list(rollout.gates.all()),
+        "transitions": list(rollout.transitions.all()),
+        "history": selectors.gate_history(rollout),
+    }
+
+
+@require_GET
+@role_required(REVIEWER)
+def rollout_detail(request, pk):
+    rollout = get_object_or_404(selectors.rollout_detail(), pk=pk)
+    if request.headers.get("HX-Request"):
+        return render(request, "rollouts/_rollout_live.html", _detail_context(rollout))
+    return render(request, "rollouts/rollout_detail.html", _detail_context(rollout))
+
+
+@require_POST
+@role_required(OPERATOR)
+def rollout_start(request):
+    form = StartForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
+        return redirect("rollouts:list")
+    try:
+        rollout = services.rollout_start(
+            actor=request.user,
+            route=form.cleaned_data["route"],
+            version=form.cleaned_data["version"],
+            steps=form.cleaned_data["steps"],
+            window_seconds=form.window_seconds,
+            reason=form.cleaned_data["reason"],
+        )
+    except ValidationError as e:
+        messages.error(request, error_text(e))
+        return redirect("rollouts:list")
+    except Conflict as e:
+        messages.error(request, str(e))
+        return redirect("rollouts:list")
+    messages.success(request, f"Canary of {rollout.version} started at {rollout.canary_weight}%.")
+    return redirect("rollouts:detail", pk=rollout.pk)
+
+
+@require_POST
+@role_required(OPERATOR)
+def rollout_action(request, pk, action):
+    rollout = get_object_or_404(Rollout, pk=pk)
+    form = ActionForm(request.POST)
+    form.is_valid()
+    data = form.cleaned_data
+    kwargs = {"actor": request.user, "rollout": rollout, "reason": data.get("reason") or ""}
+    if action == "advance" and data.get("expected_stage") is not None:
+        kwargs["expected_stage"] = data["expected_stage"]
+    if action == "rollback":
+        kwargs["republish"] = bool(data.get("republish"))
+    if action == "evaluate":
+        services.rollout_evaluate(rollout_id=rollout.pk)
+        messages.success(request, "Gates evaluated.")
+        return redirect("rollouts:detail", pk=pk)
+    if action not in ACTIONS:
+        messages.error(request, f"Unknown action {action!r}.")
+        return redirect("rollouts:detail", pk=pk)
+    try:
+        rollout = ACTIONS[action](**kwargs)
+    except Conflict as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(
+            request,
+            f"{action.capitalize()}: canary {rollout.canary_weight}% / "
+            f"stable {rollout.stable_weight}%.",
+        )
+    return redirect("rollouts:detail", pk=pk)
+
+
+@require_GET
+@role_required(REVIEWER)
+def publication_detail(request, pk):
+    publication = get_object_or_404(
+        Publication.objects.select_related("version", "slot", "created_by"), pk=pk
+    )
+    context = {
+        "publication": publication,
+        "pods": selectors.publication_pods(publication),
+        "live": publication.state in (PublicationState.PENDING, PublicationState.RUNNING),
+    }
+    if request.headers.get("HX-Request"):
+        return render(request, "rollouts/_publication_live.html", context)
+    return render(request, "rollouts/publication_detail.html", context)
+
+
+@require_POST
+@role_required(OPERATOR)
+def publication_start(request):
+    form = PublishForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
+        return redirect("rollouts:list")
+    try:
+        publication = publish.publication_start(
+            actor=request.user, version=form.cleaned_data["version"], slot=form.cleaned_data["slot"]
+        )
+    except Conflict as e:
+        messages.error(request, str(e))
+        return redirect("rollouts:list")
+    messages.success(request, f"Publishing {publication.version} to {publication.slot}.")
+    return redirect("rollouts:publication", pk=publication.pk)
+
+
+@require_POST
+@role_required(OPERATOR)
+def publication_retry(request, pk):
+    publication = get_object_or_404(Publication, pk=pk)
+    try:
+        publish.publication_retry(actor=request.user, publication=publication)
+    except Conflict as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, "Publishing again to every ready pod.")
+    return redirect("rollouts:publication", pk=pk)

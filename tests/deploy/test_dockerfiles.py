@@ -1,0 +1,162 @@
+"""The two images: hadolint-clean, multi-stage, non-root, and the pod image without Django."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from .render import ROOT
+
+HADOLINT = Path(sys.executable).parent / "hadolint"
+DOCKERFILES = ["Dockerfile", "Dockerfile.pod"]
+
+
+def instructions(name: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = (ROOT / name).read_text(encoding="utf-8")
+    text = re.sub(r"\\\n", " ", text)
+    result = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            result.append((word.upper(), rest.strip()))
+    return result
+
+
+def stages(name: str) -> list[list[tuple[str, str]]]:
+    found: list[list[tuple[str, str]]] = []
+    for instruction in instructions(name):
+        if instruction[0] == "FROM":
+            found.append([])
+        if found:
+            found[-1].append(instruction)
+    return found
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_hadolint_finds_nothing_not_even_style(name):
+    out = subprocess.run(
+        [str(HADOLINT), "--failure-threshold", "style", "--no-color", str(ROOT / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hadolint_does_complain_about_a_bad_dockerfile(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install -y gcc\nRUN cd /src\n")
+    out = subprocess.run(
+        [str(HADOLINT), "--no-color", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    assert "DL3007" in out.stdout
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_the_base_images_are_pinned_to_a_release(name):
+    args = dict(
+        rest.split("=", 1) for word, rest in instructions(name) if word == "ARG" and "=" in rest
+    )
+    images = [v for k, v in args.items() if k.endswith("_IMAGE")]
+    assert images
+    for image in images:
+        if image.startswith("gcr.io/distroless/"):
+            # Distroless publishes moving tags only; the Dockerfile says to pin the digest.
+            assert "--build-arg RUNTIME_IMAGE=" in (ROOT / name).read_text()
+            continue
+        assert re.search(r":[\w.-]*\d[\w.-]*$", image) or "@sha256:" in image, image
+        assert not image.endswith(":latest")
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_the_final_stage_runs_as_a_numeric_non_root_user_without_build_tools(name):
+    final = stages(name)[-1]
+    assert len(stages(name)) >= 2  # multi-stage
+    (user,) = [rest for word, rest in final if word == "USER"]
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) > 0
+    runs = " ".join(rest for word, rest in final if word == "RUN")
+    for tool in ("apt-get", "pip install", "gcc", "build-essential", "curl", "wget"):
+        assert tool not in runs
+
+
+def test_the_pod_image_holds_only_the_engine_and_pod_packages_and_the_pod_extra():
+    copies = [rest for word, rest in instructions("Dockerfile.pod") if word == "COPY"]
+    sources = [c.split()[0] for c in copies if not c.startswith("--from")]
+    assert sources == [
+        "pyproject.toml",
+        "routing/__init__.py",
+        "routing/engine",
+        "routing/pod",
+    ]
+    text = (ROOT / "Dockerfile.pod").read_text()
+    assert "['optional-dependencies']['pod']" in text
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["pod"]
+    assert not any(dep.lower().startswith(("django", "celery", "psycopg")) for dep in extra)
+
+
+def test_the_pod_starts_from_just_those_packages_without_importing_django(tmp_path):
+    """What the pod image copies is enough: import the app from a tree holding only it."""
+    tree = tmp_path / "pod"
+    (tree / "routing").mkdir(parents=True)
+    shutil.copy(ROOT / "routing" / "__init__.py", tree / "routing" / "__init__.py")
+    for package in ("engine", "pod"):
+        shutil.copytree(ROOT / "routing" / package, tree / "routing" / package)
+    code = (
+        "import sys, routing.pod.__main__, routing.pod.app;"
+        "assert routing.pod.app.__file__.startswith(sys.argv[1]), routing.pod.app.__file__;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('django', 'celery', 'rest_framework', 'cascade_admin', 'labeling', 'rollouts'));"
+        "assert not bad, bad; print('ok')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONPATH"] = str(tree)  # ahead of the project's editable install
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tree)],
+        capture_output=True,
+        text=True,
+        cwd=tree,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_the_build_context_excludes_the_venv_local_data_and_secrets():
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("*") if "*" in ignore else -1] == "*"  # deny by default
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    assert not allowed & {".venv", "var", ".git", "tests", "deploy"}
+    copied = {
+        rest.split()[0].split("/")[0]
+        for name in DOCKERFILES
+        for word, rest in instructions(name)
+        if word == "COPY" and not rest.startswith("--from")
+    }
+    assert copied <= allowed
+
+
+def test_the_console_image_copies_every_app_of_the_project():
+    from django.conf import settings
+
+    local_apps = {app.split(".")[0] for app in settings.INSTALLED_APPS if (ROOT / app).is_dir()}
+    copied = {
+        rest.split()[0]
+        for word, rest in instructions("Dockerfile")
+        if word == "COPY" and not rest.startswith("--from")
+    }
+    assert local_apps <= copied
+    assert {"manage.py", "templates", "static"} <= copied

@@ -1,0 +1,220 @@
+"""Keyword candidates mined from false negatives.
+
+Terms that are frequent in strong-needed requests the version routed weak (its false
+negatives) and rare in weak-sufficient ones, scored by the log-odds ratio with an
+informative Dirichlet prior (Monroe, Colaresi & Quinn 2008): the prior is the term's share
+of all labeled text, so rare terms are not over-trusted, and the z-score accounts for how
+many documents a difference rests on.
+
+Tokenization works for Korean: particles and endings attach to nouns without spaces
+("교착상태가", "교착상태를"), so each Hangul word gives its particle-stripped stem and its
+character 2-4-grams; English gives words (plural "s" stripped too) and word bigrams. Code
+blocks are dropped first: pasted code is noise. Every candidate is then checked the way
+the engine would use it (a lower-cased substring of the whole text) on the labeled items
+(FN fixed, FP added) and on the period's traffic (the SLM usage it would take away).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import ahocorasick_rs
+
+from routing.models import ClassifierVersion
+from routing.selectors import classifier_for
+
+from .selectors import labeled_rows, period_traffic, stream
+
+STRONG, WEAK_OK = "strong_needed", "weak_sufficient"
+PRIOR_STRENGTH = 500.0  # alpha_0: how many pseudo-terms the background prior is worth
+MIN_SUPPORT = 2
+
+_CODE = re.compile(r"```.*?(```|$)|`[^`\n]*`", re.DOTALL)
+_WORDS = re.compile(r"[a-z][a-z0-9+#]*|[\uac00-\ud7a3]+")
+# Particles and common endings, longest first, so "에서는" is stripped before "는".
+PARTICLES = tuple(
+    sorted(
+        (
+            "이에요", "예요", "입니다", "합니다", "해주세요", "해줘", "줘요", "에서는", "에서도",
+            "에게서", "으로는", "으로도", "으로", "로는", "로도", "에서", "에게", "한테", "께서",
+            "까지", "부터", "처럼", "보다", "이랑", "하고", "마다", "조차", "밖에", "이나", "이란",
+            "이라는", "라는", "에는", "에도", "와는", "과는", "은", "는", "이", "가", "을", "를",
+            "에", "의", "로", "와", "과", "도", "만", "랑", "나", "요", "야",
+        ),
+        key=len,
+        reverse=True,
+    )
+)  # fmt: skip
+STOPWORDS = frozenset(
+    (
+        "the", "and", "for", "with", "this", "that", "what", "how", "why", "can", "you", "are",
+        "is", "was", "were", "not", "but", "from", "have", "has", "into", "out", "about", "your",
+        "our", "its", "just", "like", "use", "using", "get", "make", "code", "file", "please",
+        "help", "want", "need", "does", "did", "there", "their", "then", "than", "when",
+        "where", "which", "who", "will", "would", "could", "should", "may", "one", "all", "any",
+        "some", "more", "most", "also", "very", "much", "too", "here", "them", "they", "these",
+        "those", "been", "being",
+    )
+)  # fmt: skip
+
+
+def _normalize(text: str) -> str:
+    return unicodedata.normalize("NFC", text).lower()
+
+
+def _stem(word: str) -> str:
+    for particle in PARTICLES:
+        if word.endswith(particle) and len(word) - len(particle) >= 2:
+            return word[: -len(particle)]
+    return word
+
+
+def terms(text: str) -> set[str]:
+    """The candidate terms of one request (each counted once per request)."""
+    prose = _CODE.sub(" ", _normalize(text))
+    found: set[str] = set()
+    previous_english = None
+    for word in _WORDS.findall(prose):
+        if word[0].isascii():
+            if len(word) < 3 or word in STOPWORDS:
+                previous_english = None
+                continue
+            found.add(word)
+            if len(word) > 4 and word.endswith("s"):
+                found.add(word[:-1])
+            if previous_english:
+                found.add(f"{previous_english} {word}")
+            previous_english = word
+            continue
+        previous_english = None
+        stem = _stem(word)
+        if len(stem) >= 2:
+            found.add(stem)
+        for size in (2, 3, 4):
+            for start in range(len(word) - size + 1):
+                found.add(word[start : start + size])
+    return found
+
+
+def log_odds_z(y_a: int, n_a: float, y_b: int, n_b: float, alpha_w: float, alpha_0: float) -> float:
+    """Log-odds ratio of a term between corpora a and b with a Dirichlet prior, as a z-score."""
+    delta = math.log((y_a + alpha_w) / (n_a + alpha_0 - y_a - alpha_w)) - math.log(
+        (y_b + alpha_w) / (n_b + alpha_0 - y_b - alpha_w)
+    )
+    variance = 1 / (y_a + alpha_w) + 1 / (y_b + alpha_w)
+    return delta / math.sqrt(variance)
+
+
+def score_terms(
+    positives: Iterable[set[str]], negatives: Iterable[set[str]], background: Iterable[set[str]]
+) -> list[tuple[str, float, int, int]]:
+    """(term, z, count in positives, count in negatives), best first; support >= 2."""
+    pos, neg, bg = Counter(), Counter(), Counter()
+    for doc in positives:
+        pos.update(doc)
+    for doc in negatives:
+        neg.update(doc)
+    for doc in background:
+        bg.update(doc)
+    n_a, n_b, n_bg = sum(pos.values()), sum(neg.values()), sum(bg.values())
+    if not n_a or not n_bg:
+        return []
+    scored = []
+    for term, y_a in pos.items():
+        if y_a < MIN_SUPPORT:
+            continue
+        # The background holds the positives, so this stays below alpha_0; the cap keeps
+        # every log argument positive for odd inputs.
+        alpha_w = min(PRIOR_STRENGTH * max(bg[term], y_a) / n_bg, PRIOR_STRENGTH / 2)
+        scored.append(
+            (term, log_odds_z(y_a, n_a, neg[term], n_b, alpha_w, PRIOR_STRENGTH), y_a, neg[term])
+        )
+    scored.sort(key=lambda s: (-s[1], -len(s[0]), s[0]))
+    return scored
+
+
+def mine(
+    version: ClassifierVersion,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int = 20,
+    progress: Callable[[int], None] = lambda p: None,
+) -> dict:
+    """Candidates for ``version`` from all labeled items of the period (discovery batches
+    too: this finds keywords, it does not estimate rates)."""
+    rows, inputs = labeled_rows(start, end, headline_only=False)
+    classifier = classifier_for(version)
+    tiers = [classifier.classify_text(r.text, r.turn_count).tier for r in rows]
+    docs = [terms(r.text) for r in rows]
+    fn = [i for i, r in enumerate(rows) if r.label == STRONG and tiers[i] == "weak"]
+    weak_ok = [i for i, r in enumerate(rows) if r.label == WEAK_OK]
+    scored = score_terms((docs[i] for i in fn), (docs[i] for i in weak_ok), docs)
+    progress(30)
+
+    texts = [_normalize(r.text) for r in rows]
+    fp_pool = [i for i in weak_ok if tiers[i] == "weak"]  # weak-sufficient, still routed weak
+    candidates, kept_sets = [], []
+    for term, z, support, in_weak in scored[: limit * 10]:
+        fixed = frozenset(i for i in fn if term in texts[i])
+        if not fixed:
+            continue
+        if any(
+            fixed == other_fixed and (term in other or other in term)
+            for other, other_fixed in kept_sets
+        ):
+            continue  # a variant of a stronger candidate that fixes the same items
+        kept_sets.append((term, fixed))
+        candidates.append(
+            {
+                "term": term,
+                "z": round(z, 2),
+                "support": support,
+                "in_weak_sufficient": in_weak,
+                "fn_fixed": len(fixed),
+                "fp_added": sum(1 for i in fp_pool if term in texts[i]),
+                "examples": [rows[i].langfuse_id for i in sorted(fixed)[:3]],
+            }
+        )
+        if len(candidates) >= limit:
+            break
+    progress(50)
+    traffic = _traffic_effect(classifier, [c["term"] for c in candidates], start, end)
+    for candidate in candidates:
+        moved = traffic["moved"].get(candidate["term"], 0)
+        candidate["traffic_moved_to_strong"] = moved
+        candidate["slm_usage_change"] = (
+            -moved / traffic["requests"] if traffic["requests"] else None
+        )
+    progress(95)
+    return {
+        "version": version.name,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "labeled": len(rows),
+        "false_negatives": len(fn),
+        "weak_sufficient": len(weak_ok),
+        "traffic_requests": traffic["requests"],
+        "batches": inputs["batches"],
+        "candidates": candidates,
+    }
+
+
+def _traffic_effect(classifier, candidate_terms: list[str], start, end) -> dict:
+    """How many of the period's requests each term would move from weak to strong."""
+    moved: Counter = Counter()
+    requests = 0
+    automaton = ahocorasick_rs.AhoCorasick(candidate_terms) if candidate_terms else None
+    for text, turns in stream(period_traffic(start, end), "input_text", "turn_count"):
+        requests += 1
+        if automaton is None or classifier.classify_text(text, turns).tier != "weak":
+            continue
+        hits = automaton.find_matches_as_indexes(text.lower(), overlapping=True)
+        for index in {index for index, _, _ in hits}:
+            moved[candidate_terms[index]] += 1
+    return {"requests": requests, "moved": moved}

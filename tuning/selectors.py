@@ -1,0 +1,153 @@
+"""Reads for the tuning tools: labeled items, traffic streams, reports, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Max, Prefetch, Q
+
+from labeling.models import BatchItem, BatchKind, Label, Trace
+from labeling.selectors import final_label
+
+from .models import CostSettings, MetricReport, SloTarget
+
+STREAM_CHUNK = 2_000
+
+
+@dataclass(frozen=True)
+class LabeledRow:
+    """One labeled trace with what the live classifier did and what a reviewer decided."""
+
+    item_id: int
+    batch_id: int
+    trace_id: int
+    langfuse_id: str
+    started_at: datetime
+    weight: float
+    label: str  # weak_sufficient / strong_needed
+    tier: str  # live tier ("" when unknown)
+    version: str  # live classifier version
+    text: str
+    turn_count: int
+    char_count: int
+    messages: list
+    matched_keywords: tuple[str, ...]
+
+
+def labeled_rows(
+    start: datetime, end: datetime, *, version: str = "", headline_only: bool = True
+) -> tuple[list[LabeledRow], dict]:
+    """Labeled traces started in [start, end), each once, with a final label.
+
+    Headline batches only by default: they are the ones fit for rates. A trace in two
+    batches counts once (its earliest batch). Skipped and unresolved items do not count;
+    the second value says how many there were and which batches fed the rows.
+    """
+    items = BatchItem.objects.filter(trace__started_at__gte=start, trace__started_at__lt=end)
+    if headline_only:
+        items = items.filter(batch__kind=BatchKind.HEADLINE)
+    if version:
+        items = items.filter(trace__classifier_version=version)
+    items = (
+        items.select_related("trace")
+        .prefetch_related(Prefetch("labels", queryset=Label.objects.order_by("created_at", "id")))
+        .order_by("batch_id", "position")
+    )
+    rows, seen, batches = [], set(), set()
+    unresolved = 0
+    for item in items:
+        if item.trace_id in seen:
+            continue
+        label = final_label(item, list(item.labels.all()))
+        if label is None:
+            unresolved += 1
+            continue
+        seen.add(item.trace_id)
+        batches.add(item.batch_id)
+        t = item.trace
+        rows.append(
+            LabeledRow(
+                item_id=item.pk,
+                batch_id=item.batch_id,
+                trace_id=t.pk,
+                langfuse_id=t.langfuse_id,
+                started_at=t.started_at,
+                weight=item.weight,
+                label=label,
+                tier=t.tier,
+                version=t.classifier_version,
+                text=t.input_text,
+                turn_count=t.turn_count,
+                char_count=t.char_count,
+                messages=t.messages,
+                matched_keywords=tuple(t.matched_keywords or ()),
+            )
+        )
+    return rows, {"batches": sorted(batches), "unresolved": unresolved, "labeled": len(rows)}
+
+
+def period_traffic(start: datetime, end: datetime, *, version: str = ""):
+    traces = Trace.objects.filter(started_at__gte=start, started_at__lt=end)
+    if version:
+        traces = traces.filter(classifier_version=version)
+    return traces
+
+
+def stream(queryset, *fields: str, chunk_size: int = STREAM_CHUNK) -> Iterator[tuple]:
+    """Rows as tuples, fetched in chunks (a server-side cursor on PostgreSQL): memory stays
+    flat however many rows the period holds."""
+    return queryset.order_by().values_list(*fields).iterator(chunk_size=chunk_size)
+
+
+def labels_changed_since(report: MetricReport) -> bool:
+    """Did a label or adjudication in the report's scope change after it was computed?"""
+    if report.computed_at is None:
+        return True
+    scope = Q(
+        item__trace__started_at__gte=report.period_start,
+        item__trace__started_at__lt=report.period_end,
+        item__trace__classifier_version=report.version,
+        item__batch__kind=BatchKind.HEADLINE,
+    )
+    latest = Label.objects.filter(scope).aggregate(at=Max("updated_at"))["at"]
+    adjudicated = BatchItem.objects.filter(
+        trace__started_at__gte=report.period_start,
+        trace__started_at__lt=report.period_end,
+        trace__classifier_version=report.version,
+        batch__kind=BatchKind.HEADLINE,
+    ).aggregate(at=Max("adjudicated_at"))["at"]
+    return any(at and at > report.computed_at for at in (latest, adjudicated))
+
+
+def cost_settings() -> CostSettings:
+    """The one settings row (created with the defaults if a flush removed it)."""
+    settings, _ = CostSettings.objects.get_or_create(pk=1)
+    return settings
+
+
+def slo_targets() -> list[SloTarget]:
+    """The targets, in board order (the spec's defaults again if a flush removed them)."""
+    targets = list(SloTarget.objects.all())
+    if not targets:
+        from .defaults import seed_slo_targets
+
+        seed_slo_targets(SloTarget)
+        targets = list(SloTarget.objects.all())
+    return targets
+
+
+def versions_with_traffic() -> list[str]:
+    return list(
+        Trace.objects.exclude(classifier_version="")
+        .order_by()
+        .values_list("classifier_version", flat=True)
+        .distinct()
+    )
+
+
+def report_list():
+    return MetricReport.objects.select_related("requested_by").order_by(
+        "-period_end", "version", "-id"
+    )

@@ -1,0 +1,275 @@
+"""Writes of the tuning app: reports, jobs, SLO targets, cost settings, keyword adoption.
+
+Each runs in one transaction and records what matters in the audit log. Work for a
+worker is queued with ``transaction.on_commit``, so a rolled-back request queues nothing.
+Computing is idempotent: a report or job is claimed with a conditional UPDATE, and a
+second worker given the same id finds it claimed and leaves.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from routing import services as routing_services
+from routing.errors import Conflict
+from routing.models import ClassifierVersion
+
+from .models import CostSettings, Job, JobKind, JobStatus, MetricReport, SloTarget
+
+log = logging.getLogger(__name__)
+
+STALE_CLAIM = timedelta(minutes=30)  # a claim older than this belongs to a dead worker
+
+
+def _check_period(start: datetime, end: datetime) -> None:
+    if start is None or end is None or start >= end:
+        raise ValidationError({"period_end": ["Must be after the period start."]})
+    if timezone.is_naive(start) or timezone.is_naive(end):
+        raise ValidationError({"period_start": ["Give a time zone (UTC)."]})
+
+
+@transaction.atomic
+def report_request(
+    *, actor, version: str, period_start: datetime, period_end: datetime
+) -> MetricReport:
+    """Queue (re)computing the report of ``version`` over the period; one row per period."""
+    _check_period(period_start, period_end)
+    if not version:
+        raise ValidationError({"version": ["Name a classifier version."]})
+    report, created = MetricReport.objects.select_for_update().get_or_create(
+        version=version,
+        period_start=period_start,
+        period_end=period_end,
+        defaults={"requested_by": actor if getattr(actor, "is_authenticated", False) else None},
+    )
+    if report.status != JobStatus.RUNNING:
+        report.status = JobStatus.QUEUED
+        report.progress = 0
+    report.queued_at = timezone.now()
+    report.save(update_fields=["status", "progress", "queued_at"])
+    if getattr(actor, "is_authenticated", False):
+        audit_record(
+            actor=actor,
+            action="report.request",
+            obj=report,
+            after={"version": version, "created": created},
+        )
+    from .tasks import compute_report
+
+    transaction.on_commit(lambda: compute_report.delay(report.pk))
+    return report
+
+
+def _claim(model, pk: int) -> bool:
+    """Mark a queued (or abandoned) row running; False if another worker holds it."""
+    now = timezone.now()
+    claimable = model.objects.filter(pk=pk).exclude(
+        status=JobStatus.RUNNING, started_at__gt=now - STALE_CLAIM
+    )
+    return bool(claimable.update(status=JobStatus.RUNNING, started_at=now, progress=0))
+
+
+def _progress(model, pk: int):
+    def report(percent: int) -> None:
+        model.objects.filter(pk=pk).update(progress=max(0, min(99, percent)))
+
+    return report
+
+
+def report_compute(report_id: int) -> MetricReport | None:
+    """Compute a report (on a worker). Returns None when another worker has it already."""
+    from .metrics import compute
+
+    if not _claim(MetricReport, report_id):
+        return None
+    report = MetricReport.objects.get(pk=report_id)
+    try:
+        inputs, result = compute(
+            report.version,
+            report.period_start,
+            report.period_end,
+            progress=_progress(MetricReport, report_id),
+        )
+    except Exception as e:
+        log.exception("report %s failed", report_id)
+        MetricReport.objects.filter(pk=report_id).update(status=JobStatus.FAILED, error=str(e))
+        raise
+    MetricReport.objects.filter(pk=report_id).update(
+        status=JobStatus.SUCCEEDED,
+        progress=100,
+        inputs=inputs,
+        result=result,
+        error="",
+        computed_at=timezone.now(),
+    )
+    report.refresh_from_db()
+    return report
+
+
+@transaction.atomic
+def slo_target_update(
+    *,
+    actor,
+    target: SloTarget,
+    low: float | None,
+    high: float | None,
+    low_inclusive: bool | None = None,
+    high_inclusive: bool | None = None,
+    min_samples: int | None = None,
+) -> SloTarget:
+    if low is None and high is None:
+        raise ValidationError({"low": ["Give a lower or an upper bound (or both)."]})
+    if low is not None and high is not None and low > high:
+        raise ValidationError({"high": ["Must not be below the lower bound."]})
+    target = SloTarget.objects.select_for_update().get(pk=target.pk)
+    before = _slo_snapshot(target)
+    target.low, target.high = low, high
+    if low_inclusive is not None:
+        target.low_inclusive = low_inclusive
+    if high_inclusive is not None:
+        target.high_inclusive = high_inclusive
+    if min_samples is not None:
+        target.min_samples = min_samples
+    target.updated_by = actor if getattr(actor, "is_authenticated", False) else None
+    target.save()
+    audit_record(
+        actor=actor, action="slo.update", obj=target, before=before, after=_slo_snapshot(target)
+    )
+    return target
+
+
+def _slo_snapshot(target: SloTarget) -> dict[str, Any]:
+    return {
+        "metric": target.metric,
+        "low": target.low,
+        "low_inclusive": target.low_inclusive,
+        "high": target.high,
+        "high_inclusive": target.high_inclusive,
+        "min_samples": target.min_samples,
+    }
+
+
+COST_FIELDS = (
+    "strong_usd_per_hour",
+    "weak_usd_per_hour",
+    "daily_budget_usd",
+    "monthly_budget_usd",
+    "daily_alert_share",
+    "monthly_alert_share",
+    "drift_alert_share",
+    "strong_job",
+    "weak_job",
+)
+
+
+@transaction.atomic
+def cost_settings_update(*, actor, **changes) -> CostSettings:
+    unknown = set(changes) - set(COST_FIELDS)
+    if unknown:
+        raise ValidationError({f: ["Unknown field."] for f in unknown})
+    settings, _ = CostSettings.objects.select_for_update().get_or_create(pk=1)
+    before = {f: getattr(settings, f) for f in COST_FIELDS}
+    for field, value in changes.items():
+        setattr(settings, field, value)
+    settings.full_clean()
+    errors = {}
+    for field in ("daily_alert_share", "monthly_alert_share"):
+        if not 0 < getattr(settings, field) <= 1:
+            errors[field] = ["Must be above 0 and at most 1."]
+    for field in ("daily_budget_usd", "monthly_budget_usd"):
+        if getattr(settings, field) <= 0:
+            errors[field] = ["Must be positive."]
+    if errors:
+        raise ValidationError(errors)
+    settings.save()
+    audit_record(
+        actor=actor,
+        action="cost_settings.update",
+        obj=settings,
+        before=before,
+        after={f: getattr(settings, f) for f in COST_FIELDS},
+    )
+    return settings
+
+
+@transaction.atomic
+def job_start(*, actor, kind: str, params: dict[str, Any]) -> Job:
+    """Record a tuning job and queue it; the caller polls the job for progress."""
+    if kind not in JobKind.values:
+        raise ValidationError({"kind": [f"Must be one of {', '.join(JobKind.values)}."]})
+    job = Job.objects.create(
+        kind=kind,
+        params=params,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    from .tasks import run_job
+
+    transaction.on_commit(lambda: run_job.delay(job.pk))
+    return job
+
+
+def job_run(job_id: int) -> Job | None:
+    """Run a job (on a worker); None when another worker has it already."""
+    from .jobs import RUNNERS
+
+    if not _claim(Job, job_id):
+        return None
+    job = Job.objects.get(pk=job_id)
+    try:
+        result = RUNNERS[job.kind](job.params, _progress(Job, job_id))
+    except (ValidationError, ClassifierVersion.DoesNotExist) as e:
+        Job.objects.filter(pk=job_id).update(
+            status=JobStatus.FAILED, error=_message(e), finished_at=timezone.now()
+        )
+        job.refresh_from_db()
+        return job
+    except Exception as e:
+        log.exception("job %s failed", job_id)
+        Job.objects.filter(pk=job_id).update(
+            status=JobStatus.FAILED, error=str(e)[:2000], finished_at=timezone.now()
+        )
+        raise
+    Job.objects.filter(pk=job_id).update(
+        status=JobStatus.SUCCEEDED, progress=100, result=result, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+def _message(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        if hasattr(error, "error_dict"):
+            return "; ".join(f"{f}: {' '.join(m)}" for f, m in error.message_dict.items())
+        return " ".join(error.messages)
+    return str(error)
+
+
+@transaction.atomic
+def keyword_adopt(*, actor, version: ClassifierVersion, text: str, evidence: dict[str, Any]) -> Any:
+    """Add a mined keyword to a draft, with its evidence as the rationale."""
+    if not version.is_draft:
+        raise Conflict(f"{version.name} is {version.status}; keywords go into drafts only.")
+    rationale = (
+        f"Mined from false negatives ({evidence.get('period', 'labeled data')}): "
+        f"in {evidence.get('support', '?')} strong-needed items routed weak; fixes "
+        f"{evidence.get('fn_fixed', '?')} FN, adds {evidence.get('fp_added', '?')} FP on labels; "
+        f"SLM usage change {evidence.get('slm_change_text', 'n/a')}; "
+        f"log-odds z = {evidence.get('z', '?')}."
+    )
+    keyword = routing_services.keyword_add(
+        actor=actor, version=version, text=text, language="", rationale=rationale[:1000]
+    )
+    audit_record(
+        actor=actor,
+        action="keyword.adopt_candidate",
+        obj=version,
+        after={"text": text, "evidence": evidence},
+    )
+    return keyword

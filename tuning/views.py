@@ -1,0 +1,313 @@
+"""Pages: the SLO board, replay / keyword candidates / sweep jobs, and costs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.decorators import role_required
+from accounts.roles import OPERATOR, REVIEWER
+from routing.errors import Conflict
+from routing.models import ClassifierVersion, VersionStatus
+
+from . import costs, selectors, services, slo
+from .metrics import SLICE_KINDS
+from .models import Job, JobKind, JobStatus, MetricReport, SloTarget
+
+
+def _errors_text(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return " ".join(f"{f}: {' '.join(m)}" for f, m in error.message_dict.items())
+    return " ".join(error.messages)
+
+
+def _day(value: str | None, field: str) -> datetime:
+    """A date input (YYYY-MM-DD) as midnight UTC."""
+    parsed = parse_date(value or "")
+    if parsed is None:
+        raise ValidationError({field: ["Give a date (YYYY-MM-DD)."]})
+    return datetime.combine(parsed, time.min, tzinfo=UTC)
+
+
+def _period_from(request) -> tuple[datetime, datetime]:
+    """since / until dates (until inclusive: the period ends at the next midnight)."""
+    start = _day(request.POST.get("since"), "since")
+    end = _day(request.POST.get("until"), "until") + timedelta(days=1)
+    return start, end
+
+
+def _default_dates() -> dict:
+    today = timezone.now().date()
+    return {"since": today - timedelta(days=7), "until": today - timedelta(days=1)}
+
+
+@require_GET
+@role_required(REVIEWER)
+def board(request):
+    reports = list(selectors.report_list()[:200])
+    report = None
+    if request.GET.get("report"):
+        report = get_object_or_404(MetricReport, pk=request.GET["report"])
+    else:
+        report = next((r for r in reports if r.status == JobStatus.SUCCEEDED), None)
+    slice_kind = request.GET.get("slice", "language")
+    if slice_kind not in SLICE_KINDS:
+        slice_kind = "language"
+    verdicts, notes, history = [], [], []
+    if report is not None and report.status == JobStatus.SUCCEEDED:
+        verdicts = slo.evaluate(report.result, selectors.slo_targets())
+        notes = slo.warnings(verdicts)
+        history = [
+            {
+                "at": r.period_end.isoformat(),
+                "misroute": (r.result.get("labels", {}).get("misroute") or {}).get("value"),
+                "slm_usage": (r.result.get("traffic", {}).get("slm_usage") or {}).get("value"),
+                "label": f"{r.period_start:%m-%d}–{r.period_end:%m-%d}",
+            }
+            for r in sorted(reports, key=lambda r: r.period_end)
+            if r.version == report.version and r.status == JobStatus.SUCCEEDED
+        ]
+    return render(
+        request,
+        "tuning/board.html",
+        {
+            "reports": reports,
+            "report": report,
+            "verdicts": verdicts,
+            "notes": notes,
+            "slice_kind": slice_kind,
+            "slice_kinds": SLICE_KINDS,
+            "slices": (report.result.get("slices", {}).get(slice_kind, []) if report else []),
+            "history": history,
+            "targets": selectors.slo_targets(),
+            "versions": sorted(
+                set(selectors.versions_with_traffic()) | {r.version for r in reports}
+            ),
+            "dates": _default_dates(),
+        },
+    )
+
+
+@require_POST
+@role_required(OPERATOR)
+def report_create(request):
+    try:
+        start, end = _period_from(request)
+        report = services.report_request(
+            actor=request.user,
+            version=request.POST.get("version", "").strip(),
+            period_start=start,
+            period_end=end,
+        )
+    except ValidationError as e:
+        messages.error(request, _errors_text(e))
+        return redirect("tuning:board")
+    messages.success(request, f"Report {report} queued.")
+    return redirect(f"{_url('tuning:board')}?report={report.pk}")
+
+
+@require_POST
+@role_required(OPERATOR)
+def report_recompute(request, report_id):
+    report = get_object_or_404(MetricReport, pk=report_id)
+    services.report_request(
+        actor=request.user,
+        version=report.version,
+        period_start=report.period_start,
+        period_end=report.period_end,
+    )
+    messages.success(request, f"Report {report} queued again.")
+    return redirect(f"{_url('tuning:board')}?report={report.pk}")
+
+
+def _float_or_none(raw: str | None) -> float | None:
+    raw = (raw or "").strip()
+    return float(raw) if raw else None
+
+
+@require_POST
+@role_required(OPERATOR)
+def slo_update(request, target_id):
+    target = get_object_or_404(SloTarget, pk=target_id)
+    try:
+        services.slo_target_update(
+            actor=request.user,
+            target=target,
+            low=_float_or_none(request.POST.get("low")),
+            high=_float_or_none(request.POST.get("high")),
+            min_samples=int(request.POST.get("min_samples") or target.min_samples),
+        )
+    except (ValueError, ValidationError) as e:
+        messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+    else:
+        messages.success(request, f"Target for {target.get_metric_display()} saved.")
+    return redirect("tuning:board")
+
+
+def _url(name: str, *args) -> str:
+    from django.urls import reverse
+
+    return reverse(name, args=args)
+
+
+JOB_PAGES = {
+    JobKind.REPLAY: ("tuning/replay.html", "What-if replay"),
+    JobKind.CANDIDATES: ("tuning/candidates.html", "Keyword candidates"),
+    JobKind.SWEEP: ("tuning/sweep.html", "Threshold sweep"),
+}
+
+
+def _job_page(request, kind: str):
+    if request.method == "POST":
+        if not request.user or not _is_operator(request.user):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied("Starting a job needs the operator role.")
+        try:
+            start, end = _period_from(request)
+            params = {
+                "version": request.POST.get("version", ""),
+                "since": start.isoformat(),
+                "until": end.isoformat(),
+            }
+            if kind == JobKind.REPLAY:
+                params["baseline"] = request.POST.get("baseline", "")
+            if kind == JobKind.SWEEP:
+                params["target"] = [
+                    float(request.POST.get("target_low") or 0.6),
+                    float(request.POST.get("target_high") or 0.7),
+                ]
+            job = services.job_start(actor=request.user, kind=kind, params=params)
+        except (ValueError, ValidationError) as e:
+            messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+            return redirect(f"tuning:{kind}")
+        return redirect("tuning:job", job_id=job.pk)
+    template, title = JOB_PAGES[kind]
+    return render(
+        request,
+        "tuning/job_form.html",
+        {
+            "kind": kind,
+            "title": title,
+            "jobs": Job.objects.filter(kind=kind).select_related("created_by")[:20],
+            "versions": ClassifierVersion.objects.order_by("-created_at").only("name", "status"),
+            "dates": _default_dates(),
+        },
+    )
+
+
+def _is_operator(user) -> bool:
+    from accounts.roles import has_role
+
+    return has_role(user, OPERATOR)
+
+
+@role_required(REVIEWER)
+def replay(request):
+    return _job_page(request, JobKind.REPLAY)
+
+
+@role_required(REVIEWER)
+def candidates(request):
+    return _job_page(request, JobKind.CANDIDATES)
+
+
+@role_required(REVIEWER)
+def sweep(request):
+    return _job_page(request, JobKind.SWEEP)
+
+
+@require_GET
+@role_required(REVIEWER)
+def job_detail(request, job_id):
+    job = get_object_or_404(Job.objects.select_related("created_by"), pk=job_id)
+    template, title = JOB_PAGES[job.kind]
+    drafts = []
+    if job.kind == JobKind.CANDIDATES:
+        drafts = list(
+            ClassifierVersion.objects.filter(status=VersionStatus.DRAFT).values_list(
+                "name", flat=True
+            )
+        )
+    return render(
+        request,
+        template,
+        {
+            "job": job,
+            "title": title,
+            "result": job.result,
+            "finished": job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED),
+            "drafts": drafts,
+        },
+    )
+
+
+@require_POST
+@role_required(OPERATOR)
+def candidate_adopt(request, job_id):
+    job = get_object_or_404(Job, pk=job_id, kind=JobKind.CANDIDATES, status=JobStatus.SUCCEEDED)
+    term = request.POST.get("term", "")
+    candidate = next((c for c in job.result.get("candidates", []) if c["term"] == term), None)
+    if candidate is None:
+        messages.error(request, "That term is not among this job's candidates.")
+        return redirect("tuning:job", job_id=job.pk)
+    version = get_object_or_404(ClassifierVersion, name=request.POST.get("draft", ""))
+    change = candidate.get("slm_usage_change")
+    evidence = {
+        **candidate,
+        "job": job.pk,
+        "period": f"{job.result['since'][:10]} to {job.result['until'][:10]}",
+        "slm_change_text": "n/a" if change is None else f"{change * 100:+.1f} points",
+    }
+    try:
+        services.keyword_adopt(actor=request.user, version=version, text=term, evidence=evidence)
+    except (Conflict, ValidationError) as e:
+        messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+    else:
+        messages.success(request, f"“{term}” added to {version.name}.")
+    return redirect("tuning:job", job_id=job.pk)
+
+
+@require_GET
+@role_required(REVIEWER)
+def cost_page(request):
+    settings = selectors.cost_settings()
+    return render(
+        request,
+        "tuning/costs.html",
+        {"settings": settings, "summary": costs.summary(timezone.now(), settings)},
+    )
+
+
+@require_POST
+@role_required(OPERATOR)
+def cost_settings_update(request):
+    changes = {}
+    try:
+        for field in services.COST_FIELDS:
+            raw = request.POST.get(field)
+            if raw is None or raw == "":
+                continue
+            changes[field] = raw.strip() if field.endswith("_job") else float(raw)
+        services.cost_settings_update(actor=request.user, **changes)
+    except (ValueError, ValidationError) as e:
+        messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+    else:
+        messages.success(request, "Cost settings saved.")
+    return redirect("tuning:costs")
+
+
+@require_GET
+@role_required(REVIEWER)
+def prometheus_rules(request):
+    body = costs.prometheus_rules(selectors.cost_settings())
+    response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="cascade-cost-rules.yaml"'
+    return response
