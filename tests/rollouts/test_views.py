@@ -141,10 +141,11 @@ def test_the_targets_command_registers_slots_and_a_route_once(db):
     out = StringIO()
     call_command("rollout_targets", stdout=out)
 
-    assert "route router: exists" in out.getvalue()
+    assert "route llm-classifier: exists" in out.getvalue()
     route = Route.objects.get()
     assert (route.stable_backend, route.canary_backend) == (
-        "llm-classifier-v7",
-        "llm-classifier-v8",
+        "llm-classifier-blue",
+        "llm-classifier-green",
     )
-    assert Slot.objects.get(name="llm-classifier-v8").configmap == "llm-classifier-v8-config"
+    # The names deploy/ uses, so a stock install needs no arguments.
+    assert Slot.objects.get(name="llm-classifier-green").configmap == "llm-classifier-green-config"

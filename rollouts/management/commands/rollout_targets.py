@@ -16,12 +16,12 @@ class Command(BaseCommand):
     help = "Register two deployment slots and the HTTPRoute rule that splits traffic between them."
 
     def add_arguments(self, parser):
-        parser.add_argument("--namespace", default="llm")
-        parser.add_argument("--httproute", default="llm-router")
+        parser.add_argument("--namespace", default="ai-inference")
+        parser.add_argument("--httproute", default="llm-classifier")
         parser.add_argument("--rule-index", type=int, default=0)
-        parser.add_argument("--route", default="router")
-        parser.add_argument("--stable", default="llm-classifier-v7")
-        parser.add_argument("--canary", default="llm-classifier-v8")
+        parser.add_argument("--route", default="llm-classifier")
+        parser.add_argument("--stable", default="llm-classifier-blue")
+        parser.add_argument("--canary", default="llm-classifier-green")
 
     @transaction.atomic
     def handle(self, *args, namespace, httproute, rule_index, route, stable, canary, **options):
