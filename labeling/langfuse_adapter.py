@@ -2,7 +2,9 @@
 
 Reads routed traces as root observations (``GET /api/public/v2/observations``), reads user
 feedback scores (``GET /api/public/v3/scores``) and writes reviewers' labels back as a
-categorical score (``POST /api/public/scores``).
+categorical score (``POST /api/public/scores``). Every call goes through the SDK's client
+(auth, base URL, timeouts); the two bulk reads take the JSON as sent instead of the SDK's
+response models, whose conversion alone would cap a sync at ~800 traces/s.
 
 Contracts worth knowing:
 - Every failure of a call surfaces as ``LangfuseError``; ``retryable`` says whether trying
@@ -327,7 +329,7 @@ class TraceRecord:
 
 @dataclass(frozen=True)
 class ObservationPage:
-    """One page of root observations (SDK ``ObservationV2`` objects).
+    """One page of root observations, as the API sends them (camelCase JSON objects).
 
     ``cursor`` fetched this page; ``next_cursor`` fetches the next one, None at the end.
     """
@@ -755,24 +757,23 @@ class LangfuseAdapter:
         """
         if not 1 <= page_size <= MAX_OBSERVATION_PAGE:
             raise ValueError(f"page_size must be 1..{MAX_OBSERVATION_PAGE}, got {page_size}")
-        filter_json = json.dumps(observation_filter(since, until, tags), separators=(",", ":"))
+        query = {
+            "fields": OBSERVATION_FIELDS,
+            "expandMetadata": ",".join(EXPANDED_METADATA_KEYS),
+            "limit": page_size,
+            "filter": json.dumps(observation_filter(since, until, tags), separators=(",", ":")),
+        }
         while True:
             current = cursor
-            response = self._call(
+            body = self._get_json(
                 "list observations",
-                partial(
-                    self.api.observations.get_many,
-                    fields=OBSERVATION_FIELDS,
-                    expand_metadata=",".join(EXPANDED_METADATA_KEYS),
-                    limit=page_size,
-                    cursor=current,
-                    filter=filter_json,
-                    request_options=_NO_SDK_RETRIES,
-                ),
+                "api/public/v2/observations",
+                {**query, "cursor": current} if current else query,
             )
-            cursor = response.meta.cursor or None
-            yield ObservationPage(list(response.data), current, cursor)
-            if cursor is None or not response.data:
+            data = _page_data(body)
+            cursor = (body.get("meta") or {}).get("cursor") or None
+            yield ObservationPage(data, current, cursor)
+            if cursor is None or not data:
                 return
 
     def iter_trace_records(
@@ -816,25 +817,52 @@ class LangfuseAdapter:
         return scores
 
     def _iter_scores(self, **query) -> Iterator[FeedbackScore]:
+        params = {"limit": MAX_SCORE_PAGE, "fields": "details,subject,annotation"}
+        for key, value in query.items():
+            if value is not None:
+                params[_SCORE_QUERY_NAMES.get(key, key)] = (
+                    _iso(value) if isinstance(value, datetime) else value
+                )
         cursor = None
         while True:
-            current = cursor
-            response = self._call(
+            body = self._get_json(
                 "list scores",
-                partial(
-                    self.api.scores.get_many,
-                    limit=MAX_SCORE_PAGE,
-                    cursor=current,
-                    fields="details,subject,annotation",
-                    request_options=_NO_SDK_RETRIES,
-                    **query,
-                ),
+                "api/public/v3/scores",
+                {**params, "cursor": cursor} if cursor else params,
             )
-            for score in response.data:
-                yield _feedback_score(score)
-            cursor = response.meta.cursor or None
-            if cursor is None or not response.data:
+            data = _page_data(body)
+            for score in data:
+                yield _feedback_score_from_wire(score)
+            cursor = (body.get("meta") or {}).get("cursor") or None
+            if cursor is None or not data:
                 return
+
+    def _get_json(self, operation: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """GET through the SDK's own HTTP client (auth, base URL, timeouts), read as JSON.
+
+        The bulk reads skip the SDK's response models on purpose: converting them costs
+        about 0.35 ms per observation and 3 ms per score, which alone capped a sync at ~800
+        traces/s. ``parse_observation`` reads the wire format directly.
+        """
+
+        def call() -> dict[str, Any]:
+            response = self.api._client_wrapper.httpx_client.request(
+                path, method="GET", params=params, request_options=_NO_SDK_RETRIES
+            )
+            if not 200 <= response.status_code < 300:
+                try:
+                    detail = response.json()
+                except json.JSONDecodeError:
+                    detail = response.text
+                raise ApiError(
+                    status_code=response.status_code, headers=dict(response.headers), body=detail
+                )
+            body = response.json()
+            if not isinstance(body, dict):
+                raise json.JSONDecodeError("expected a JSON object", response.text[:80], 0)
+            return body
+
+        return self._call(operation, call)
 
     # -- writes
 
@@ -943,25 +971,43 @@ class LangfuseAdapter:
         )
 
 
-def _feedback_score(score: Any) -> FeedbackScore:
-    subject = getattr(score, "subject", None)
+_SCORE_QUERY_NAMES = {
+    "trace_id": "traceId",
+    "from_timestamp": "fromTimestamp",
+    "to_timestamp": "toTimestamp",
+    "data_type": "dataType",
+}
+
+
+def _page_data(body: Mapping[str, Any]) -> list[Any]:
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise json.JSONDecodeError("expected a data list", str(body)[:80], 0)
+    return data
+
+
+def _feedback_score_from_wire(score: Mapping[str, Any]) -> FeedbackScore:
+    """A v3 score as the API sends it (camelCase JSON)."""
+    subject = score.get("subject") or {}
     trace_id = observation_id = None
-    if subject is not None:
-        kind = getattr(subject, "kind", None)
-        if kind == "trace":
-            trace_id = subject.id
-        elif kind == "observation":
-            observation_id, trace_id = subject.id, getattr(subject, "trace_id", None)
-    return FeedbackScore(
-        id=score.id,
-        trace_id=trace_id,
-        observation_id=observation_id,
-        name=score.name,
-        data_type=str(score.data_type),
-        value=score.value,
-        source=str(score.source),
-        comment=getattr(score, "comment", None),
-        timestamp=_as_utc(score.timestamp, "timestamp"),
-        author_user_id=getattr(score, "author_user_id", None),
-        config_id=getattr(score, "config_id", None),
-    )
+    if subject.get("kind") == "trace":
+        trace_id = subject.get("id")
+    elif subject.get("kind") == "observation":
+        observation_id, trace_id = subject.get("id"), subject.get("traceId")
+    try:
+        return FeedbackScore(
+            id=score["id"],
+            trace_id=trace_id,
+            observation_id=observation_id,
+            name=score["name"],
+            data_type=str(score.get("dataType")),
+            value=score.get("value"),
+            source=str(score.get("source")),
+            comment=score.get("comment"),
+            timestamp=_as_utc(score["timestamp"], "timestamp"),
+            author_user_id=score.get("authorUserId"),
+            config_id=score.get("configId"),
+        )
+    except (KeyError, TypeError, MalformedTrace) as e:
+        raise json.JSONDecodeError(f"unreadable score: {e}", str(score)[:80], 0) from e
+

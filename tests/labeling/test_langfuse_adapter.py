@@ -130,7 +130,7 @@ def test_a_stored_cursor_resumes_where_the_crashed_run_stopped(make_adapter, tra
     first = make_adapter()
     seen = []
     for index, page in enumerate(first.iter_root_observations(SINCE, END, page_size=50)):
-        seen += [o.trace_id for o in page.observations]
+        seen += [o["traceId"] for o in page.observations]
         if index == 1:
             stored_cursor = page.next_cursor
             break
@@ -138,7 +138,7 @@ def test_a_stored_cursor_resumes_where_the_crashed_run_stopped(make_adapter, tra
 
     resumed = make_adapter()
     for page in resumed.iter_root_observations(SINCE, END, page_size=50, cursor=stored_cursor):
-        seen += [o.trace_id for o in page.observations]
+        seen += [o["traceId"] for o in page.observations]
 
     assert len(seen) == len(set(seen))
     assert set(seen) == roots_between(traffic, SINCE, END)

@@ -79,6 +79,12 @@ class Command(BaseCommand):
         if Batch.objects.exists():
             return
         end = timezone.now()
+        from tuning.services import report_request
+
+        with transaction.atomic():  # traffic figures on the board (labels come from reviewers)
+            report_request(
+                actor=operator, version="v7", period_start=end - timedelta(days=7), period_end=end
+            )
         for kind, size in ((BatchKind.HEADLINE, 100), (BatchKind.FN_CANDIDATES, 40)):
             batch_create(
                 actor=operator,
