@@ -2,7 +2,9 @@
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models.functions import Left
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -93,15 +95,19 @@ def batch_detail(request, batch_id):
     items = (
         BatchItem.objects.filter(batch=batch)
         .select_related("trace")
+        # The table shows a preview; whole conversations stay in the database.
+        .only("id", "position", "reviews_required", "final_value", "batch_id", "trace__tier")
+        .annotate(preview=Left("trace__input_text", 121))
         .prefetch_related("labels__reviewer")
-        .order_by("position")[:500]
+        .order_by("position")
     )
+    page = Paginator(items, 100).get_page(request.GET.get("page"))
     return render(
         request,
         "labeling/batch.html",
         {
             "batch": batch,
-            "items": items,
+            "page": page,
             "progress": selectors.batch_progress(batch),
             "agreement": selectors.batch_agreement(batch),
             "show_tier": not batch.blind or has_role(request.user, OPERATOR),

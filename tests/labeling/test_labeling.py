@@ -254,3 +254,22 @@ def test_the_sync_panel_polls_only_while_a_sync_runs(client, langfuse, operator)
     sync_start(since=TRAFFIC_END - timedelta(days=1), until=TRAFFIC_END)
     html = client.get("/labeling/sync/runs/").content.decode()
     assert 'hx-trigger="every 2s"' in html and "running" in html
+
+
+def test_the_batch_page_pages_its_items_with_a_fixed_number_of_queries(
+    client, synced, make_batch, reviewer
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    batch = make_batch(size=150, seed=3)
+    for item in batch.items.all()[:30]:
+        services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+    client.force_login(reviewer)
+    client.get(f"/labeling/batches/{batch.pk}/")
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(f"/labeling/batches/{batch.pk}/").content.decode()
+    assert "items 1–100 of 150" in html
+    assert len(queries) <= 14, [q["sql"][:80] for q in queries]
+    second = client.get(f"/labeling/batches/{batch.pk}/?page=2").content.decode()
+    assert "items 101–150 of 150" in second
