@@ -10,6 +10,8 @@
 - ``PUBLISH_TIMEOUT`` (default 30) / ``PUBLISH_POLL_INTERVAL`` (ms, default 250).
 - ``PROMETHEUS_URL``: Prometheus (or AMP-compatible) HTTP API base; unset: every gate unknown.
 - ``ROLLOUT_EVALUATE_INTERVAL``: seconds between gate evaluations by beat (default 30).
+- ``ROLLOUT_DAILY_CHECK_HOUR``: UTC hour (0-23, default 6) of the daily misroute check of
+  the previous UTC day's labels; late enough for the night's labeling to be in.
 - ``NOTIFY_WEBHOOK_URL``: a Slack-compatible incoming webhook; unset: no notifications.
 """
 
@@ -69,6 +71,13 @@ def prometheus_url() -> str:
 
 def evaluate_interval() -> int:
     return env_int("ROLLOUT_EVALUATE_INTERVAL", 30, minimum=1)
+
+
+def daily_check_hour() -> int:
+    hour = env_int("ROLLOUT_DAILY_CHECK_HOUR", 6, minimum=0)
+    if hour > 23:
+        raise ImproperlyConfigured(f"ROLLOUT_DAILY_CHECK_HOUR={hour} must be at most 23.")
+    return hour
 
 
 def notify_webhook_url() -> str:

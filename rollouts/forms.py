@@ -47,3 +47,8 @@ class ActionForm(forms.Form):
     reason = forms.CharField(required=False, max_length=500)
     expected_stage = forms.IntegerField(required=False, min_value=0)
     republish = forms.BooleanField(required=False)
+
+
+class MisrouteCheckForm(forms.Form):
+    threshold_percent = forms.FloatField(min_value=0.1, max_value=99.9)
+    min_labels = forms.IntegerField(min_value=1)

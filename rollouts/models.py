@@ -8,6 +8,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+
+def percent(value: float | None) -> str:
+    """0.0812 -> "8.1", 0.08 -> "8"; "" for no value."""
+    if value is None:
+        return ""
+    return f"{100 * value:.1f}".removesuffix(".0")
+
+
 WEIGHT_RANGE = Q(canary_weight__gte=0, canary_weight__lte=100) & Q(
     stable_weight__gte=0, stable_weight__lte=100
 )
@@ -173,6 +181,15 @@ class RolloutState(models.TextChoices):
 
 ACTIVE_STATES = (RolloutState.PENDING, RolloutState.STAGE, RolloutState.PAUSED)
 
+#: A rollout holds its route while active, and also once failed with canary traffic still on:
+#: nothing else may start on that route until an operator rolls the failed one back.
+HOLDS_ROUTE = Q(state__in=[s.value for s in ACTIVE_STATES]) | Q(
+    state=RolloutState.FAILED, canary_weight__gt=0
+)
+
+DEFAULT_MISROUTE_THRESHOLD = 0.08
+DEFAULT_MISROUTE_MIN_LABELS = 30
+
 DEFAULT_STEPS = [10, 50, 100]
 DEFAULT_WINDOW_SECONDS = 48 * 3600
 
@@ -217,6 +234,14 @@ class Rollout(models.Model):
     stage_started_at = models.DateTimeField(null=True, blank=True)
     held_since = models.DateTimeField(null=True, blank=True)
     status_note = models.TextField(blank=True, help_text="Why it holds, failed or ended.")
+    misroute_threshold = models.FloatField(
+        default=DEFAULT_MISROUTE_THRESHOLD,
+        help_text="Daily check: roll back when the canary's misroute rate exceeds this (0-1).",
+    )
+    misroute_min_labels = models.PositiveIntegerField(
+        default=DEFAULT_MISROUTE_MIN_LABELS,
+        help_text="Daily check: fewer labeled headline items (effective n) is unknown.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -227,15 +252,17 @@ class Rollout(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["route"],
-                condition=Q(state__in=[s.value for s in ACTIVE_STATES]),
-                name="one_active_rollout_per_route",
+                fields=["route"], condition=HOLDS_ROUTE, name="one_active_rollout_per_route"
             ),
             models.CheckConstraint(condition=WEIGHT_RANGE, name="rollout_weights_0_100"),
             models.CheckConstraint(
                 condition=Q(state__in=RolloutState.values), name="rollout_state_valid"
             ),
             models.CheckConstraint(condition=Q(window_seconds__gte=1), name="rollout_window_pos"),
+            models.CheckConstraint(
+                condition=Q(misroute_threshold__gt=0, misroute_threshold__lt=1),
+                name="rollout_misroute_threshold_0_1",
+            ),
         ]
 
     def __str__(self):
@@ -252,6 +279,10 @@ class Rollout(models.Model):
     @property
     def is_last_stage(self) -> bool:
         return self.stage >= len(self.steps)
+
+    @property
+    def misroute_threshold_pct(self) -> str:
+        return percent(self.misroute_threshold)
 
     @property
     def next_step(self) -> int | None:
@@ -353,3 +384,57 @@ class GateEvaluation(models.Model):
 
     def __str__(self):
         return f"{self.gate.name}: {self.result}"
+
+
+class DailyMisrouteCheck(models.Model):
+    """The daily misroute check of a rollout's canary version for one UTC day.
+
+    The estimate comes from headline-batch labels of traces the canary version routed that
+    day (``tuning``'s label metrics): ``misroute`` with its 95% Wilson interval and ``n`` (the
+    effective sample size; the item count for a simple random sample). ``fail`` (estimate
+    above the threshold with enough labels) rolls the rollout back; ``unknown`` (too few
+    labels) only records it and never passes or rolls back. One row per rollout and day: a
+    re-run of the same day replaces the figures.
+    """
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="daily_checks")
+    day = models.DateField(help_text="The UTC day whose traces were judged.")
+    result = models.CharField(max_length=7, choices=GateResult.choices)
+    misroute = models.FloatField(null=True, blank=True)
+    low = models.FloatField(null=True, blank=True)
+    high = models.FloatField(null=True, blank=True)
+    n = models.FloatField(default=0, help_text="Effective sample size of the estimate.")
+    labeled = models.PositiveIntegerField(default=0, help_text="Labeled headline items.")
+    threshold = models.FloatField()
+    min_labels = models.PositiveIntegerField()
+    action = models.CharField(max_length=12, blank=True, help_text="rollback | failed | blank")
+    detail = models.TextField(blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "day"], name="daily_check_once_a_day"),
+            models.CheckConstraint(
+                condition=Q(result__in=GateResult.values), name="daily_check_result_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.rollout_id} {self.day}: {self.result}"
+
+    @property
+    def misroute_pct(self) -> str:
+        return percent(self.misroute)
+
+    @property
+    def low_pct(self) -> str:
+        return percent(self.low)
+
+    @property
+    def high_pct(self) -> str:
+        return percent(self.high)
+
+    @property
+    def threshold_pct(self) -> str:
+        return percent(self.threshold)

@@ -1,5 +1,7 @@
 """Beat entries of the rollouts app; the project wires ``BEAT_SCHEDULE`` into Celery beat."""
 
+from celery.schedules import crontab
+
 from . import conf
 
 _INTERVAL = conf.evaluate_interval()
@@ -10,5 +12,11 @@ BEAT_SCHEDULE = {
         "schedule": float(_INTERVAL),
         # A tick that waited longer than one interval is superseded by the next one.
         "options": {"expires": float(_INTERVAL)},
+    },
+    # The previous UTC day's misroute estimate from labels; rolls back above the threshold.
+    "rollouts-daily-misroute": {
+        "task": "rollouts.tasks.daily_misroute_checks",
+        "schedule": crontab(hour=conf.daily_check_hour(), minute=0),
+        "options": {"expires": 3600},
     },
 }

@@ -1,18 +1,24 @@
-"""Every change of a rollout goes through here: start, advance, pause, resume, rollback, and
-the automatic evaluation that advances, holds or rolls back.
+"""Every change of a rollout goes through here: start, advance, pause, resume, rollback, the
+automatic evaluation that advances, holds or rolls back, and the daily misroute check.
 
 Each service locks the rollout row (``select_for_update``) and re-checks its state inside the
 lock, so two clicks or two beat ticks never both advance a stage. Weights are written to the
 HTTPRoute (guarded JSON patch, see ``k8s_adapter.set_weights``) while the row is locked; if
 the cluster refuses, the transaction rolls back and nothing is recorded as done. Every
 transition is stored as a ``RolloutTransition`` and in the audit log.
+
+When the cluster refuses an automatic action for good (a permanent ``KubeError``: the route
+was reordered or edited, 403, 404, 422), the rollout moves to ``failed`` and automation stops
+touching it; a retryable refusal only holds and is tried again. A failed rollout whose canary
+still has traffic keeps its route (no other rollout may start there) until an operator rolls
+it back, which stays allowed from ``failed``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -23,12 +29,14 @@ from audit.services import audit_record
 from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
-from . import conf, gates, notify, targets
+from . import conf, gates, notify, selectors, targets
 from .k8s_adapter import KubeError
 from .models import (
     ACTIVE_STATES,
     DEFAULT_STEPS,
     DEFAULT_WINDOW_SECONDS,
+    HOLDS_ROUTE,
+    DailyMisrouteCheck,
     Gate,
     GateEvaluation,
     GateResult,
@@ -38,6 +46,7 @@ from .models import (
     RolloutState,
     RolloutTransition,
     Route,
+    percent,
 )
 
 log = logging.getLogger(__name__)
@@ -90,6 +99,22 @@ def _clean_gate(spec: Mapping[str, Any]) -> dict[str, Any]:
         raise ValidationError({"gates": [f"{data['window']!r} is not a PromQL duration."]})
     if data["comparator"] not in ("lt", "le", "gt", "ge"):
         raise ValidationError({"gates": [f"Unknown comparator {data['comparator']!r}."]})
+    return data
+
+
+def _clean_daily(threshold: float | None, min_labels: int | None) -> dict[str, Any]:
+    """The daily misroute check's settings that were given, validated."""
+    errors, data = {}, {}
+    if threshold is not None:
+        if not 0 < float(threshold) < 1:
+            errors["misroute_threshold"] = ["Must be between 0 and 1 (0.08 is 8%)."]
+        data["misroute_threshold"] = float(threshold)
+    if min_labels is not None:
+        if int(min_labels) < 1:
+            errors["misroute_min_labels"] = ["Must be at least 1."]
+        data["misroute_min_labels"] = int(min_labels)
+    if errors:
+        raise ValidationError(errors)
     return data
 
 
@@ -210,6 +235,8 @@ def rollout_start(
     steps: list[int] | None = None,
     window_seconds: int | None = None,
     gate_specs: list[Mapping[str, Any]] | None = None,
+    misroute_threshold: float | None = None,
+    misroute_min_labels: int | None = None,
     reason: str = "",
 ) -> Rollout:
     """Start a canary of ``version`` on ``route`` and move it to stage 1 at once.
@@ -222,6 +249,7 @@ def rollout_start(
     if window_seconds < 1:
         raise ValidationError({"window_seconds": ["Must be at least 1 second."]})
     specs = [_clean_gate(g) for g in (gates.DEFAULT_GATES if gate_specs is None else gate_specs)]
+    daily = _clean_daily(misroute_threshold, misroute_min_labels)
     if version.status != VersionStatus.FROZEN:
         raise Conflict(f"Only a frozen version can be rolled out; {version} is {version.status}.")
     with transaction.atomic():
@@ -232,8 +260,11 @@ def rollout_start(
                 f"Publish {version} to {route.canary_slot} first: no publication of it there "
                 "was confirmed by every pod."
             )
-        if Rollout.objects.filter(route=route, state__in=ACTIVE_STATES).exists():
-            raise Conflict(f"Route {route} already has an active rollout.")
+        if Rollout.objects.filter(HOLDS_ROUTE, route=route).exists():
+            raise Conflict(
+                f"Route {route} already has an active rollout (or a failed one whose canary "
+                "still has traffic: roll it back first)."
+            )
         stable = _latest_succeeded(slot=route.stable_slot)
         try:
             with transaction.atomic():
@@ -246,6 +277,7 @@ def rollout_start(
                     canary_backend=route.canary_backend,
                     steps=steps,
                     window_seconds=window_seconds,
+                    **daily,
                     canary_weight=route.canary_weight,
                     stable_weight=route.stable_weight,
                     created_by=actor if getattr(actor, "is_authenticated", False) else None,
@@ -263,6 +295,7 @@ def rollout_start(
                 "steps": steps,
                 "window_seconds": window_seconds,
                 "gates": [s["name"] for s in specs],
+                **daily,
             },
             message=reason,
         )
@@ -469,7 +502,10 @@ def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout
                     _advance_locked(rollout, actor=None, reason="automatic: gates passed")
             except RolloutError as exc:
                 rollout.refresh_from_db()
-                _hold(rollout, f"advance refused: {exc}", now)
+                if exc.retryable:
+                    _hold(rollout, f"advance refused: {exc}", now)
+                else:
+                    _fail(rollout, f"automatic advance refused by the cluster: {exc}", now)
             return rollout
         _hold(rollout, "held: " + "; ".join(_describe(g) for g in blocking), now)
     return rollout
@@ -487,7 +523,22 @@ def _hold(rollout: Rollout, note: str, now: datetime) -> None:
         notify.notify("hold", rollout, note)
 
 
-def _rollback_locked_automation(rollout: Rollout, reason: str, now: datetime) -> None:
+def _fail(rollout: Rollout, note: str, now: datetime) -> None:
+    """Move the (locked) rollout to ``failed``, weights as they are; audit and notify."""
+    _transition(
+        rollout, actor=None, action="fail", to_state=RolloutState.FAILED, reason=note, now=now
+    )
+    notify.notify("failed", rollout, note)
+
+
+def _rollback_locked_automation(
+    rollout: Rollout, reason: str, now: datetime, *, republish: bool = False
+) -> str:
+    """Roll the locked rollout back for automation: ``rolled_back``, ``failed`` or ``held``.
+
+    A permanent refusal by the cluster fails the rollout (an operator must look: the route
+    was changed under us); a retryable one holds it so the next attempt can try again.
+    """
     try:
         with transaction.atomic():
             _transition(
@@ -499,8 +550,129 @@ def _rollback_locked_automation(rollout: Rollout, reason: str, now: datetime) ->
                 reason=reason,
                 now=now,
             )
+            slot = rollout.route.canary_slot
+            stable = rollout.stable_version
+            # Only a frozen version can be published; a retired one never blocks the rollback.
+            if republish and slot is not None and stable and stable.status == VersionStatus.FROZEN:
+                from .publish import publication_start
+
+                publication_start(actor=None, version=stable, slot=slot)
             notify.notify("rollback", rollout, reason)
+        return "rolled_back"
     except RolloutError as exc:
         rollout.refresh_from_db()
         log.error("automatic rollback of rollout %s failed: %s", rollout.pk, exc)
-        _hold(rollout, f"automatic rollback failed, act now: {exc}", now)
+        if exc.retryable:
+            _hold(rollout, f"automatic rollback failed, act now: {exc}", now)
+            return "held"
+        _fail(rollout, f"automatic rollback refused by the cluster ({reason}): {exc}", now)
+        return "failed"
+
+
+# --- daily misroute check -------------------------------------------------------------------
+
+DAILY_STATES = (RolloutState.STAGE, RolloutState.PAUSED)
+
+
+def _pct(value: float | None) -> str:
+    return percent(value) or "?"
+
+
+def _count(n: float) -> str:
+    return f"{n:.0f}" if abs(n - round(n)) < 1e-9 else f"{n:.1f}"
+
+
+def rollout_set_misroute_check(
+    *, actor, rollout: Rollout, threshold: float | None = None, min_labels: int | None = None
+) -> Rollout:
+    """Change the daily check's threshold (0-1, exclusive) or minimum labels of a rollout."""
+    daily = _clean_daily(threshold, min_labels)
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        before = {
+            "misroute_threshold": rollout.misroute_threshold,
+            "misroute_min_labels": rollout.misroute_min_labels,
+        }
+        for field, value in daily.items():
+            setattr(rollout, field, value)
+        rollout.save(update_fields=["misroute_threshold", "misroute_min_labels"])
+        audit_record(
+            actor=actor,
+            action="rollout.misroute_check",
+            obj=rollout,
+            before=before,
+            after={
+                "misroute_threshold": rollout.misroute_threshold,
+                "misroute_min_labels": rollout.misroute_min_labels,
+            },
+        )
+    return rollout
+
+
+def rollout_daily_check(
+    *, rollout_id: int, day: date | None = None, now: datetime | None = None
+) -> DailyMisrouteCheck | None:
+    """Judge the canary version's misroute over the UTC ``day`` (default: yesterday) and act.
+
+    Only rollouts in a stage or paused are checked (None otherwise). With fewer labels than
+    the rollout's minimum the result is ``unknown``: recorded, nothing else happens. With
+    enough labels and the estimate above the threshold the rollout is rolled back (canary 0,
+    stable 100, the stable config republished to the canary slot) like any automatic
+    rollback; a permanent refusal by the cluster fails it. Re-running a day replaces that
+    day's record.
+    """
+    now = now or timezone.now()
+    day = day or (now.astimezone(UTC) - timedelta(days=1)).date()
+    rollout = Rollout.objects.select_related("route", "version").get(pk=rollout_id)
+    if rollout.state not in DAILY_STATES:
+        return None
+    estimate = selectors.misroute_estimate(rollout.version.name, day)  # before the lock
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        if rollout.state not in DAILY_STATES:
+            return None
+        rate = estimate.rate
+        threshold, minimum = rollout.misroute_threshold, rollout.misroute_min_labels
+        figures = f"n={_count(rate.n)}, 95% CI {_pct(rate.low)}-{_pct(rate.high)}%"
+        if not rate.has_data or rate.n < minimum:
+            result = GateResult.UNKNOWN
+            detail = (
+                f"too few labels for {day}: {estimate.labeled} labeled, n={_count(rate.n)} "
+                f"< {minimum}; holding, not judged"
+            )
+        elif rate.value > threshold:
+            result = GateResult.FAIL
+            detail = f"daily misroute {_pct(rate.value)}% > {_pct(threshold)}% ({figures})"
+        else:
+            result = GateResult.PASS
+            detail = f"daily misroute {_pct(rate.value)}% <= {_pct(threshold)}% ({figures})"
+        check, _ = DailyMisrouteCheck.objects.update_or_create(
+            rollout=rollout,
+            day=day,
+            defaults={
+                "result": result,
+                "misroute": rate.value,
+                "low": rate.low,
+                "high": rate.high,
+                "n": rate.n,
+                "labeled": estimate.labeled,
+                "threshold": threshold,
+                "min_labels": minimum,
+                "action": "",
+                "detail": detail,
+                "at": now,
+            },
+        )
+        if result == GateResult.FAIL:
+            reason = f"{detail} on {day} (headline labels of {rollout.version.name})"
+            outcome = _rollback_locked_automation(rollout, reason, now, republish=True)
+            check.action = {"rolled_back": "rollback", "failed": "failed"}.get(outcome, "retry")
+            check.save(update_fields=["action"])
+    return check
+
+
+def daily_checks_due() -> list[int]:
+    """Ids of the rollouts the daily check looks at."""
+    return list(
+        Rollout.objects.filter(state__in=DAILY_STATES).order_by("pk").values_list("pk", flat=True)
+    )

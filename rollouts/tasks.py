@@ -1,11 +1,13 @@
 """Thin Celery tasks: ids in, a service does the work, retries live here."""
 
+from datetime import date
+
 from celery import shared_task
 
 from . import notify
 from .models import Rollout, RolloutState
 from .publish import publication_execute
-from .services import rollout_evaluate
+from .services import daily_checks_due, rollout_daily_check, rollout_evaluate
 
 
 @shared_task(acks_late=True, time_limit=300)
@@ -34,6 +36,33 @@ def evaluate_rollouts() -> list[int]:
     for rollout_id in ids:
         rollout_evaluate(rollout_id=rollout_id)
     return ids
+
+
+@shared_task(time_limit=600, soft_time_limit=540)
+def daily_misroute_checks() -> list[dict]:
+    """Beat, once a day: the previous UTC day's misroute check of every rollout in a stage
+    or paused. A rollback the cluster refused for now is retried by ``daily_misroute_check``."""
+    done = []
+    for rollout_id in daily_checks_due():
+        check = rollout_daily_check(rollout_id=rollout_id)
+        if check is None:
+            continue
+        if check.action == "retry":
+            daily_misroute_check.apply_async((rollout_id, check.day.isoformat()), countdown=60)
+        done.append({"rollout": rollout_id, "result": check.result, "action": check.action})
+    return done
+
+
+@shared_task(bind=True, max_retries=10, acks_late=True, time_limit=300)
+def daily_misroute_check(self, rollout_id: int, day: str | None = None) -> dict | None:
+    """One rollout's daily check (``day``: ISO date, default yesterday); retried while the
+    rollback it calls for is refused for now (timeouts, 5xx, 409)."""
+    check = rollout_daily_check(rollout_id=rollout_id, day=date.fromisoformat(day) if day else None)
+    if check is None:
+        return None
+    if check.action == "retry" and self.request.retries < self.max_retries:
+        raise self.retry(countdown=min(60 * 2**self.request.retries, 1800))
+    return {"rollout": rollout_id, "result": check.result, "action": check.action}
 
 
 @shared_task(bind=True, max_retries=5, acks_late=True)

@@ -11,7 +11,7 @@ from cascade_admin.ui import error_text
 from routing.errors import Conflict
 
 from . import publish, selectors, services
-from .forms import ActionForm, PublishForm, StartForm
+from .forms import ActionForm, MisrouteCheckForm, PublishForm, StartForm
 from .models import Publication, PublicationState, Rollout
 
 ACTIONS = {
@@ -44,6 +44,7 @@ def _detail_context(rollout: Rollout) -> dict:
         "gates": list(rollout.gates.all()),
         "transitions": list(rollout.transitions.all()),
         "history": selectors.gate_history(rollout),
+        "daily_checks": selectors.daily_checks(rollout),
     }
 
 
@@ -98,6 +99,15 @@ def rollout_action(request, pk, action):
         services.rollout_evaluate(rollout_id=rollout.pk)
         messages.success(request, "Gates evaluated.")
         return redirect("rollouts:detail", pk=pk)
+    if action == "daily-check":
+        check = services.rollout_daily_check(rollout_id=rollout.pk)
+        if check is None:
+            messages.error(request, f"Rollout #{pk} is {rollout.state}: nothing to check.")
+        else:
+            messages.success(request, f"Misroute check of {check.day}: {check.result}.")
+        return redirect("rollouts:detail", pk=pk)
+    if action == "misroute-check":
+        return _misroute_settings(request, rollout)
     if action not in ACTIONS:
         messages.error(request, f"Unknown action {action!r}.")
         return redirect("rollouts:detail", pk=pk)
@@ -112,6 +122,29 @@ def rollout_action(request, pk, action):
             f"stable {rollout.stable_weight}%.",
         )
     return redirect("rollouts:detail", pk=pk)
+
+
+def _misroute_settings(request, rollout: Rollout):
+    form = MisrouteCheckForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
+        return redirect("rollouts:detail", pk=rollout.pk)
+    try:
+        rollout = services.rollout_set_misroute_check(
+            actor=request.user,
+            rollout=rollout,
+            threshold=form.cleaned_data["threshold_percent"] / 100,
+            min_labels=form.cleaned_data["min_labels"],
+        )
+    except ValidationError as e:
+        messages.error(request, error_text(e))
+    else:
+        messages.success(
+            request,
+            f"Daily misroute check: roll back above {rollout.misroute_threshold:.1%} "
+            f"with at least {rollout.misroute_min_labels} labels.",
+        )
+    return redirect("rollouts:detail", pk=rollout.pk)
 
 
 @require_GET

@@ -6,7 +6,9 @@ from routing.models import ClassifierVersion, VersionStatus
 
 from ..models import (
     Comparator,
+    DailyMisrouteCheck,
     Gate,
+    GateResult,
     PodState,
     PodStatus,
     Publication,
@@ -112,18 +114,44 @@ class RolloutSerializer(serializers.ModelSerializer):
         model = Rollout
         fields = ["id", "route", "version", "state", "stage", "steps", "window_seconds",
                   "stable_backend", "canary_backend", "stable_weight", "canary_weight",
-                  "stage_started_at", "held_since", "status_note", "created_by", "created_at",
-                  "finished_at"]  # fmt: skip
+                  "stage_started_at", "held_since", "status_note", "misroute_threshold",
+                  "misroute_min_labels", "created_by", "created_at", "finished_at"]  # fmt: skip
+
+
+class DailyCheckSerializer(serializers.ModelSerializer):
+    result = _state(GateResult)
+
+    class Meta:
+        model = DailyMisrouteCheck
+        fields = ["day", "result", "misroute", "low", "high", "n", "labeled", "threshold",
+                  "min_labels", "action", "detail", "at"]  # fmt: skip
 
 
 class RolloutDetailSerializer(RolloutSerializer):
     stable_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
     gates = GateSerializer(many=True, read_only=True)
     transitions = TransitionSerializer(many=True, read_only=True)
+    daily_checks = DailyCheckSerializer(many=True, read_only=True)
 
     class Meta(RolloutSerializer.Meta):
         fields = [*RolloutSerializer.Meta.fields, "stable_version", "publication", "gates",
-                  "transitions"]  # fmt: skip
+                  "transitions", "daily_checks"]  # fmt: skip
+
+
+class MisrouteCheckSettingsSerializer(serializers.Serializer):
+    misroute_threshold = serializers.FloatField(
+        required=False, min_value=0, max_value=1,
+        help_text="Roll back when the daily misroute estimate exceeds this (0.08 is 8%).",
+    )  # fmt: skip
+    misroute_min_labels = serializers.IntegerField(
+        required=False, min_value=1, help_text="Fewer labels (effective n) is unknown."
+    )
+
+
+class DailyCheckRunSerializer(serializers.Serializer):
+    day = serializers.DateField(
+        required=False, help_text="The UTC day to judge; default yesterday (UTC)."
+    )
 
 
 class RolloutCreateSerializer(serializers.Serializer):
@@ -134,6 +162,8 @@ class RolloutCreateSerializer(serializers.Serializer):
     steps = serializers.ListField(child=serializers.IntegerField(), required=False)
     window_seconds = serializers.IntegerField(min_value=1, required=False)
     gates = GateSpecSerializer(many=True, required=False)
+    misroute_threshold = serializers.FloatField(required=False, min_value=0, max_value=1)
+    misroute_min_labels = serializers.IntegerField(required=False, min_value=1)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 

@@ -7,9 +7,17 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from cascade_admin.api import validated
+from routing.errors import Conflict
 
 from .. import publish, selectors, services
-from ..models import PodStatus, Publication, Rollout, RolloutTransition, Slot
+from ..models import (
+    DailyMisrouteCheck,
+    PodStatus,
+    Publication,
+    Rollout,
+    RolloutTransition,
+    Slot,
+)
 from . import serializers as s
 
 
@@ -65,6 +73,9 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             .prefetch_related(
                 "gates",
                 Prefetch("transitions", queryset=RolloutTransition.objects.order_by("at", "id")),
+                Prefetch(
+                    "daily_checks", queryset=DailyMisrouteCheck.objects.order_by("-day", "-id")
+                ),
             )
         )
 
@@ -118,4 +129,28 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def evaluate(self, request, pk=None):
         """Evaluate the gates now and act on them, as the periodic task does."""
         rollout = services.rollout_evaluate(rollout_id=self.get_object().pk)
+        return self._detail(rollout)
+
+    @extend_schema(request=s.MisrouteCheckSettingsSerializer, responses=s.RolloutDetailSerializer)
+    @action(detail=True, methods=["patch"], url_path="misroute-check")
+    def misroute_check(self, request, pk=None):
+        """Change the daily misroute check's threshold or minimum number of labels."""
+        data = validated(s.MisrouteCheckSettingsSerializer, request.data)
+        rollout = services.rollout_set_misroute_check(
+            actor=request.user,
+            rollout=self.get_object(),
+            threshold=data.get("misroute_threshold"),
+            min_labels=data.get("misroute_min_labels"),
+        )
+        return self._detail(rollout)
+
+    @extend_schema(request=s.DailyCheckRunSerializer, responses=s.RolloutDetailSerializer)
+    @action(detail=True, methods=["post"], url_path="daily-check")
+    def daily_check(self, request, pk=None):
+        """Run the daily misroute check now (default: yesterday, UTC) and act on it; 409 when
+        the rollout is neither in a stage nor paused."""
+        data = validated(s.DailyCheckRunSerializer, request.data)
+        rollout = self.get_object()
+        if services.rollout_daily_check(rollout_id=rollout.pk, day=data.get("day")) is None:
+            raise Conflict(f"Rollout #{rollout.pk} is {rollout.state}: nothing to check.")
         return self._detail(rollout)
