@@ -20,6 +20,11 @@ class IsReviewer(BasePermission):
         return has_role(request.user, REVIEWER)
 
 
+class IsOperator(BasePermission):
+    def has_permission(self, request, view):
+        return has_role(request.user, OPERATOR)
+
+
 class IsAdmin(BasePermission):
     def has_permission(self, request, view):
         return has_role(request.user, ADMIN)

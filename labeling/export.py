@@ -54,10 +54,15 @@ def as_csv(rows: Iterator[dict]) -> Iterator[str]:
     writer = csv.DictWriter(_Echo(), fieldnames=FIELDS)
     yield writer.writeheader()
     for row in rows:
-        # Spreadsheet apps run cells starting with = + - @ as formulas; prompts are untrusted.
-        yield writer.writerow(
-            {k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()}
-        )
+        yield writer.writerow({key: _inert(value) for key, value in row.items()})
+
+
+def _inert(value):
+    """Spreadsheets run cells starting with = + - @ (or a tab/CR before them) as formulas;
+    prompts and comments are untrusted, so such cells get a leading quote."""
+    if isinstance(value, str) and value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value
 
 
 def as_jsonl(rows: Iterator[dict]) -> Iterator[str]:

@@ -122,7 +122,7 @@ class Batch(models.Model):
     seed = models.BigIntegerField()
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
-    population = models.PositiveIntegerField(help_text="Distinct traces the sample came from.")
+    population = models.PositiveIntegerField(help_text="Requests in the frame sampled from.")
     blind = models.BooleanField(
         default=True, help_text="Hide the classifier's tier while labeling."
     )

@@ -6,6 +6,11 @@ near-threshold candidates) look where misroutes are likely: useful for finding t
 biased for measuring them, and kept apart for that reason.
 
 Every draw is reproducible: the same frame and seed give the same sample.
+
+Duplicate inputs are collapsed so nobody labels the same prompt twice, but the estimates stay
+per request: a headline item stands for every request that sent its input, so its weight is
+(requests sharing the input) x (distinct inputs / sample size) — summed over a census, the
+weights give back the number of requests.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 
 from .models import BatchKind, Trace
 from .similarity import similarity
@@ -26,10 +31,14 @@ RETRY_SIMILARITY = 0.8
 
 @dataclass
 class Draw:
-    """A sample: trace ids in labeling order, with stratum and weight for each."""
+    """A sample: trace ids in labeling order, with stratum and weight for each.
+
+    ``population`` counts requests in the frame, ``distinct`` their distinct inputs.
+    """
 
     trace_ids: list[int]
     population: int
+    distinct: int = 0
     strata: dict[int, str] = field(default_factory=dict)
     weights: dict[int, float] = field(default_factory=dict)
 
@@ -41,38 +50,40 @@ def period_traces(start: datetime, end: datetime, *, classifier_version: str = "
     return traces
 
 
-def distinct_inputs(traces: QuerySet) -> list[int]:
-    """One trace id per distinct input (the earliest id), sorted: duplicates collapse."""
-    firsts = traces.order_by().values("input_hash").annotate(first=Min("id"))
-    return sorted(row["first"] for row in firsts)
+def distinct_inputs(traces: QuerySet) -> dict[int, int]:
+    """One trace per distinct input (the earliest id) -> how many requests sent that input."""
+    rows = traces.order_by().values("input_hash").annotate(first=Min("id"), requests=Count("id"))
+    return {row["first"]: row["requests"] for row in rows}
 
 
-def simple_random(ids: list[int], size: int, rng: random.Random) -> Draw:
+def simple_random(inputs: dict[int, int], size: int, rng: random.Random) -> Draw:
+    ids = sorted(inputs)
     chosen = rng.sample(ids, min(size, len(ids)))
-    weight = len(ids) / len(chosen) if chosen else 1.0
-    return Draw(chosen, len(ids), weights=dict.fromkeys(chosen, weight))
+    scale = len(ids) / len(chosen) if chosen else 1.0
+    weights = {trace_id: inputs[trace_id] * scale for trace_id in chosen}
+    return Draw(chosen, sum(inputs.values()), distinct=len(ids), weights=weights)
 
 
-def stratified_by_tier(traces: QuerySet, ids: list[int], size: int, rng: random.Random) -> Draw:
-    """Proportional allocation per tier; each item weighs N_h / n_h."""
+def stratified_by_tier(inputs: dict[int, int], size: int, rng: random.Random) -> Draw:
+    """Proportional allocation of distinct inputs per tier; weights as in simple_random."""
+    ids = sorted(inputs)
     tiers = dict(
         Trace.objects.filter(id__in=ids).values_list("id", "tier").iterator(chunk_size=5000)
     )
     strata: dict[str, list[int]] = {}
     for trace_id in ids:
         strata.setdefault(tiers.get(trace_id) or "unknown", []).append(trace_id)
-    total = len(ids)
     chosen, labels, weights = [], {}, {}
     for name in sorted(strata):
         members = strata[name]
-        share = max(1, round(size * len(members) / total)) if size else 0
+        share = max(1, round(size * len(members) / len(ids))) if size else 0
         picked = rng.sample(members, min(share, len(members)))
         for trace_id in picked:
             labels[trace_id] = name
-            weights[trace_id] = len(members) / len(picked)
+            weights[trace_id] = inputs[trace_id] * len(members) / len(picked)
         chosen += picked
     rng.shuffle(chosen)  # labeling order must not reveal the stratum
-    return Draw(chosen, total, labels, weights)
+    return Draw(chosen, sum(inputs.values()), len(ids), labels, weights)
 
 
 def retry_candidates(traces: QuerySet) -> list[int]:
@@ -113,7 +124,7 @@ def last_user_text(messages) -> str:
     return ""
 
 
-def discovery_frame(kind: str, traces: QuerySet, options: dict) -> list[int]:
+def discovery_frame(kind: str, traces: QuerySet, options: dict) -> dict[int, int]:
     if kind == BatchKind.FN_CANDIDATES:
         frame = traces.filter(tier="weak", thumbs_down=True)
     elif kind == BatchKind.FP_CANDIDATES:
@@ -130,8 +141,7 @@ def discovery_frame(kind: str, traces: QuerySet, options: dict) -> list[int]:
             | Q(turn_count__in=[turns, turns + 1])
         )
     elif kind == BatchKind.RETRY:
-        retried = set(retry_candidates(traces))
-        return [i for i in distinct_inputs(traces.filter(id__in=retried))]
+        return distinct_inputs(traces.filter(id__in=retry_candidates(traces)))
     else:
         raise ValueError(f"not a discovery kind: {kind}")
     return distinct_inputs(frame)
@@ -142,10 +152,10 @@ def draw(kind: str, traces: QuerySet, size: int, seed: int, options: dict | None
     options = options or {}
     rng = random.Random(seed)
     if kind == BatchKind.HEADLINE:
-        ids = distinct_inputs(traces)
+        inputs = distinct_inputs(traces)
         if options.get("stratify_by_tier"):
-            return stratified_by_tier(traces, ids, size, rng)
-        return simple_random(ids, size, rng)
+            return stratified_by_tier(inputs, size, rng)
+        return simple_random(inputs, size, rng)
     candidates = discovery_frame(kind, traces, options)
     result = simple_random(candidates, size, rng)
     result.strata = dict.fromkeys(result.trace_ids, kind)

@@ -69,6 +69,7 @@ def batch_create(
             "classifier_version": classifier_version,
             "options": options,
             "deduplicated": True,
+            "distinct_inputs": sample.distinct,
         },
         seed=seed,
         period_start=period_start,
@@ -113,11 +114,14 @@ def _thresholds_of(version_name: str) -> dict:
 
 
 def _open_items(batch: Batch, reviewer):
-    """Items this reviewer may still label: not labeled by them, reviews still missing."""
+    """Items this reviewer may still label: not seen by them, judgements still missing.
+
+    A skip is one reviewer passing, not a review: the item stays open for the others.
+    """
     return (
         BatchItem.objects.filter(batch=batch)
         .exclude(labels__reviewer=reviewer)
-        .annotate(done=Count("labels"))
+        .annotate(done=Count("labels", filter=~Q(labels__value=LabelValue.SKIPPED)))
         .filter(done__lt=F("reviews_required"))
     )
 
@@ -159,9 +163,13 @@ def label_submit(
     reasons = [str(r)[:40] for r in (reasons or [])][:10]
     item = BatchItem.objects.select_for_update().get(pk=item.pk)
     existing = Label.objects.filter(item=item, reviewer=reviewer).first()
-    if existing is None:
-        others = item.labels.exclude(value=LabelValue.SKIPPED).count()
-        if value != LabelValue.SKIPPED and others >= item.reviews_required:
+    judged_before = existing is not None and existing.value != LabelValue.SKIPPED
+    if value == LabelValue.SKIPPED and judged_before:
+        # The judgement may be in Langfuse already; a skip would leave it there unexplained.
+        raise Conflict("You labeled this item already: change the label instead of skipping.")
+    if value != LabelValue.SKIPPED and not judged_before:
+        others = item.labels.exclude(value=LabelValue.SKIPPED).exclude(reviewer=reviewer).count()
+        if others >= item.reviews_required:
             raise Conflict("This item already has all the labels it needs.")
     before = {"value": existing.value, "comment": existing.comment} if existing else None
     label, _ = Label.objects.update_or_create(

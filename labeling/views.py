@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Prefetch
 from django.db.models.functions import Left
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -98,7 +99,7 @@ def batch_detail(request, batch_id):
         # The table shows a preview; whole conversations stay in the database.
         .only("id", "position", "reviews_required", "final_value", "batch_id", "trace__tier")
         .annotate(preview=Left("trace__input_text", 121))
-        .prefetch_related("labels__reviewer")
+        .prefetch_related(Prefetch("labels", queryset=_visible_labels(request.user)))
         .order_by("position")
     )
     page = Paginator(items, 100).get_page(request.GET.get("page"))
@@ -113,6 +114,12 @@ def batch_detail(request, batch_id):
             "show_tier": not batch.blind or has_role(request.user, OPERATOR),
         },
     )
+
+
+def _visible_labels(user):
+    """Operators see every label; a reviewer only their own, so double reviews stay blind."""
+    labels = Label.objects.select_related("reviewer")
+    return labels if has_role(user, OPERATOR) else labels.filter(reviewer=user)
 
 
 @require_GET

@@ -48,9 +48,11 @@ def label_push(label_id: int, *, adapter: LangfuseAdapter | None = None) -> Labe
     finally:
         if own:
             adapter.close()
+    # Only if the label is still what we sent: a newer value has its own push on the way.
+    same = Label.objects.filter(pk=label.pk, updated_at=label.updated_at)
     if result.ok:
-        Label.objects.filter(pk=label.pk).update(langfuse_sent_at=timezone.now(), langfuse_error="")
+        same.update(langfuse_sent_at=timezone.now(), langfuse_error="")
     else:
-        Label.objects.filter(pk=label.pk).update(langfuse_error="; ".join(result.errors)[:2000])
+        same.update(langfuse_error="; ".join(result.errors)[:2000])
     label.refresh_from_db()
     return label

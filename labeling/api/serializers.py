@@ -30,15 +30,24 @@ class TraceSerializer(serializers.ModelSerializer):
         ]
 
 
+# Everything that reveals the routing decision: the tier itself, and what follows from it
+# (the strong tier costs more, and its latency profile differs).
+ROUTING_FIELDS = (
+    "tags",
+    "tier",
+    "classifier_version",
+    "matched_keywords",
+    "cost_usd",
+    "latency_s",
+    "ttft_s",
+)
+
+
 class BlindTraceSerializer(TraceSerializer):
-    """What a reviewer sees of a trace in a blind batch: no routing decision."""
+    """What a reviewer sees of a trace in a blind batch: nothing of the routing decision."""
 
     class Meta(TraceSerializer.Meta):
-        fields = [
-            f
-            for f in TraceSerializer.Meta.fields
-            if f not in ("tags", "tier", "classifier_version", "matched_keywords")
-        ]
+        fields = [f for f in TraceSerializer.Meta.fields if f not in ROUTING_FIELDS]
 
 
 class SyncRunSerializer(serializers.ModelSerializer):
@@ -139,6 +148,19 @@ class BatchItemSerializer(serializers.ModelSerializer):
     def get_trace(self, item):
         blind = self.context.get("blind", False)
         return (BlindTraceSerializer if blind else TraceSerializer)(item.trace).data
+
+    def to_representation(self, item):
+        """Reviewers see only their own labels (reviews stay independent); in a blind batch
+        they also miss the stratum, weight and final value, which would tell the tier."""
+        data = super().to_representation(item)
+        viewer = self.context.get("reviewer")
+        if viewer is not None:
+            mine = viewer.get_username()
+            data["labels"] = [label for label in data["labels"] if label["reviewer"] == mine]
+            if self.context.get("blind", False):
+                for key in ("stratum", "weight", "final_value"):
+                    data.pop(key)
+        return data
 
 
 class AdjudicateSerializer(serializers.Serializer):

@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from accounts.permissions import IsReviewer, ReadReviewerWriteOperator
+from accounts.permissions import IsOperator, IsReviewer
 from accounts.roles import OPERATOR, has_role
 from cascade_admin.api import validated
 
@@ -19,6 +19,13 @@ from ..models import Batch, BatchItem, Label, SyncRun, Trace
 from ..sync import sync_start
 from ..tasks import sync_traces
 from . import serializers as s
+
+
+def _item_context(request, batch) -> dict:
+    """Operators see everything; a reviewer sees what keeps their judgement unbiased."""
+    if has_role(request.user, OPERATOR):
+        return {}
+    return {"reviewer": request.user, "blind": batch.blind}
 
 
 class TraceFilter(filters.FilterSet):
@@ -37,13 +44,7 @@ class TraceViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.TraceSerializer
     filterset_class = TraceFilter
 
-    def get_permissions(self):
-        return [ReadReviewerWriteOperator(), _OperatorOnly()]
-
-
-class _OperatorOnly(IsReviewer):
-    def has_permission(self, request, view):
-        return has_role(request.user, OPERATOR)
+    permission_classes = [IsOperator]
 
 
 class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -81,8 +82,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             .order_by("position")
         )
         page = self.paginate_queryset(items)
-        blind = batch.blind and not has_role(request.user, OPERATOR)
-        data = s.BatchItemSerializer(page, many=True, context={"blind": blind}).data
+        data = s.BatchItemSerializer(page, many=True, context=_item_context(request, batch)).data
         return self.get_paginated_response(data)
 
     @extend_schema(request=None, responses={200: s.BatchItemSerializer, 204: None})
@@ -93,14 +93,14 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         item = services.item_claim_next(batch=batch, reviewer=request.user)
         if item is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.BatchItemSerializer(item, context={"blind": batch.blind}).data)
+        return Response(s.BatchItemSerializer(item, context=_item_context(request, batch)).data)
 
     @extend_schema(
         # Not "format": DRF reserves that query parameter for content negotiation.
         parameters=[OpenApiParameter("as", str, enum=["csv", "jsonl"], default="jsonl")],
         responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str},
     )
-    @action(detail=True, methods=["get"], url_path="export")
+    @action(detail=True, methods=["get"], url_path="export", permission_classes=[IsOperator])
     def export_labels(self, request, pk=None):
         batch = self.get_object()
         kind = request.query_params.get("as", "jsonl")
@@ -123,6 +123,13 @@ class LabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_permissions(self):
         # Labeling is the reviewer's write.
         return [IsReviewer()] if self.action == "create" else super().get_permissions()
+
+    def get_queryset(self):
+        # Reviewers see their own labels only: another's answer would bias theirs.
+        labels = super().get_queryset()
+        if not has_role(self.request.user, OPERATOR):
+            labels = labels.filter(reviewer=self.request.user)
+        return labels
 
     @extend_schema(request=s.LabelCreateSerializer, responses={201: s.LabelSerializer})
     def create(self, request):

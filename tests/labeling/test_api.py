@@ -45,7 +45,9 @@ def test_batch_validation_names_fields(api, synced, operator):
 def test_reviewer_claims_and_labels_through_the_api(api, batch, reviewer):
     client = api.as_(reviewer)
     item = client.post(f"{BASE}/batches/{batch.pk}/next/").json()
-    assert "tier" not in item["trace"]  # blind batch: no routing decision for reviewers
+    # Blind batch: nothing that tells the routing decision, directly or indirectly.
+    assert set(item) == {"id", "position", "reviews_required", "trace", "labels"}
+    assert not {"tier", "tags", "cost_usd", "ttft_s", "latency_s"} & set(item["trace"])
     response = client.post(
         f"{BASE}/labels/",
         {"item": item["id"], "value": "strong_needed", "reasons": ["multi-file"]},
@@ -58,6 +60,17 @@ def test_reviewer_claims_and_labels_through_the_api(api, batch, reviewer):
 def test_operators_see_the_tier_in_blind_batches(api, batch, operator):
     items = api.as_(operator).get(f"{BASE}/batches/{batch.pk}/items/").json()["results"]
     assert "tier" in items[0]["trace"]
+
+
+def test_reviewers_see_only_their_own_labels_and_cannot_export(api, batch, reviewer, make_user):
+    other = make_user("rob", "reviewer")
+    item = batch.items.first()
+    services.label_submit(reviewer=other, item=item, value="strong_needed")
+    client = api.as_(reviewer)
+    assert client.get(f"{BASE}/labels/").json()["results"] == []
+    items = client.get(f"{BASE}/batches/{batch.pk}/items/").json()["results"]
+    assert all(i["labels"] == [] for i in items)
+    assert client.get(f"{BASE}/batches/{batch.pk}/export/").status_code == 403
 
 
 def test_label_export_as_csv_and_jsonl(api, batch, reviewer, operator):
@@ -81,6 +94,15 @@ def test_csv_export_defuses_formulas(api, batch, reviewer, operator):
     response = api.as_(operator).get(f"{BASE}/batches/{batch.pk}/export/", {"as": "csv"})
     [row] = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
     assert row["comment"] == "'=HYPERLINK(1)"
+    assert row["final_value"] == ""  # empty cells stay empty
+
+
+def test_csv_export_defuses_tab_and_carriage_return_formulas(api, batch, reviewer, operator):
+    item = batch.items.first()
+    services.label_submit(reviewer=reviewer, item=item, value="weak_sufficient", comment="\t=1+1")
+    response = api.as_(operator).get(f"{BASE}/batches/{batch.pk}/export/", {"as": "csv"})
+    [row] = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert row["comment"] == "'\t=1+1"
 
 
 def test_sync_runs_are_started_by_operators(api, langfuse, operator, reviewer):

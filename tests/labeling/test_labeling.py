@@ -273,3 +273,38 @@ def test_the_batch_page_pages_its_items_with_a_fixed_number_of_queries(
     assert len(queries) <= 14, [q["sql"][:80] for q in queries]
     second = client.get(f"/labeling/batches/{batch.pk}/?page=2").content.decode()
     assert "items 101–150 of 150" in second
+
+
+def test_a_skip_leaves_the_item_open_for_the_other_reviewers(
+    synced, make_batch, reviewer, make_user
+):
+    batch = make_batch(size=1, seed=1)
+    [item] = batch.items.all()
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.SKIPPED)
+    assert services.item_claim_next(batch=batch, reviewer=reviewer) is None  # no second offer
+    other = make_user("rob", "reviewer")
+    assert services.item_claim_next(batch=batch, reviewer=other).pk == item.pk
+    services.label_submit(reviewer=other, item=item, value=LabelValue.STRONG_NEEDED)
+    assert batch_progress(batch).done == 1
+
+
+def test_a_judgement_cannot_be_turned_into_a_skip(batch, reviewer):
+    item = batch.items.first()
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.STRONG_NEEDED)
+    with pytest.raises(Conflict, match="change the label instead"):
+        services.label_submit(reviewer=reviewer, item=item, value=LabelValue.SKIPPED)
+
+
+def test_reviewers_see_only_their_own_labels_and_no_model_in_blind_pages(
+    client, batch, reviewer, make_user
+):
+    other = make_user("rob", "reviewer")
+    item = batch.items.filter(reviews_required=2).first()
+    services.label_submit(reviewer=other, item=item, value=LabelValue.STRONG_NEEDED)
+    item.trace.model = "qwen3-4b"
+    item.trace.save()
+    client.force_login(reviewer)
+    html = client.get(f"/labeling/batches/{batch.pk}/").content.decode()
+    assert 'title="rob"' not in html and "label-strong_needed" not in html
+    html = client.get(f"/labeling/batches/{batch.pk}/items/{item.position}/").content.decode()
+    assert "qwen3-4b" not in html

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import Count
 
 from labeling.models import BatchKind, Trace
 from labeling.sampling import draw, period_traces, retry_candidates
@@ -33,17 +34,29 @@ def test_duplicate_inputs_are_collapsed(synced):
     distinct = frame().values("input_hash").distinct().count()
     assert distinct < total  # the traffic has retries of the same question
     sample = draw(BatchKind.HEADLINE, frame(), 10_000, seed=1)
-    assert sample.population == distinct
+    assert (sample.population, sample.distinct) == (total, distinct)
     hashes = Trace.objects.filter(id__in=sample.trace_ids).values_list("input_hash", flat=True)
     assert len(set(hashes)) == len(sample.trace_ids)
 
 
-def test_stratified_weights_add_up_to_the_population(synced):
+@pytest.mark.parametrize("stratify", [False, True])
+def test_a_census_weighs_back_to_every_request(synced, stratify):
+    """Collapsing duplicates must not turn a per-request rate into a per-prompt one."""
+    options = {"stratify_by_tier": stratify}
+    census = draw(BatchKind.HEADLINE, frame(), 10_000, seed=3, options=options)
+    assert sum(census.weights.values()) == pytest.approx(frame().count())
+    repeated = frame().values("input_hash").annotate(n=Count("id")).filter(n__gt=1)
+    first = Trace.objects.filter(input_hash=repeated[0]["input_hash"]).order_by("id").first()
+    assert census.weights[first.id] == pytest.approx(repeated[0]["n"])
+
+
+def test_stratified_weights_follow_the_strata(synced):
     sample = draw(BatchKind.HEADLINE, frame(), 60, seed=3, options={"stratify_by_tier": True})
     assert set(sample.strata.values()) >= {"weak", "strong"}
-    assert sum(sample.weights.values()) == pytest.approx(sample.population)
     tiers = dict(Trace.objects.filter(id__in=sample.trace_ids).values_list("id", "tier"))
     assert all(tiers[i] == sample.strata[i] for i in sample.trace_ids)
+    # In expectation the weights sum to the requests; one draw lands near it.
+    assert sum(sample.weights.values()) == pytest.approx(sample.population, rel=0.5)
 
 
 def test_fn_candidates_are_weak_with_thumbs_down(synced):

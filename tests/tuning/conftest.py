@@ -66,6 +66,19 @@ def discovery(synced, traffic, operator, reviewer):  # noqa: F811
     return batch
 
 
+def weighted_misroute(batch: Batch, truth: dict) -> float:
+    """The misroute share per request, the plain way: item weights over labeled items."""
+    misrouted = total = 0.0
+    for item in BatchItem.objects.filter(batch=batch).select_related("trace"):
+        label = truth.get(item.trace.langfuse_id)
+        if label is None or not item.trace.tier:
+            continue
+        needed = label == LabelValue.STRONG_NEEDED
+        total += item.weight
+        misrouted += item.weight * ((item.trace.tier == "strong") != needed)
+    return misrouted / total
+
+
 def truth_counts(batch: Batch, truth: dict) -> dict:
     """The confusion matrix counted the plain way, from traces and ground truth."""
     counts = {"tp": 0, "fn": 0, "fp": 0, "tn": 0}

@@ -7,7 +7,7 @@ from tuning import services
 from tuning.metrics import compute
 from tuning.models import JobStatus, MetricReport
 
-from .conftest import PERIOD, label_items, truth_counts
+from .conftest import PERIOD, label_items, truth_counts, weighted_misroute
 
 pytestmark = pytest.mark.django_db
 
@@ -18,11 +18,18 @@ def test_the_confusion_matrix_matches_a_plain_count_of_the_labels(headline, traf
     assert result["labels"]["matrix"] == expected
     labeled = sum(expected.values())
     misroute = result["labels"]["misroute"]
-    # Tier-stratified weights differ a little between strata, so the estimate is weighted.
+    # Items weigh by stratum and by how many requests sent their input: a per-request rate.
     shares = result["labels"]["shares"]
     assert misroute["value"] == pytest.approx(shares["fn"] + shares["fp"])
-    assert misroute["value"] == pytest.approx((expected["fn"] + expected["fp"]) / labeled, abs=0.02)
-    assert misroute["n"] == labeled
+    assert misroute["value"] == pytest.approx(weighted_misroute(headline, traffic.truth))
+    # n is the effective sample size of the weighted items (Kish), at most the item count.
+    weights = [
+        i.weight
+        for i in headline.items.select_related("trace")
+        if i.trace.langfuse_id in traffic.truth and i.trace.tier
+    ]
+    assert len(weights) == labeled
+    assert misroute["n"] == pytest.approx(sum(weights) ** 2 / sum(w * w for w in weights))
     assert misroute["low"] < misroute["value"] < misroute["high"]
     assert inputs["batches"] == [headline.pk]
 
