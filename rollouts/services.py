@@ -401,19 +401,29 @@ def rollout_rollback(
             raise Conflict(
                 f"Rollout #{rollout.pk} is already {rollout.get_state_display().lower()}."
             )
+        slot = rollout.route.canary_slot
+        stable = rollout.stable_version if republish and slot is not None else None
+        if stable is not None and stable.status != VersionStatus.FROZEN:
+            # Decided before the weights move: nothing after them may undo the record.
+            reason = f"{reason} (config not republished: {stable.name} is {stable.status})"
+            stable = None
         _transition(
             rollout,
             actor=actor,
             action="rollback",
             to_state=RolloutState.ROLLED_BACK,
             canary=0,
-            reason=reason,
+            reason=reason.strip(),
         )
-        slot = rollout.route.canary_slot
-        if republish and rollout.stable_version_id and slot is not None:
+        if stable is not None:
             from .publish import publication_start
 
-            publication_start(actor=actor, version=rollout.stable_version, slot=slot)
+            try:
+                with transaction.atomic():
+                    publication_start(actor=actor, version=stable, slot=slot)
+            except (Conflict, ValidationError) as e:
+                # The weights already moved in the cluster; the rollback must stay recorded.
+                log.warning("rollback of #%s: republishing %s failed: %s", rollout.pk, stable, e)
         notify.notify("rollback", rollout, reason)
     return rollout
 

@@ -9,11 +9,14 @@ second worker given the same id finds it claimed and leaves.
 from __future__ import annotations
 
 import logging
+import math
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -67,12 +70,15 @@ def report_request(
     return report
 
 
-def _claim(model, pk: int) -> bool:
-    """Mark a queued (or abandoned) row running; False if another worker holds it."""
+def _claim(model, pk: int, *, done=None) -> bool:
+    """Mark a queued (or abandoned) row running; False if another worker holds it, or if
+    ``done`` (a Q) says the work is already up to date."""
     now = timezone.now()
     claimable = model.objects.filter(pk=pk).exclude(
         status=JobStatus.RUNNING, started_at__gt=now - STALE_CLAIM
     )
+    if done is not None:
+        claimable = claimable.exclude(done)
     return bool(claimable.update(status=JobStatus.RUNNING, started_at=now, progress=0))
 
 
@@ -87,7 +93,9 @@ def report_compute(report_id: int) -> MetricReport | None:
     """Compute a report (on a worker). Returns None when another worker has it already."""
     from .metrics import compute
 
-    if not _claim(MetricReport, report_id):
+    # Computed after its latest request: a duplicate task has nothing to do.
+    up_to_date = Q(status=JobStatus.SUCCEEDED, computed_at__gte=F("queued_at"))
+    if not _claim(MetricReport, report_id, done=up_to_date):
         return None
     report = MetricReport.objects.get(pk=report_id)
     try:
@@ -109,7 +117,16 @@ def report_compute(report_id: int) -> MetricReport | None:
         error="",
         computed_at=timezone.now(),
     )
+    started = report.started_at
     report.refresh_from_db()
+    if report.queued_at and started and report.queued_at > started:
+        # Asked for again while this run was computing (new labels, say): its task found the
+        # report busy and gave up, so run once more rather than drop the request.
+        from .tasks import compute_report
+
+        MetricReport.objects.filter(pk=report_id).update(status=JobStatus.QUEUED, progress=0)
+        compute_report.delay(report_id)
+        report.refresh_from_db()
     return report
 
 
@@ -156,6 +173,7 @@ def _slo_snapshot(target: SloTarget) -> dict[str, Any]:
     }
 
 
+PROMETHEUS_JOB = re.compile(r"^[A-Za-z_][A-Za-z0-9_:-]*$")
 COST_FIELDS = (
     "strong_usd_per_hour",
     "weak_usd_per_hour",
@@ -180,6 +198,13 @@ def cost_settings_update(*, actor, **changes) -> CostSettings:
         setattr(settings, field, value)
     settings.full_clean()
     errors = {}
+    for field in COST_FIELDS:
+        value = getattr(settings, field)
+        if isinstance(value, float) and not math.isfinite(value):
+            errors[field] = ["Must be a finite number."]
+        elif field.endswith("_job") and not PROMETHEUS_JOB.match(value):
+            # It is written into generated rule files: nothing there may break the YAML.
+            errors[field] = ["Use a Prometheus job name: letters, digits, '_', ':' or '-'."]
     for field in ("daily_alert_share", "monthly_alert_share"):
         if not 0 < getattr(settings, field) <= 1:
             errors[field] = ["Must be above 0 and at most 1."]

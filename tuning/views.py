@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -14,18 +14,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import role_required
 from accounts.roles import OPERATOR, REVIEWER
+from cascade_admin.ui import error_text
 from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
 from . import costs, selectors, services, slo
 from .metrics import SLICE_KINDS
 from .models import Job, JobKind, JobStatus, MetricReport, SloTarget
-
-
-def _errors_text(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return " ".join(f"{f}: {' '.join(m)}" for f, m in error.message_dict.items())
-    return " ".join(error.messages)
 
 
 def _day(value: str | None, field: str) -> datetime:
@@ -54,6 +49,8 @@ def board(request):
     reports = list(selectors.report_list()[:200])
     report = None
     if request.GET.get("report"):
+        if not request.GET["report"].isdigit():
+            raise Http404("No such report.")
         report = get_object_or_404(MetricReport, pk=request.GET["report"])
     else:
         report = next((r for r in reports if r.status == JobStatus.SUCCEEDED), None)
@@ -107,7 +104,7 @@ def report_create(request):
             period_end=end,
         )
     except ValidationError as e:
-        messages.error(request, _errors_text(e))
+        messages.error(request, error_text(e))
         return redirect("tuning:board")
     messages.success(request, f"Report {report} queued.")
     return redirect(f"{_url('tuning:board')}?report={report.pk}")
@@ -145,7 +142,7 @@ def slo_update(request, target_id):
             min_samples=int(request.POST.get("min_samples") or target.min_samples),
         )
     except (ValueError, ValidationError) as e:
-        messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+        messages.error(request, error_text(e))
     else:
         messages.success(request, f"Target for {target.get_metric_display()} saved.")
     return redirect("tuning:board")
@@ -186,7 +183,7 @@ def _job_page(request, kind: str):
                 ]
             job = services.job_start(actor=request.user, kind=kind, params=params)
         except (ValueError, ValidationError) as e:
-            messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+            messages.error(request, error_text(e))
             return redirect(f"tuning:{kind}")
         return redirect("tuning:job", job_id=job.pk)
     template, title = JOB_PAGES[kind]
@@ -269,7 +266,7 @@ def candidate_adopt(request, job_id):
     try:
         services.keyword_adopt(actor=request.user, version=version, text=term, evidence=evidence)
     except (Conflict, ValidationError) as e:
-        messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+        messages.error(request, error_text(e))
     else:
         messages.success(request, f"“{term}” added to {version.name}.")
     return redirect("tuning:job", job_id=job.pk)
@@ -298,7 +295,7 @@ def cost_settings_update(request):
             changes[field] = raw.strip() if field.endswith("_job") else float(raw)
         services.cost_settings_update(actor=request.user, **changes)
     except (ValueError, ValidationError) as e:
-        messages.error(request, _errors_text(e) if isinstance(e, ValidationError) else str(e))
+        messages.error(request, error_text(e))
     else:
         messages.success(request, "Cost settings saved.")
     return redirect("tuning:costs")

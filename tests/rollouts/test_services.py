@@ -152,6 +152,23 @@ class TestLifecycle:
         with pytest.raises(Conflict):
             services.rollout_rollback(actor=operator, rollout=rollout)
 
+    def test_a_retired_stable_version_never_undoes_the_recorded_rollback(
+        self, cluster_route, v8, v7, operator
+    ):
+        from routing import services as routing_services
+
+        published(v7, cluster_route.stable_slot)
+        rollout = start(operator, cluster_route, v8)
+        routing_services.version_retire(actor=operator, version=v7)
+
+        services.rollout_rollback(actor=operator, rollout=rollout, reason="bad", republish=True)
+
+        assert route_weights(k8s_of(cluster_route)) == [(STABLE, 100), (CANARY, 0)]
+        rollout.refresh_from_db()
+        assert rollout.state == RolloutState.ROLLED_BACK
+        assert "not republished: v7 is retired" in rollout.transitions.last().reason
+        assert not Publication.objects.filter(state=PublicationState.PENDING).exists()
+
     def test_a_route_reordered_during_the_change_is_refused_and_nothing_recorded(
         self, cluster_route, v8, operator
     ):

@@ -52,3 +52,30 @@ def test_a_worker_runs_a_replay_job(synced, operator, v7):
         job = wait_for(Job, job.pk)
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.result["traffic"]["requests"] == Trace.objects.count()
+
+
+def test_a_report_asked_for_while_computing_is_computed_again(synced, operator, monkeypatch):
+    """The request during the run is not lost: the worker runs the report once more."""
+    from tuning import metrics
+
+    real_compute, calls = metrics.compute, []
+
+    def compute_while_someone_asks_again(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            # An operator (or new labels) asks for the report while it is being computed.
+            services.report_request(
+                actor=operator, version="v7", period_start=PERIOD[0], period_end=PERIOD[1]
+            )
+        return real_compute(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "compute", compute_while_someone_asks_again)
+    with running_worker():
+        report = services.report_request(
+            actor=operator, version="v7", period_start=PERIOD[0], period_end=PERIOD[1]
+        )
+        deadline = time.monotonic() + 60
+        while len(calls) < 2 or MetricReport.objects.get(pk=report.pk).status != "succeeded":
+            assert time.monotonic() < deadline, f"computed {len(calls)} time(s)"
+            time.sleep(0.1)
+    assert len(calls) == 2
