@@ -1,19 +1,73 @@
-"""The slot and route registry is kept in the Django admin; rollouts are read-only there."""
+"""The slot and route registry is kept in the Django admin; rollouts are read-only there.
+
+Registry edits are audited, and a route or slot held by a rollout cannot be re-pointed:
+the weight patches read the route's HTTPRoute and rule index live.
+"""
 
 from django.contrib import admin
+from django.db import transaction
+from django.forms.models import model_to_dict
 
+from audit.services import audit_record
 from cascade_admin.admin import ReadOnlyAdmin
 
-from .models import Publication, Rollout, Route, Slot
+from .models import HOLDS_ROUTE, Publication, Rollout, Route, Slot
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    held_fields: tuple[str, ...] = ()
+
+    def is_held(self, obj) -> bool:
+        raise NotImplementedError
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and self.is_held(obj):
+            readonly += [f for f in self.held_fields if f not in readonly]
+        return readonly
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj and self.is_held(obj))
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        before = model_to_dict(type(obj).objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        audit_record(
+            actor=request.user,
+            action=f"{obj._meta.model_name}.{'update' if change else 'create'}",
+            obj=obj,
+            before=_jsonable(before),
+            after=_jsonable(model_to_dict(obj)),
+        )
+
+    @transaction.atomic
+    def delete_model(self, request, obj):
+        audit_record(
+            actor=request.user,
+            action=f"{obj._meta.model_name}.delete",
+            obj=obj,
+            before=_jsonable(model_to_dict(obj)),
+        )
+        super().delete_model(request, obj)
+
+
+def _jsonable(values):
+    return None if values is None else {k: str(v) for k, v in values.items()}
 
 
 @admin.register(Slot)
-class SlotAdmin(admin.ModelAdmin):
+class SlotAdmin(AuditedAdmin):
     list_display = ["name", "namespace", "service", "deployment", "configmap"]
+    held_fields = ("name", "namespace", "service", "deployment", "configmap")
+
+    def is_held(self, slot) -> bool:
+        routes = Route.objects.filter(stable_slot=slot) | Route.objects.filter(canary_slot=slot)
+        return Rollout.objects.filter(HOLDS_ROUTE, route__in=routes).exists()
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(AuditedAdmin):
     list_display = [
         "name",
         "namespace",
@@ -25,6 +79,19 @@ class RouteAdmin(admin.ModelAdmin):
         "canary_weight",
     ]
     readonly_fields = ["stable_weight", "canary_weight", "weights_updated_at"]
+    held_fields = (
+        "name",
+        "namespace",
+        "httproute",
+        "rule_index",
+        "stable_backend",
+        "canary_backend",
+        "stable_slot",
+        "canary_slot",
+    )
+
+    def is_held(self, route) -> bool:
+        return Rollout.objects.filter(HOLDS_ROUTE, route=route).exists()
 
 
 @admin.register(Publication)

@@ -1,0 +1,53 @@
+"""The registry in the Django admin: audited, and frozen while a rollout holds it."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from audit.models import AuditEvent
+from rollouts.models import Route
+
+from .test_services import start
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client):
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(user)
+    return client
+
+
+def route_form(route, **changes):
+    data = {
+        "name": route.name,
+        "namespace": route.namespace,
+        "httproute": route.httproute,
+        "rule_index": route.rule_index,
+        "stable_backend": route.stable_backend,
+        "canary_backend": route.canary_backend,
+        "stable_slot": route.stable_slot_id,
+        "canary_slot": route.canary_slot_id,
+    }
+    return {**data, **changes}
+
+
+def test_a_route_edit_is_audited(admin_client, route):
+    url = f"/django-admin/rollouts/route/{route.pk}/change/"
+    response = admin_client.post(url, route_form(route, httproute="other-route"))
+    assert response.status_code == 302, response.content[:500]
+    route.refresh_from_db()
+    assert route.httproute == "other-route"
+    event = AuditEvent.objects.get(action="route.update")
+    assert event.before["httproute"] != "other-route" and event.after["httproute"] == "other-route"
+
+
+def test_a_route_held_by_a_rollout_cannot_be_repointed(
+    admin_client, local_target, route, v8, operator
+):
+    start(operator, route, v8)
+    url = f"/django-admin/rollouts/route/{route.pk}/change/"
+    original = route.httproute
+    admin_client.post(url, route_form(route, httproute="other-route"))
+    assert Route.objects.get(pk=route.pk).httproute == original
+    assert admin_client.get(f"/django-admin/rollouts/route/{route.pk}/delete/").status_code == 403
