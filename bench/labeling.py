@@ -126,26 +126,9 @@ def stop_process(process: subprocess.Popen) -> None:
         process.stdout.close()
 
 
-def adapter_classes():
-    """(the real adapter with stopwatches, the same reading plain JSON instead of SDK models).
-
-    The second is the proposed change, shown here only: it reads the same two endpoints
-    with the adapter's own httpx client and hands JSON dicts to ``parse_observation``, which
-    already accepts the wire format, skipping the SDK's per-object model conversion.
-    """
-    from langfuse.api.core.api_error import ApiError
-
-    from labeling.langfuse_adapter import (
-        EXPANDED_METADATA_KEYS,
-        MAX_SCORE_PAGE,
-        OBSERVATION_FIELDS,
-        FeedbackScore,
-        LangfuseAdapter,
-        ObservationPage,
-        _as_utc,
-        _iso,
-        observation_filter,
-    )
+def timed_adapter_class():
+    """The real adapter with a stopwatch around each read the sync makes."""
+    from labeling.langfuse_adapter import LangfuseAdapter
 
     class TimedMixin:
         """A stopwatch around each read the sync makes."""
@@ -200,95 +183,7 @@ def adapter_classes():
                     self.seconds["scores"] += time.perf_counter() - start
                 yield score
 
-    class PlainJsonReads(LangfuseAdapter):
-        def _get(self, operation: str, path: str, params: dict) -> dict:
-            def call():
-                response = self._http.get(
-                    self.settings.host.rstrip("/") + path,
-                    params=params,
-                    auth=(self.settings.public_key, self.settings.secret_key),
-                )
-                if response.status_code >= 400:
-                    raise ApiError(
-                        status_code=response.status_code,
-                        headers=dict(response.headers),
-                        body=response.text,
-                    )
-                return response.json()
-
-            return self._call(operation, call)
-
-        def iter_root_observations(self, since, until, tags=None, cursor=None, page_size=500):
-            import json
-
-            query = {
-                "fields": OBSERVATION_FIELDS,
-                "expandMetadata": ",".join(EXPANDED_METADATA_KEYS),
-                "limit": page_size,
-                "filter": json.dumps(observation_filter(since, until, tags), separators=(",", ":")),
-            }
-            while True:
-                current = cursor
-                body = self._get(
-                    "list observations",
-                    "/api/public/v2/observations",
-                    {**query, "cursor": current} if current else query,
-                )
-                cursor = (body.get("meta") or {}).get("cursor") or None
-                yield ObservationPage(body.get("data") or [], current, cursor)
-                if cursor is None or not body.get("data"):
-                    return
-
-        def _iter_scores(self, **query):
-            wire = {
-                "trace_id": "traceId",
-                "from_timestamp": "fromTimestamp",
-                "to_timestamp": "toTimestamp",
-            }
-            params = {"limit": MAX_SCORE_PAGE, "fields": "details,subject,annotation"}
-            for key, value in query.items():
-                if value is not None:
-                    params[wire.get(key, key)] = (
-                        _iso(value) if isinstance(value, datetime) else value
-                    )
-            cursor = None
-            while True:
-                body = self._get(
-                    "list scores",
-                    "/api/public/v3/scores",
-                    {**params, "cursor": cursor} if cursor else params,
-                )
-                for score in body.get("data") or []:
-                    yield feedback_from_wire(score)
-                cursor = (body.get("meta") or {}).get("cursor")
-                if not cursor or not body.get("data"):
-                    return
-
-    def feedback_from_wire(score: dict) -> FeedbackScore:
-        subject = score.get("subject") or {}
-        trace_id = observation_id = None
-        if subject.get("kind") == "trace":
-            trace_id = subject.get("id")
-        elif subject.get("kind") == "observation":
-            observation_id, trace_id = subject.get("id"), subject.get("traceId")
-        return FeedbackScore(
-            id=score["id"],
-            trace_id=trace_id,
-            observation_id=observation_id,
-            name=score["name"],
-            data_type=str(score.get("dataType")),
-            value=score.get("value"),
-            source=str(score.get("source")),
-            comment=score.get("comment"),
-            timestamp=_as_utc(score["timestamp"], "timestamp"),
-            author_user_id=score.get("authorUserId"),
-            config_id=score.get("configId"),
-        )
-
-    return (
-        type("TimedAdapter", (TimedMixin, LangfuseAdapter), {}),
-        type("TimedPlainJsonAdapter", (TimedMixin, PlainJsonReads), {}),
-    )
+    return type("TimedAdapter", (TimedMixin, LangfuseAdapter), {})
 
 
 def sync_benchmark(args) -> None:
@@ -305,14 +200,12 @@ def sync_benchmark(args) -> None:
         f"Sync: stand-in with --days {args.days} --per-day {args.per_day} --seed {seed} "
         f"(separate process), page size {args.page_size}"
     )
-    real, plain = adapter_classes()
+    real = timed_adapter_class()
     # (title, adapter, stand-in seed): the what-if gets traffic of its own, so it inserts
     # new ids as the first pass did, rather than ids deleted a moment ago.
     passes = [("real adapter (inserts)", real, seed)]
     if args.resync:
         passes.append(("real adapter, same traffic again (updates)", real, seed))
-    if not args.no_what_if:
-        passes.append(("WHAT-IF plain-JSON reads (new traffic, inserts)", plain, seed + 1))
     print(f"  trace store before: {Trace.objects.count():,} rows")
     first_started = None
     process, running_seed = None, None
@@ -1028,9 +921,6 @@ def main(argv=None) -> int:
     parser.add_argument("--page-size", type=int, default=500, help="sync page size (max 1000)")
     parser.add_argument("--seed", type=int, default=None, help="stand-in seed (default: new)")
     parser.add_argument("--resync", action="store_true", help="sync the same window twice")
-    parser.add_argument(
-        "--no-what-if", action="store_true", help="skip the plain-JSON read what-if pass"
-    )
     parser.add_argument("--traces", type=int, default=1_000_000, help="store size to reach")
     parser.add_argument("--claims", type=int, default=300, help="next-item service calls")
     parser.add_argument("--requests", type=int, default=60, help="page loops per measurement")
