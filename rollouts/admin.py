@@ -11,7 +11,7 @@ from django.forms.models import model_to_dict
 from audit.services import audit_record
 from cascade_admin.admin import ReadOnlyAdmin
 
-from .models import HOLDS_ROUTE, Publication, Rollout, Route, Slot
+from .models import HOLDS_ROUTE, DailyMisrouteCheck, Publication, Rollout, Route, Slot
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -102,3 +102,9 @@ class PublicationAdmin(ReadOnlyAdmin):
 @admin.register(Rollout)
 class RolloutAdmin(ReadOnlyAdmin):
     list_display = ["id", "version", "route", "state", "stage", "canary_weight", "created_at"]
+
+
+@admin.register(DailyMisrouteCheck)
+class DailyMisrouteCheckAdmin(ReadOnlyAdmin):
+    list_display = ["rollout", "day", "result", "misroute", "labeled", "threshold", "action"]
+    list_filter = ["result", "action"]
