@@ -19,7 +19,12 @@ REASON_TAGS = [
 
 class BatchForm(forms.Form):
     kind = forms.ChoiceField(choices=BatchKind.choices, initial=BatchKind.HEADLINE)
-    size = forms.IntegerField(min_value=1, max_value=5000, initial=100)
+    size = forms.IntegerField(
+        min_value=1,
+        max_value=5000,
+        initial=100,
+        help_text="Headline: requests drawn; those sharing an input are labeled once, weighted.",
+    )
     period_start = forms.DateTimeField(
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="From (UTC)"
     )

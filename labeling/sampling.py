@@ -7,10 +7,10 @@ biased for measuring them, and kept apart for that reason.
 
 Every draw is reproducible: the same frame and seed give the same sample.
 
-Duplicate inputs are collapsed so nobody labels the same prompt twice, but the estimates stay
-per request: a headline item stands for every request that sent its input, so its weight is
-(requests sharing the input) x (distinct inputs / sample size) — summed over a census, the
-weights give back the number of requests.
+A headline sample is a simple random sample of *requests* (per tier when stratified); the
+requests it drew that share an input are then labeled once, as one item weighing
+(requests drawn with that input) x (requests in the frame / requests drawn). Rates stay per
+request, nobody labels the same prompt twice, and a census weighs back to every request.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ RETRY_SIMILARITY = 0.8
 class Draw:
     """A sample: trace ids in labeling order, with stratum and weight for each.
 
-    ``population`` counts requests in the frame, ``distinct`` their distinct inputs.
+    ``population`` counts requests in the frame, ``distinct`` the distinct inputs drawn
+    (the items of a headline sample; the whole candidate set of a discovery queue).
     """
 
     trace_ids: list[int]
@@ -57,33 +58,51 @@ def distinct_inputs(traces: QuerySet) -> dict[int, int]:
 
 
 def simple_random(inputs: dict[int, int], size: int, rng: random.Random) -> Draw:
+    """Discovery queues: a random ``size`` of the distinct inputs, unweighted."""
     ids = sorted(inputs)
     chosen = rng.sample(ids, min(size, len(ids)))
-    scale = len(ids) / len(chosen) if chosen else 1.0
-    weights = {trace_id: inputs[trace_id] * scale for trace_id in chosen}
-    return Draw(chosen, sum(inputs.values()), distinct=len(ids), weights=weights)
+    return Draw(chosen, sum(inputs.values()), distinct=len(ids))
 
 
-def stratified_by_tier(inputs: dict[int, int], size: int, rng: random.Random) -> Draw:
-    """Proportional allocation of distinct inputs per tier; weights as in simple_random."""
-    ids = sorted(inputs)
-    tiers = dict(
-        Trace.objects.filter(id__in=ids).values_list("id", "tier").iterator(chunk_size=5000)
-    )
+def _requests(traces: QuerySet) -> list[int]:
+    return list(traces.order_by("id").values_list("id", flat=True).iterator(chunk_size=20_000))
+
+
+def _collapse(drawn: list[int], scale: float) -> tuple[list[int], dict[int, float]]:
+    """Drawn requests -> one item per input (the first drawn), weighing its count x scale."""
+    hashes = dict(Trace.objects.filter(id__in=drawn).values_list("id", "input_hash"))
+    items: dict[str, list[int]] = {}
+    for trace_id in drawn:
+        items.setdefault(hashes[trace_id], []).append(trace_id)
+    firsts = [group[0] for group in items.values()]
+    return firsts, {group[0]: len(group) * scale for group in items.values()}
+
+
+def headline_random(traces: QuerySet, size: int, rng: random.Random) -> Draw:
+    requests = _requests(traces)
+    drawn = rng.sample(requests, min(size, len(requests)))
+    items, weights = _collapse(drawn, len(requests) / len(drawn) if drawn else 1.0)
+    return Draw(items, len(requests), distinct=len(items), weights=weights)
+
+
+def headline_stratified(traces: QuerySet, size: int, rng: random.Random) -> Draw:
+    """Proportional allocation of the requests per tier; weights as in headline_random."""
+    requests = _requests(traces)
     strata: dict[str, list[int]] = {}
-    for trace_id in ids:
-        strata.setdefault(tiers.get(trace_id) or "unknown", []).append(trace_id)
-    chosen, labels, weights = [], {}, {}
+    tiers = traces.order_by("id").values_list("id", "tier").iterator(chunk_size=20_000)
+    for trace_id, tier in tiers:
+        strata.setdefault(tier or "unknown", []).append(trace_id)
+    items, labels, weights = [], {}, {}
     for name in sorted(strata):
         members = strata[name]
-        share = max(1, round(size * len(members) / len(ids))) if size else 0
-        picked = rng.sample(members, min(share, len(members)))
-        for trace_id in picked:
-            labels[trace_id] = name
-            weights[trace_id] = inputs[trace_id] * len(members) / len(picked)
-        chosen += picked
-    rng.shuffle(chosen)  # labeling order must not reveal the stratum
-    return Draw(chosen, sum(inputs.values()), len(ids), labels, weights)
+        share = max(1, round(size * len(members) / len(requests))) if size else 0
+        drawn = rng.sample(members, min(share, len(members)))
+        firsts, stratum_weights = _collapse(drawn, len(members) / len(drawn))
+        items += firsts
+        weights.update(stratum_weights)
+        labels.update(dict.fromkeys(firsts, name))
+    rng.shuffle(items)  # labeling order must not reveal the stratum
+    return Draw(items, len(requests), len(items), labels, weights)
 
 
 def retry_candidates(traces: QuerySet) -> list[int]:
@@ -148,18 +167,16 @@ def discovery_frame(kind: str, traces: QuerySet, options: dict) -> dict[int, int
 
 
 def draw(kind: str, traces: QuerySet, size: int, seed: int, options: dict | None = None) -> Draw:
-    """Draw ``size`` traces of ``kind`` from ``traces`` with ``seed``."""
+    """Draw from ``traces`` with ``seed``: ``size`` requests (headline; fewer items when
+    some share an input) or ``size`` distinct candidates (discovery)."""
     options = options or {}
     rng = random.Random(seed)
     if kind == BatchKind.HEADLINE:
-        inputs = distinct_inputs(traces)
         if options.get("stratify_by_tier"):
-            return stratified_by_tier(inputs, size, rng)
-        return simple_random(inputs, size, rng)
-    candidates = discovery_frame(kind, traces, options)
-    result = simple_random(candidates, size, rng)
-    result.strata = dict.fromkeys(result.trace_ids, kind)
-    result.weights = {}  # discovery items carry no estimation weight
+            return headline_stratified(traces, size, rng)
+        return headline_random(traces, size, rng)
+    result = simple_random(discovery_frame(kind, traces, options), size, rng)
+    result.strata = dict.fromkeys(result.trace_ids, kind)  # no weights: not for estimates
     return result
 
 

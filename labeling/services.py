@@ -69,7 +69,7 @@ def batch_create(
             "classifier_version": classifier_version,
             "options": options,
             "deduplicated": True,
-            "distinct_inputs": sample.distinct,
+            "distinct": sample.distinct,
         },
         seed=seed,
         period_start=period_start,

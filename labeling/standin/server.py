@@ -203,6 +203,8 @@ ROUTES: dict[str, dict[str, Callable[[StandinHandler, Store, Any], tuple[int, An
         "POST": lambda h, s, q: s.create_score_config(h._read_json()),
     },
     "/_standin/faults": {"POST": _faults},
+    # Not a Langfuse path: the generator's ground truth, for the demo's simulated reviewer.
+    "/_standin/truth": {"GET": lambda h, s, q: (200, {"truth": s.truth})},
 }
 
 

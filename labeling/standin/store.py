@@ -357,6 +357,7 @@ class Store:
         self._scores_by_trace: dict[str, set[str]] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._faults: deque[Fault] = deque()
+        self.truth: dict[str, str] = {}
         self.request_log: deque[tuple[str, str, dict[str, list[str]]]] = deque(maxlen=5000)
 
     # -- loading
@@ -379,9 +380,12 @@ class Store:
                 self._put_score(dict(score))
 
     def load(self, traffic) -> None:
-        """Load a ``traffic.Traffic`` (observations and feedback scores)."""
+        """Load a ``traffic.Traffic`` (observations, feedback scores, and the ground truth
+        the demo's simulated reviewer reads; real Langfuse has no such thing)."""
         self.add_observations(traffic.observations)
         self.add_scores(traffic.scores)
+        with self._lock:
+            self.truth = dict(getattr(traffic, "truth", {}))
 
     def observation_count(self) -> int:
         with self._lock:

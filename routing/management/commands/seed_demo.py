@@ -69,24 +69,22 @@ class Command(BaseCommand):
             self.stdout.write("\n".join(lines))
 
     def _traffic(self, operator):
-        """Sync the stand-in's week of traffic and draw a headline and an FN batch once."""
+        """Sync the stand-in's week of traffic, draw a headline and an FN batch once, and let
+        a simulated reviewer label most of them from the generator's ground truth, so the
+        metrics, replay, keyword and sweep pages have labels to work on."""
         from labeling.models import Batch, BatchKind
         from labeling.services import batch_create
         from labeling.sync import sync_execute, sync_start
+        from tuning.services import report_request
 
         run = sync_execute(sync_start(actor=operator).pk)
         self.stdout.write(f"Synced {run.created} new traces from Langfuse ({run.status}).")
         if Batch.objects.exists():
             return
         end = timezone.now()
-        from tuning.services import report_request
-
-        with transaction.atomic():  # traffic figures on the board (labels come from reviewers)
-            report_request(
-                actor=operator, version="v7", period_start=end - timedelta(days=7), period_end=end
-            )
-        for kind, size in ((BatchKind.HEADLINE, 100), (BatchKind.FN_CANDIDATES, 40)):
-            batch_create(
+        truth = _standin_truth()
+        for kind, size in ((BatchKind.HEADLINE, 120), (BatchKind.FN_CANDIDATES, 40)):
+            batch = batch_create(
                 actor=operator,
                 kind=kind,
                 period_start=end - timedelta(days=7),
@@ -94,3 +92,48 @@ class Command(BaseCommand):
                 size=size,
                 double_review_share=0.1 if kind == BatchKind.HEADLINE else 0.0,
             )
+            labeled = _simulate_reviewer(batch, truth, leave=20)
+            self.stdout.write(f"{batch.name}: {labeled} items labeled by the simulated reviewer.")
+        with transaction.atomic():
+            report_request(
+                actor=operator, version="v7", period_start=end - timedelta(days=7), period_end=end
+            )
+
+
+SIMULATED_REVIEWER = "demo-labeler"
+
+
+def _standin_truth() -> dict[str, str]:
+    """The stand-in's ground truth (demo only: a real Langfuse has none)."""
+    import httpx
+
+    base = os.environ["LANGFUSE_BASE_URL"].rstrip("/")
+    auth = (os.environ.get("LANGFUSE_PUBLIC_KEY", ""), os.environ.get("LANGFUSE_SECRET_KEY", ""))
+    try:
+        response = httpx.get(f"{base}/_standin/truth", auth=auth, timeout=10)
+        response.raise_for_status()
+        return response.json()["truth"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        return {}  # a real Langfuse: no simulated labels
+
+
+def _simulate_reviewer(batch, truth: dict[str, str], leave: int) -> int:
+    """Label all but the last ``leave`` items as the truth says, as a clearly named user."""
+    from labeling.services import label_submit
+
+    if not truth:
+        return 0
+    User = get_user_model()
+    reviewer, _ = User.objects.get_or_create(
+        username=SIMULATED_REVIEWER,
+        defaults={"first_name": "Simulated", "last_name": "reviewer (demo)"},
+    )
+    reviewer.groups.add(Group.objects.get(name=REVIEWER))
+    items = list(batch.items.select_related("trace").order_by("position"))
+    count = 0
+    for item in items[: max(0, len(items) - leave)]:
+        value = truth.get(item.trace.langfuse_id)
+        if value:
+            label_submit(reviewer=reviewer, item=item, value=value, comment="simulated (demo)")
+            count += 1
+    return count
