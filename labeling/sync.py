@@ -8,13 +8,14 @@ tolerant (malformed traces are skipped and counted by reason, never fatal).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from routing.engine import conversation_text
@@ -114,9 +115,17 @@ def apply_feedback(traces: dict[str, Trace], scores: list[FeedbackScore]) -> int
 
 
 def upsert_traces(traces: list[Trace]) -> tuple[int, int]:
-    """Insert new traces and refresh known ones (feedback aside); returns (created, updated)."""
+    """Insert new traces and refresh known ones (feedback aside); returns (created, updated).
+
+    Duplicate ids within one page keep the last row. On PostgreSQL the page goes in by COPY
+    and one INSERT ... ON CONFLICT: Django's bulk upsert escapes every value in Python and
+    was most of a sync's time.
+    """
+    traces = list({t.langfuse_id: t for t in traces}.values())
     if not traces:
         return 0, 0
+    if connection.vendor == "postgresql":
+        return _copy_upsert(traces)
     ids = [t.langfuse_id for t in traces]
     known = set(Trace.objects.filter(langfuse_id__in=ids).values_list("langfuse_id", flat=True))
     Trace.objects.bulk_create(
@@ -126,7 +135,42 @@ def upsert_traces(traces: list[Trace]) -> tuple[int, int]:
         update_fields=UPDATE_FIELDS,
         batch_size=1000,
     )
-    return len(set(ids) - known), len(known)
+    return len(ids) - len(known), len(known)
+
+
+def _copy_upsert(traces: list[Trace]) -> tuple[int, int]:
+    fields = [f for f in Trace._meta.concrete_fields if f.attname != "id"]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(Trace._meta.db_table)
+    updates = ", ".join(
+        f"{connection.ops.quote_name(Trace._meta.get_field(name).column)} = EXCLUDED."
+        f"{connection.ops.quote_name(Trace._meta.get_field(name).column)}"
+        for name in UPDATE_FIELDS
+    )
+    # Identifiers come from the model, quoted; every value travels by COPY.
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Same column types as the table, no constraints; emptied after each use.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS trace_page ON COMMIT DELETE ROWS "  # noqa: S608
+            f"AS SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        with cursor.cursor.copy(f"COPY trace_page ({columns}) FROM STDIN") as copy:
+            for trace in traces:
+                copy.write_row([_copy_value(f, trace) for f in fields])
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM trace_page "  # noqa: S608
+            f"ON CONFLICT (langfuse_id) DO UPDATE SET {updates} RETURNING (xmax = 0)"
+        )
+        inserted = sum(1 for (is_new,) in cursor.fetchall() if is_new)
+        cursor.execute("TRUNCATE trace_page")
+    return inserted, len(traces) - inserted
+
+
+def _copy_value(field, trace: Trace):
+    value = getattr(trace, field.attname)
+    if isinstance(field, models.JSONField):
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 def sync_feedback(adapter: LangfuseAdapter, since: datetime, until: datetime) -> int:

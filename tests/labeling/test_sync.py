@@ -140,3 +140,24 @@ def test_feedback_given_after_a_trace_was_synced_reaches_it_on_the_next_sync(lan
     assert run.status == SyncStatus.SUCCEEDED and run.feedback_scores == 1
     assert trace.feedback_score == 1.0 and trace.thumbs_down is True
     assert trace.feedback_comment == "wrong answer, had to ask again"
+
+
+def test_upserting_counts_new_and_known_rows_and_keeps_feedback(langfuse):
+    from django.utils import timezone
+
+    from labeling.sync import upsert_traces
+
+    run_sync()
+    known = list(Trace.objects.order_by("id")[:3])
+    Trace.objects.filter(pk=known[0].pk).update(feedback_score=5.0, thumbs_down=False)
+    fresh = Trace(
+        **{**{f.attname: getattr(known[1], f.attname) for f in Trace._meta.concrete_fields}}
+    )
+    fresh.pk, fresh.langfuse_id, fresh.output = None, "brand-new-trace", "new answer"
+    for trace in known:
+        trace.pk, trace.feedback_score, trace.output = None, None, "refreshed"
+    created, updated = upsert_traces([*known, known[2], fresh])  # known[2] twice in one page
+    assert (created, updated) == (1, 3)
+    first = Trace.objects.get(langfuse_id=known[0].langfuse_id)
+    assert first.output == "refreshed" and first.feedback_score == 5.0  # feedback kept
+    assert Trace.objects.get(langfuse_id="brand-new-trace").synced_at <= timezone.now()
