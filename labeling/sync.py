@@ -149,10 +149,10 @@ def _copy_upsert(traces: list[Trace]) -> tuple[int, int]:
     )
     # Identifiers come from the model, quoted; every value travels by COPY.
     with transaction.atomic(), connection.cursor() as cursor:
-        # Same column types as the table, no constraints; emptied after each use.
+        # The table's column types, no constraints, made anew each time (a migrated table
+        # never meets a stale copy); a failure rolls its creation back with everything else.
         cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS trace_page ON COMMIT DELETE ROWS "  # noqa: S608
-            f"AS SELECT {columns} FROM {table} WITH NO DATA"
+            f"CREATE TEMP TABLE trace_page AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608
         )
         with cursor.cursor.copy(f"COPY trace_page ({columns}) FROM STDIN") as copy:
             for trace in traces:
@@ -162,7 +162,7 @@ def _copy_upsert(traces: list[Trace]) -> tuple[int, int]:
             f"ON CONFLICT (langfuse_id) DO UPDATE SET {updates} RETURNING (xmax = 0)"
         )
         inserted = sum(1 for (is_new,) in cursor.fetchall() if is_new)
-        cursor.execute("TRUNCATE trace_page")
+        cursor.execute("DROP TABLE trace_page")
     return inserted, len(traces) - inserted
 
 
