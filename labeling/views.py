@@ -25,8 +25,9 @@ from .tasks import sync_traces
 @role_required(REVIEWER)
 def home(request):
     batches = list(Batch.objects.select_related("created_by")[:50])
+    progress = selectors.batches_progress([b.pk for b in batches])
     for batch in batches:
-        batch.progress = selectors.batch_progress(batch)
+        batch.progress = progress[batch.pk]
     return render(
         request,
         "labeling/home.html",

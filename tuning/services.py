@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.ui import error_text
 from routing import services as routing_services
 from routing.errors import Conflict
 from routing.models import ClassifierVersion
@@ -251,7 +252,7 @@ def job_run(job_id: int) -> Job | None:
         result = RUNNERS[job.kind](job.params, _progress(Job, job_id))
     except (ValidationError, ClassifierVersion.DoesNotExist) as e:
         Job.objects.filter(pk=job_id).update(
-            status=JobStatus.FAILED, error=_message(e), finished_at=timezone.now()
+            status=JobStatus.FAILED, error=error_text(e), finished_at=timezone.now()
         )
         job.refresh_from_db()
         return job
@@ -267,13 +268,6 @@ def job_run(job_id: int) -> Job | None:
     job.refresh_from_db()
     return job
 
-
-def _message(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        if hasattr(error, "error_dict"):
-            return "; ".join(f"{f}: {' '.join(m)}" for f, m in error.message_dict.items())
-        return " ".join(error.messages)
-    return str(error)
 
 
 @transaction.atomic

@@ -310,3 +310,22 @@ def test_reviewers_see_only_their_own_labels_and_no_model_in_blind_pages(
     assert 'title="rob"' not in html and "label-strong_needed" not in html
     html = client.get(f"/labeling/batches/{batch.pk}/items/{item.position}/").content.decode()
     assert "qwen3-4b" not in html
+
+
+def test_the_labeling_home_costs_the_same_queries_for_one_batch_or_five(
+    client, synced, make_batch, operator
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(operator)
+    make_batch(size=10, seed=1)
+    client.get("/labeling/")
+    with CaptureQueriesContext(connection) as one:
+        client.get("/labeling/")
+    for seed in range(2, 6):
+        make_batch(size=10, seed=seed)
+    with CaptureQueriesContext(connection) as five:
+        html = client.get("/labeling/").content.decode()
+    assert len(five) == len(one)
+    assert html.count('class="bar"') == 5  # a progress bar for each batch
