@@ -131,7 +131,9 @@ def item_claim_next(*, batch: Batch, reviewer) -> BatchItem | None:
     """The next item for ``reviewer``, held for them for a while.
 
     An item claimed by another reviewer is skipped until the claim lapses, and
-    ``skip_locked`` keeps two simultaneous requests from taking the same row.
+    ``skip_locked`` keeps two simultaneous requests from taking the same row. The claim test
+    sits on the locked row itself, not in the subquery: PostgreSQL re-checks it against a
+    claim committed while this request waited, which a subquery's snapshot would miss.
     """
     now = timezone.now()
     mine = _open_items(batch, reviewer).filter(claimed_by=reviewer, claimed_until__gt=now)
@@ -139,10 +141,10 @@ def item_claim_next(*, batch: Batch, reviewer) -> BatchItem | None:
     if item:
         return item
     free = Q(claimed_by__isnull=True) | Q(claimed_until__lte=now) | Q(claimed_by=reviewer)
-    open_ids = _open_items(batch, reviewer).filter(free).values("id")
+    open_ids = _open_items(batch, reviewer).values("id")
     item = (
         BatchItem.objects.select_for_update(skip_locked=True)
-        .filter(id__in=open_ids)
+        .filter(free, id__in=open_ids)
         .order_by("position")
         .first()
     )

@@ -67,15 +67,17 @@ def test_labels_never_sent_are_pushed_again_by_the_worker(langfuse, make_batch, 
     assert sent == set(batch.items.values_list("trace__langfuse_id", flat=True))
 
 
-def test_concurrent_reviewers_never_claim_the_same_item(synced, make_batch, make_user):
-    """Eight reviewers ask for work at the same moment, on separate connections."""
+@pytest.mark.parametrize("size", [40, 5])
+def test_concurrent_reviewers_never_claim_the_same_item(synced, make_batch, make_user, size):
+    """Eight reviewers ask for work at the same moment, on separate connections, with more
+    items than reviewers and with fewer."""
     import threading
 
     from django.db import connection
 
     from labeling import services
 
-    batch = make_batch(size=8, seed=4)
+    batch = make_batch(size=size, seed=4)
     reviewers = [make_user(f"r{n}", "reviewer") for n in range(8)]
     start, claimed, errors = threading.Barrier(len(reviewers)), [], []
 
@@ -95,4 +97,5 @@ def test_concurrent_reviewers_never_claim_the_same_item(synced, make_batch, make
     for t in threads:
         t.join()
     assert errors == []
-    assert None not in claimed and len(set(claimed)) == len(reviewers)
+    items = [pk for pk in claimed if pk is not None]
+    assert len(items) == len(set(items)) == min(batch.items.count(), len(reviewers))
