@@ -41,7 +41,7 @@ def test_first_chunk_reaches_the_client_before_the_backend_finishes(pod, weak):
                 arrivals.append(time.monotonic() - started)
 
     assert len(arrivals) == 5  # four pieces and [DONE]
-    assert arrivals[0] < 0.2, arrivals  # not held back until the 0.75 s answer is complete
+    assert arrivals[0] < 0.4, arrivals  # not held back until the 0.75 s answer is complete
     assert arrivals[-1] > 0.7, arrivals
     # Each piece arrives about when the backend sends it, not all at once.
     assert arrivals[2] - arrivals[1] > 0.15, arrivals
@@ -69,7 +69,7 @@ def test_client_disconnect_cancels_the_backend_request(pod, strong):
     assert strong.wait_for(lambda: strong.requests[0].finished is not None, timeout=2)
     received = strong.requests[0]
     assert received.client_gone
-    assert received.finished - hung_up < 0.5
+    assert received.finished - hung_up < 1.0  # the whole answer takes 2.5 s
     assert received.chunks_sent < 20
 
 
@@ -81,4 +81,4 @@ def test_client_disconnect_while_waiting_for_the_first_byte_cancels_too(pod, str
 
     assert strong.wait_for(lambda: strong.requests[0].finished is not None, timeout=2)
     assert strong.requests[0].client_gone
-    assert strong.requests[0].finished - strong.requests[0].started < 0.3
+    assert strong.requests[0].finished - strong.requests[0].started < 0.4

@@ -123,7 +123,7 @@ def test_a_hanging_langfuse_does_not_slow_requests(start_pod, langfuse, weak):
     took = timed_requests(pod, 30)
 
     assert langfuse.export_requests >= 1  # the exporter really is stuck on it
-    assert max(took) < 0.25, took
+    assert max(took) < 1.0, took  # far below the 5 s stall, with room for a busy CI machine
 
 
 def test_an_unreachable_langfuse_does_not_break_requests(start_pod, weak):
@@ -131,4 +131,4 @@ def test_an_unreachable_langfuse_does_not_break_requests(start_pod, weak):
 
     took = timed_requests(pod, 20)
 
-    assert max(took) < 0.25, took
+    assert max(took) < 0.5, took

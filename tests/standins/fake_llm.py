@@ -179,12 +179,14 @@ class FakeLLM:
 
             # Without this each keep-alive answer waits on delayed ACKs (~40 ms).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Bytes the close-watcher read past a response (a pipelined next request).
+        carry = bytearray()
         try:
             while True:
-                request = await self._read_request(reader)
+                request = await self._read_request(reader, carry)
                 if request is None:
                     return
-                keep_open = await self._respond(request, reader, writer)
+                keep_open = await self._respond(request, reader, writer, carry)
                 if not keep_open:
                     return
         except (ConnectionError, _ClientGone, asyncio.IncompleteReadError):
@@ -193,11 +195,20 @@ class FakeLLM:
             self._writers.discard(writer)
             writer.transport.abort()
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> Received | None:
+    async def _read_request(
+        self, reader: asyncio.StreamReader, carry: bytearray
+    ) -> Received | None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
+            while b"\r\n\r\n" not in carry:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return None
+                carry += chunk
+        except ConnectionError:
             return None
+        end = carry.index(b"\r\n\r\n") + 4
+        head = bytes(carry[:end])
+        del carry[:end]
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
         headers = {}
@@ -205,16 +216,21 @@ class FakeLLM:
             if ":" in line:
                 key, value = line.split(":", 1)
                 headers[key.strip().lower()] = value.strip()
-        raw = b""
-        if "content-length" in headers:
-            raw = await reader.readexactly(int(headers["content-length"]))
+        length = int(headers.get("content-length", 0))
+        while len(carry) < length:
+            chunk = await reader.read(65536)
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(carry), length)
+            carry += chunk
+        raw = bytes(carry[:length])
+        del carry[:length]
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
         return Received(method, path, headers, body)
 
-    async def _respond(self, req: Received, reader, writer) -> bool:
+    async def _respond(self, req: Received, reader, writer, carry: bytearray) -> bool:
         self.requests.append(req)
         behavior = self._next_behavior()
         route = req.path.split("?", 1)[0]
@@ -233,7 +249,7 @@ class FakeLLM:
             await self._send_json(writer, 404, {"error": {"message": "no such route"}})
             return True
 
-        watcher = asyncio.ensure_future(self._watch_close(reader))
+        watcher = asyncio.ensure_future(self._watch_close(reader, carry))
         try:
             await self._serve_completion(req, kind[route], behavior, writer, watcher)
         except _ClientGone:
@@ -242,13 +258,17 @@ class FakeLLM:
         finally:
             req.finished = time.monotonic()
             watcher.cancel()
+            # The reader allows one waiter: the watcher must be gone before the next read.
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         return behavior.drop is None and not req.client_gone
 
-    async def _watch_close(self, reader: asyncio.StreamReader) -> None:
-        # Between requests the client sends nothing, so EOF here means it hung up.
+    async def _watch_close(self, reader: asyncio.StreamReader, carry: bytearray) -> None:
+        # EOF while we answer means the client hung up; anything it sends meanwhile is
+        # its next request on this connection, kept for the next read.
         with contextlib.suppress(ConnectionError):
-            while await reader.read(1024):
-                pass
+            while chunk := await reader.read(65536):
+                carry += chunk
 
     async def _pause(self, seconds: float, watcher: asyncio.Future) -> None:
         if seconds > 0:
