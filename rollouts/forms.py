@@ -52,3 +52,11 @@ class ActionForm(forms.Form):
 class MisrouteCheckForm(forms.Form):
     threshold_percent = forms.FloatField(min_value=0.1, max_value=99.9)
     min_labels = forms.IntegerField(min_value=1)
+
+
+class GateForm(forms.Form):
+    name = forms.SlugField(max_length=50)
+    threshold = forms.FloatField()
+    window = forms.CharField(max_length=10)
+    min_requests = forms.IntegerField(min_value=0)
+    rollback_after_seconds = forms.IntegerField(min_value=0, required=False)

@@ -130,7 +130,13 @@ class Publication(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(state__in=PublicationState.values), name="publication_state_valid"
-            )
+            ),
+            # Two publications racing on one slot would leave it serving whichever won.
+            models.UniqueConstraint(
+                fields=["slot"],
+                condition=Q(state__in=["pending", "running"]),
+                name="one_publication_under_way_per_slot",
+            ),
         ]
 
     def __str__(self):

@@ -18,6 +18,7 @@ EVENTS = {
     "hold": ":warning: Canary held",
     "rollback": ":rewind: Canary rolled back",
     "failed": ":x: Rollout failed",
+    "rollback_failed": ":rotating_light: Automatic rollback failed, act now",
 }
 
 

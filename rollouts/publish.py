@@ -5,7 +5,13 @@ work after commit; ``publication_execute`` does it on a worker: write the canoni
 into the slot's ConfigMap (create, or replace with the read ``resourceVersion``, retried on
 409), ``PUT /admin/config`` on every ready pod, then poll each pod's ``GET /config`` until it
 reports the version's SHA-256 or the timeout passes. ``succeeded`` only when every pod
-confirmed; ``partial`` when some did. Both ``partial`` and ``failed`` can be retried.
+confirmed; ``partial`` when some did. Both ``partial`` and ``failed`` can be retried, and
+so can a ``running`` one whose worker died (older than the publish timeout plus the task's
+time limit).
+
+Guards: one publication under way per slot (database constraint); a slot held by an active
+canary takes no new config; a slot that carries traffic only takes the version it already
+serves (a new version goes out through a canary, not straight to live traffic).
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import timedelta
 
 import httpx
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -25,11 +32,21 @@ from routing.models import ClassifierVersion, VersionStatus
 
 from . import conf, targets
 from .k8s_adapter import KubeError, PodAddress, retry_on_conflict
-from .models import PodState, PodStatus, Publication, PublicationState, Slot
+from .models import (
+    HOLDS_ROUTE,
+    PodState,
+    PodStatus,
+    Publication,
+    PublicationState,
+    Rollout,
+    Route,
+    Slot,
+)
 
 log = logging.getLogger(__name__)
 
 VERSION_LABEL = "cascade.io/classifier-version"
+TASK_TIME_LIMIT = 300  # seconds; the publish task's hard limit
 
 
 def config_document(version: ClassifierVersion) -> str:
@@ -43,17 +60,62 @@ def _queue(publication: Publication) -> None:
     transaction.on_commit(lambda: publish_config.delay(publication.pk))
 
 
+def _stale_before():
+    """A ``running`` publication started before this has lost its worker."""
+    return timezone.now() - timedelta(seconds=conf.publish_timeout() + TASK_TIME_LIMIT + 60)
+
+
+def _claimable() -> Q:
+    return Q(state=PublicationState.PENDING) | Q(
+        state=PublicationState.RUNNING, started_at__lt=_stale_before()
+    )
+
+
+def _check_slot_takes(version: ClassifierVersion, slot: Slot) -> None:
+    """Refuse a publication the slot must not take now (see the module's guards)."""
+    if Rollout.objects.filter(HOLDS_ROUTE, route__canary_slot=slot).exists():
+        raise Conflict(
+            f"{slot} is the canary of an active rollout: roll it back or let it finish first."
+        )
+    live = [
+        route
+        for route in Route.objects.filter(Q(stable_slot=slot) | Q(canary_slot=slot))
+        if (route.stable_weight if route.stable_slot_id == slot.pk else route.canary_weight) > 0
+    ]
+    serving = (
+        Publication.objects.filter(slot=slot, state=PublicationState.SUCCEEDED)
+        .select_related("version")
+        .first()
+    )
+    if live and serving is not None and serving.version_id != version.pk:
+        raise Conflict(
+            f"{slot} serves {serving.version} to live traffic on {live[0]}: publish {version} "
+            "to the canary slot and roll it out instead."
+        )
+    under_way = Publication.objects.filter(
+        slot=slot, state__in=[PublicationState.PENDING, PublicationState.RUNNING]
+    ).first()
+    if under_way is not None:
+        raise Conflict(f"Publication #{under_way.pk} to {slot} is still {under_way.state}.")
+
+
 @transaction.atomic
 def publication_start(*, actor, version: ClassifierVersion, slot: Slot) -> Publication:
     """Record a publication of a frozen ``version`` to ``slot`` and queue it."""
     if version.status != VersionStatus.FROZEN:
         raise Conflict(f"Only a frozen version can be published; {version} is {version.status}.")
-    publication = Publication.objects.create(
-        version=version,
-        slot=slot,
-        sha256=version.config_sha256,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
-    )
+    slot = Slot.objects.select_for_update().get(pk=slot.pk)  # serialises starts per slot
+    _check_slot_takes(version, slot)
+    try:
+        with transaction.atomic():
+            publication = Publication.objects.create(
+                version=version,
+                slot=slot,
+                sha256=version.config_sha256,
+                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            )
+    except IntegrityError:
+        raise Conflict(f"Another publication to {slot} is under way.") from None
     audit_record(
         actor=actor,
         action="publication.start",
@@ -66,10 +128,21 @@ def publication_start(*, actor, version: ClassifierVersion, slot: Slot) -> Publi
 
 @transaction.atomic
 def publication_retry(*, actor, publication: Publication) -> Publication:
-    """Run a partial or failed publication again (every ready pod is pushed again)."""
-    updated = Publication.objects.filter(
-        pk=publication.pk, state__in=[PublicationState.PARTIAL, PublicationState.FAILED]
-    ).update(state=PublicationState.PENDING, error="", finished_at=None)
+    """Run a partial, failed or stale running publication again (every ready pod is pushed
+    again). Refused when the slot has moved on to a newer publication."""
+    retryable = Q(state__in=[PublicationState.PARTIAL, PublicationState.FAILED]) | Q(
+        state=PublicationState.RUNNING, started_at__lt=_stale_before()
+    )
+    newer = Publication.objects.filter(slot_id=publication.slot_id, pk__gt=publication.pk)
+    if newer.exists():
+        raise Conflict(f"{publication.slot} has a newer publication; start a new one instead.")
+    try:
+        with transaction.atomic():
+            updated = Publication.objects.filter(retryable, pk=publication.pk).update(
+                state=PublicationState.PENDING, error="", finished_at=None
+            )
+    except IntegrityError:
+        raise Conflict(f"Another publication to {publication.slot} is under way.") from None
     if not updated:
         publication.refresh_from_db()
         raise Conflict(f"Publication #{publication.pk} is {publication.state}; nothing to retry.")
@@ -116,7 +189,7 @@ def _set_pod(publication: Publication, address: PodAddress, **fields) -> None:
 
 def publication_execute(publication_id: int) -> Publication:
     """Do one attempt of a pending publication; a running or finished one is left alone."""
-    claimed = Publication.objects.filter(pk=publication_id, state=PublicationState.PENDING).update(
+    claimed = Publication.objects.filter(_claimable(), pk=publication_id).update(
         state=PublicationState.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
     )
     publication = Publication.objects.select_related("version", "slot").get(pk=publication_id)

@@ -224,6 +224,28 @@ def _latest_succeeded(version=None, slot=None) -> Publication | None:
     return found.select_related("version").order_by("-finished_at", "-id").first()
 
 
+def _serving_publication(version: ClassifierVersion, slot) -> Publication | None:
+    """The publication through which ``slot`` serves ``version``: its newest one, succeeded.
+
+    An older success does not count: if another version was published to the slot since (or
+    a publication is still under way), the pods may not serve ``version`` any more.
+    """
+    if slot is None:
+        return None
+    newest = Publication.objects.filter(slot=slot).select_related("version").first()
+    if newest is None or newest.version_id != version.pk:
+        raise Conflict(
+            f"Publish {version} to {slot} first"
+            + (f": its newest publication is of {newest.version}." if newest else ".")
+        )
+    if newest.state != PublicationState.SUCCEEDED:
+        raise Conflict(
+            f"Publication #{newest.pk} of {version} to {slot} is {newest.state}: every pod must "
+            "confirm it before a canary starts."
+        )
+    return newest
+
+
 # --- services -------------------------------------------------------------------------------
 
 
@@ -254,12 +276,7 @@ def rollout_start(
         raise Conflict(f"Only a frozen version can be rolled out; {version} is {version.status}.")
     with transaction.atomic():
         route = Route.objects.select_for_update().get(pk=route.pk)
-        publication = _latest_succeeded(version, route.canary_slot)
-        if route.canary_slot_id and publication is None:
-            raise Conflict(
-                f"Publish {version} to {route.canary_slot} first: no publication of it there "
-                "was confirmed by every pod."
-            )
+        publication = _serving_publication(version, route.canary_slot)
         if Rollout.objects.filter(HOLDS_ROUTE, route=route).exists():
             raise Conflict(
                 f"Route {route} already has an active rollout (or a failed one whose canary "
@@ -416,16 +433,21 @@ def rollout_rollback(
             reason=reason.strip(),
         )
         if stable is not None:
-            from .publish import publication_start
-
-            try:
-                with transaction.atomic():
-                    publication_start(actor=actor, version=stable, slot=slot)
-            except (Conflict, ValidationError) as e:
-                # The weights already moved in the cluster; the rollback must stay recorded.
-                log.warning("rollback of #%s: republishing %s failed: %s", rollout.pk, stable, e)
+            _republish(rollout, actor, stable, slot)
         notify.notify("rollback", rollout, reason)
     return rollout
+
+
+def _republish(rollout: Rollout, actor, version: ClassifierVersion, slot) -> None:
+    """Queue ``version``'s config for the canary slot after a rollback, best effort."""
+    from .publish import publication_start
+
+    try:
+        with transaction.atomic():
+            publication_start(actor=actor, version=version, slot=slot)
+    except (Conflict, ValidationError) as e:
+        # The weights already moved in the cluster; the rollback must stay recorded.
+        log.warning("rollback of #%s: republishing %s failed: %s", rollout.pk, version, e)
 
 
 def _rollback_trigger(gate_rows: list[Gate], now: datetime) -> Gate | None:
@@ -445,16 +467,21 @@ def _describe(gate: Gate) -> str:
     return f"{gate.name} {gate.last_result} ({value}; {gate.last_detail or str(gate)})"
 
 
+EVALUATED_STATES = (RolloutState.STAGE, RolloutState.PAUSED)
+
+
 def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout:
     """Evaluate a rollout's gates and act: roll back, advance, promote or hold.
 
     Gates are queried before the row is locked (network time); the decision is taken under
-    the lock and only if the rollout is still in the stage that was evaluated.
+    the lock and only if the rollout is still in the state and stage that was evaluated.
+    A paused rollout is still watched: a pause holds the weights, it does not switch off
+    the automatic rollback (a canary paused during a 5xx burst must not keep its traffic).
     """
     rollout = Rollout.objects.select_related("route", "version").get(pk=rollout_id)
-    if rollout.state != RolloutState.STAGE:
+    if rollout.state not in EVALUATED_STATES:
         return rollout
-    stage = rollout.stage
+    state, stage = rollout.state, rollout.stage
     gate_rows = list(rollout.gates.all())
     outcomes: dict[int, gates.Outcome] = {}
     base_url = conf.prometheus_url()
@@ -471,7 +498,7 @@ def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout
     now = now or timezone.now()
     with transaction.atomic():
         rollout = _locked(rollout)
-        if rollout.state != RolloutState.STAGE or rollout.stage != stage:
+        if rollout.state != state or rollout.stage != stage:
             return rollout  # someone else moved it meanwhile
         gate_rows = list(Gate.objects.select_for_update().filter(rollout=rollout))
         for gate in gate_rows:
@@ -500,6 +527,8 @@ def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout
             )
             _rollback_locked_automation(rollout, reason, now)
             return rollout
+        if rollout.state == RolloutState.PAUSED:
+            return rollout  # an operator holds it: never advanced by automation
         if rollout.stage_started_at and now - rollout.stage_started_at < timedelta(
             seconds=rollout.window_seconds
         ):
@@ -521,13 +550,19 @@ def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout
     return rollout
 
 
-def _hold(rollout: Rollout, note: str, now: datetime) -> None:
+def _hold(rollout: Rollout, note: str, now: datetime, *, urgent: bool = False) -> None:
+    """Record why the rollout waits; audited and notified the first time, or every time
+    when ``urgent`` (a failed automatic rollback must reach a human whatever came before)."""
     first = rollout.held_since is None
     Rollout.objects.filter(pk=rollout.pk).update(
         held_since=rollout.held_since or now, status_note=note
     )
     rollout.held_since, rollout.status_note = rollout.held_since or now, note
-    if first:
+    if urgent:
+        with transaction.atomic():
+            audit_record(actor=None, action="rollout.rollback_failed", obj=rollout, message=note)
+        notify.notify("rollback_failed", rollout, note)
+    elif first:
         with transaction.atomic():
             audit_record(actor=None, action="rollout.hold", obj=rollout, message=note)
         notify.notify("hold", rollout, note)
@@ -564,19 +599,83 @@ def _rollback_locked_automation(
             stable = rollout.stable_version
             # Only a frozen version can be published; a retired one never blocks the rollback.
             if republish and slot is not None and stable and stable.status == VersionStatus.FROZEN:
-                from .publish import publication_start
-
-                publication_start(actor=None, version=stable, slot=slot)
+                _republish(rollout, None, stable, slot)
             notify.notify("rollback", rollout, reason)
         return "rolled_back"
     except RolloutError as exc:
         rollout.refresh_from_db()
         log.error("automatic rollback of rollout %s failed: %s", rollout.pk, exc)
         if exc.retryable:
-            _hold(rollout, f"automatic rollback failed, act now: {exc}", now)
+            _hold(rollout, f"automatic rollback failed, act now: {exc}", now, urgent=True)
             return "held"
         _fail(rollout, f"automatic rollback refused by the cluster ({reason}): {exc}", now)
         return "failed"
+
+
+GATE_FIELDS = (
+    "query",
+    "requests_query",
+    "window",
+    "comparator",
+    "threshold",
+    "min_requests",
+    "rollback_after_seconds",
+    "last_stage_only",
+)
+
+
+def _gate_spec(gate: Gate) -> dict[str, Any]:
+    return {"name": gate.name, **{f: getattr(gate, f) for f in GATE_FIELDS}}
+
+
+def rollout_set_gates(
+    *, actor, rollout: Rollout, gate_specs: list[Mapping[str, Any]], reason: str = ""
+) -> Rollout:
+    """Change or add gates of an active rollout, by name; audited with before and after.
+
+    A spec names a gate and the fields to change; an unknown name adds a gate (it then needs
+    ``query`` and ``threshold``). Gates are never dropped mid-rollout, so their history
+    stays: loosen a gate's threshold instead. A changed gate's failing streak starts over,
+    since it was measured against the old condition.
+    """
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        if rollout.state not in ACTIVE_STATES:
+            raise Conflict(f"Rollout #{rollout.pk} is {rollout.state}: its gates are final.")
+        existing = {g.name: g for g in Gate.objects.select_for_update().filter(rollout=rollout)}
+        names = [spec.get("name") for spec in gate_specs]
+        if len(set(names)) != len(names):
+            raise ValidationError({"gates": ["Each gate may appear once."]})
+        before = [_gate_spec(g) for g in existing.values()]
+        changed = []
+        for spec in gate_specs:
+            gate = existing.get(spec["name"])
+            if gate is None:
+                missing = [f for f in ("query", "threshold") if f not in spec]
+                if missing:
+                    raise ValidationError(
+                        {"gates": [f"New gate {spec['name']!r} needs {' and '.join(missing)}."]}
+                    )
+                Gate.objects.create(rollout=rollout, **_clean_gate(spec))
+                changed.append(spec["name"])
+                continue
+            merged = _clean_gate({**_gate_spec(gate), **spec})
+            if merged != _gate_spec(gate):
+                for field in GATE_FIELDS:
+                    setattr(gate, field, merged[field])
+                gate.failing_since = None
+                gate.save()
+                changed.append(gate.name)
+        if changed:
+            audit_record(
+                actor=actor,
+                action="rollout.gates",
+                obj=rollout,
+                before={"gates": before},
+                after={"gates": [_gate_spec(g) for g in rollout.gates.all()]},
+                message=reason or "gates changed: " + ", ".join(changed),
+            )
+    return rollout
 
 
 # --- daily misroute check -------------------------------------------------------------------

@@ -5,9 +5,14 @@ from datetime import date
 from celery import shared_task
 
 from . import notify
-from .models import Rollout, RolloutState
+from .models import Rollout
 from .publish import publication_execute
-from .services import daily_checks_due, rollout_daily_check, rollout_evaluate
+from .services import (
+    EVALUATED_STATES,
+    daily_checks_due,
+    rollout_daily_check,
+    rollout_evaluate,
+)
 
 
 @shared_task(acks_late=True, time_limit=300)
@@ -25,16 +30,20 @@ def evaluate_rollout(rollout_id: int) -> dict:
 
 @shared_task(time_limit=25, soft_time_limit=20)
 def evaluate_rollouts() -> list[int]:
-    """Beat: evaluate every rollout in a stage (paused and pending ones are left alone).
+    """Beat: queue an evaluation of every rollout in a stage or paused (paused ones only
+    for their rollback triggers).
 
-    Runs the evaluations here rather than fanning out: a tick is a handful of queries, and
-    the row lock in ``rollout_evaluate`` keeps overlapping ticks from acting twice.
+    One task per rollout, each with its own time limit: a slow Prometheus on one rollout
+    never cuts another's decision short. The row lock in ``rollout_evaluate`` keeps
+    overlapping ticks from acting twice.
     """
     ids = list(
-        Rollout.objects.filter(state=RolloutState.STAGE).order_by("pk").values_list("pk", flat=True)
+        Rollout.objects.filter(state__in=EVALUATED_STATES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
     for rollout_id in ids:
-        rollout_evaluate(rollout_id=rollout_id)
+        evaluate_rollout.delay(rollout_id)
     return ids
 
 

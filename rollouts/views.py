@@ -11,7 +11,7 @@ from cascade_admin.ui import error_text
 from routing.errors import Conflict
 
 from . import publish, selectors, services
-from .forms import ActionForm, MisrouteCheckForm, PublishForm, StartForm
+from .forms import ActionForm, GateForm, MisrouteCheckForm, PublishForm, StartForm
 from .models import Publication, PublicationState, Rollout
 
 ACTIONS = {
@@ -108,6 +108,8 @@ def rollout_action(request, pk, action):
         return redirect("rollouts:detail", pk=pk)
     if action == "misroute-check":
         return _misroute_settings(request, rollout)
+    if action == "gates":
+        return _gate_settings(request, rollout)
     if action not in ACTIONS:
         messages.error(request, f"Unknown action {action!r}.")
         return redirect("rollouts:detail", pk=pk)
@@ -124,27 +126,43 @@ def rollout_action(request, pk, action):
     return redirect("rollouts:detail", pk=pk)
 
 
-def _misroute_settings(request, rollout: Rollout):
-    form = MisrouteCheckForm(request.POST)
+def _settings(request, rollout: Rollout, form_class, change) -> object:
+    """Validate a settings form, call ``change(cleaned_data)``; messages carry the outcome."""
+    form = form_class(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
         return redirect("rollouts:detail", pk=rollout.pk)
     try:
-        rollout = services.rollout_set_misroute_check(
-            actor=request.user,
-            rollout=rollout,
-            threshold=form.cleaned_data["threshold_percent"] / 100,
-            min_labels=form.cleaned_data["min_labels"],
-        )
+        messages.success(request, change(form.cleaned_data))
     except ValidationError as e:
         messages.error(request, error_text(e))
-    else:
-        messages.success(
-            request,
-            f"Daily misroute check: roll back above {rollout.misroute_threshold:.1%} "
-            f"with at least {rollout.misroute_min_labels} labels.",
-        )
+    except Conflict as e:
+        messages.error(request, str(e))
     return redirect("rollouts:detail", pk=rollout.pk)
+
+
+def _gate_settings(request, rollout: Rollout):
+    def change(data) -> str:
+        services.rollout_set_gates(actor=request.user, rollout=rollout, gate_specs=[data])
+        return f"Gate {data['name']} saved."
+
+    return _settings(request, rollout, GateForm, change)
+
+
+def _misroute_settings(request, rollout: Rollout):
+    def change(data) -> str:
+        changed = services.rollout_set_misroute_check(
+            actor=request.user,
+            rollout=rollout,
+            threshold=data["threshold_percent"] / 100,
+            min_labels=data["min_labels"],
+        )
+        return (
+            f"Daily misroute check: roll back above {changed.misroute_threshold:.1%} "
+            f"with at least {changed.misroute_min_labels} labels."
+        )
+
+    return _settings(request, rollout, MisrouteCheckForm, change)
 
 
 @require_GET

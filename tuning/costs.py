@@ -1,9 +1,14 @@
 # ruff: noqa: E501 - the rule-file template reads best one rule per line
 """Cost monitoring: daily and weekly cost, budget use, week-over-week drift, Prometheus rules.
 
-Two views of cost, side by side: what the traces say they cost (``cost_usd``), and what the
-per-tier hourly prices make of the time each tier was busy (latency x $/h). Budgets and
-drift use the trace cost when traces carry it, the hourly-price cost otherwise.
+Two views of cost, side by side: what the traces say they cost (``cost_usd``), and the
+*attributed cost*: each tier's busy time (sum of request latencies) x its hourly price.
+The attributed cost is not the bill: GPU nodes bill per replica-hour whatever the load (idle
+time is missed) and concurrent requests overlap on one replica (their time counts twice),
+so it is neither a lower nor an upper bound. The billed estimate, replica-hours x $/h, is
+what the Prometheus rules below compute from the serving jobs' ``up`` series; the console
+stores no replica counts. Budgets and drift use the trace cost when traces carry it, the
+attributed cost otherwise.
 
 The generated Prometheus rules fix the spec's PromQL: ``cascade:*_cost_usd_per_hour`` are
 gauges, so cost over a window is ``avg_over_time(gauge[w]) * hours(w)``, never
@@ -25,7 +30,11 @@ OK, WARN, OVER = "ok", "warning", "over budget"
 
 
 def daily_costs(start: datetime, end: datetime, settings: CostSettings) -> list[dict]:
-    """One row per UTC day in [start, end) with traffic."""
+    """One row per UTC day in [start, end) with traffic.
+
+    ``hourly_price_cost`` (the key kept for API clients) is the attributed cost: busy time
+    x hourly price, not replica-hours billed (see the module docstring).
+    """
     rows = (
         Trace.objects.filter(started_at__gte=start, started_at__lt=end)
         .annotate(day=TruncDate("started_at"))
@@ -67,10 +76,14 @@ def _status(used: float, budget: float, alert_share: float) -> str:
 
 
 def summary(now: datetime, settings: CostSettings) -> dict:
-    """Today, month to date, budgets, and this week against last week (UTC days)."""
+    """Today, month to date, budgets, and the last 7 complete days against the 7 before.
+
+    The weeks are whole UTC days ending yesterday: counting today's few hours as a day would
+    pull "this week" down by up to a seventh and hide real drift just after midnight.
+    """
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = today.replace(day=1)
-    start = min(month_start, today - timedelta(days=13))
+    start = min(month_start, today - timedelta(days=14))
     days = {row["day"]: row for row in daily_costs(start, today + timedelta(days=1), settings)}
 
     def total(first: date, last: date) -> float:
@@ -80,8 +93,8 @@ def summary(now: datetime, settings: CostSettings) -> dict:
 
     today_cost = total(today.date(), today.date())
     month_cost = total(month_start.date(), today.date())
-    this_week = total((today - timedelta(days=6)).date(), today.date())
-    last_week = total((today - timedelta(days=13)).date(), (today - timedelta(days=7)).date())
+    this_week = total((today - timedelta(days=7)).date(), (today - timedelta(days=1)).date())
+    last_week = total((today - timedelta(days=14)).date(), (today - timedelta(days=8)).date())
     drift = (this_week - last_week) / last_week if last_week else None
     return {
         "today": {
@@ -101,6 +114,8 @@ def summary(now: datetime, settings: CostSettings) -> dict:
             ),
         },
         "week": {
+            "first_day": (today - timedelta(days=7)).date().isoformat(),
+            "last_day": (today - timedelta(days=1)).date().isoformat(),
             "this_week": this_week,
             "last_week": last_week,
             "drift": drift,

@@ -102,9 +102,11 @@ def replay_traffic(
     """Predicted SLM usage and cost per 1k requests of ``candidate`` on a period's traffic.
 
     Cost per request per tier is what the period's traces cost on that tier (their recorded
-    ``cost_usd``), and, from the hourly prices, the busy time per request (latency) of that
-    tier at the tier's $/h: a request moved to the other tier is priced like that tier's
-    requests. Both are estimates; the traces' own totals are given beside them.
+    ``cost_usd``), and the attributed cost: the tier's busy time per request (latency) at
+    its $/replica-hour (the ``*_hourly`` keys). A request moved to the other tier is priced
+    like that tier's requests. Both are estimates; the traces' own totals are given beside
+    them. The attributed cost is not the bill: replicas bill per hour whatever the load and
+    concurrent requests share one, so moving traffic saves only what scaling down saves.
     """
     classify = classifier_for(candidate).classify_text
     traces = period_traffic(start, end, version=version)

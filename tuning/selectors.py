@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Max, Prefetch, Q
+from django.db.models import Exists, Max, OuterRef, Prefetch, Q
 
 from labeling.models import BatchItem, BatchKind, Label, Trace
 from labeling.selectors import final_label
 
-from .models import CostSettings, MetricReport, SloTarget
+from .models import CostSettings, JobStatus, MetricReport, SloTarget
 
 STREAM_CHUNK = 2_000
+# Label activity the stale-report refresh looks back over: many missed ten-minute ticks.
+REFRESH_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,26 @@ def labels_changed_since(report: MetricReport) -> bool:
         batch__kind=BatchKind.HEADLINE,
     ).aggregate(at=Max("adjudicated_at"))["at"]
     return any(at and at > report.computed_at for at in (latest, adjudicated))
+
+
+def refreshable_reports(now: datetime):
+    """Succeeded reports whose scope holds a headline label or adjudication from the last
+    REFRESH_WINDOW: the only ones whose inputs may have changed since the last refresh.
+
+    Labels are a report's only inputs that change after the fact, so a report no recent
+    label touches cannot have gone stale since the last tick; checking only these keeps the
+    refresh bounded by labeling activity, not by every report ever computed. (A change older
+    than the window, missed while beat was down, waits for a Recompute or the nightly run.)
+    """
+    since = now - REFRESH_WINDOW
+    touched = BatchItem.objects.filter(
+        Q(labels__updated_at__gte=since) | Q(adjudicated_at__gte=since),
+        batch__kind=BatchKind.HEADLINE,
+        trace__classifier_version=OuterRef("version"),
+        trace__started_at__gte=OuterRef("period_start"),
+        trace__started_at__lt=OuterRef("period_end"),
+    )
+    return MetricReport.objects.filter(status=JobStatus.SUCCEEDED).filter(Exists(touched))
 
 
 def cost_settings() -> CostSettings:

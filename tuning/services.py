@@ -269,7 +269,6 @@ def job_run(job_id: int) -> Job | None:
     return job
 
 
-
 @transaction.atomic
 def keyword_adopt(*, actor, version: ClassifierVersion, text: str, evidence: dict[str, Any]) -> Any:
     """Add a mined keyword to a draft, with its evidence as the rationale."""

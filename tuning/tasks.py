@@ -6,7 +6,6 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import selectors, services
-from .models import JobStatus, MetricReport
 
 
 @shared_task(acks_late=True, time_limit=1800)
@@ -27,9 +26,13 @@ def run_job(job_id: int) -> dict:
 
 @shared_task(time_limit=300)
 def refresh_stale_reports() -> dict:
-    """Recompute reports whose labels changed since they were computed (cheap to check)."""
+    """Recompute reports whose labels changed since they were computed.
+
+    Only reports that recent labeling touched are checked (selectors.refreshable_reports):
+    the rest cannot have changed since the last tick.
+    """
     queued = []
-    for report in MetricReport.objects.filter(status=JobStatus.SUCCEEDED):
+    for report in selectors.refreshable_reports(timezone.now()):
         if selectors.labels_changed_since(report):
             services.report_request(
                 actor=None,

@@ -138,6 +138,25 @@ class RolloutDetailSerializer(RolloutSerializer):
                   "transitions", "daily_checks"]  # fmt: skip
 
 
+class GateChangeSerializer(serializers.Serializer):
+    """A gate to change (by name; only the fields given) or to add (query and threshold)."""
+
+    name = serializers.SlugField(max_length=50)
+    query = serializers.CharField(required=False)
+    requests_query = serializers.CharField(required=False)
+    window = serializers.CharField(required=False, max_length=10)
+    comparator = serializers.ChoiceField(choices=Comparator.choices, required=False)
+    threshold = serializers.FloatField(required=False)
+    min_requests = serializers.IntegerField(min_value=0, required=False)
+    rollback_after_seconds = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    last_stage_only = serializers.BooleanField(required=False)
+
+
+class GatesChangeSerializer(serializers.Serializer):
+    gates = GateChangeSerializer(many=True, allow_empty=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
 class MisrouteCheckSettingsSerializer(serializers.Serializer):
     misroute_threshold = serializers.FloatField(
         required=False, min_value=0, max_value=1,

@@ -144,6 +144,19 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         )
         return self._detail(rollout)
 
+    @extend_schema(request=s.GatesChangeSerializer, responses=s.RolloutDetailSerializer)
+    @action(detail=True, methods=["patch"])
+    def gates(self, request, pk=None):
+        """Change gates of an active rollout by name, or add gates; none is ever dropped."""
+        data = validated(s.GatesChangeSerializer, request.data)
+        rollout = services.rollout_set_gates(
+            actor=request.user,
+            rollout=self.get_object(),
+            gate_specs=data["gates"],
+            reason=data.get("reason", ""),
+        )
+        return self._detail(rollout)
+
     @extend_schema(request=s.DailyCheckRunSerializer, responses=s.RolloutDetailSerializer)
     @action(detail=True, methods=["post"], url_path="daily-check")
     def daily_check(self, request, pk=None):

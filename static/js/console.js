@@ -17,3 +17,11 @@ document.addEventListener("click", (event) => {
     done();
   }
 });
+// A live block whose state key changed (someone or automation moved the rollout) reloads
+// the page, so the action buttons outside it always match the state.
+document.addEventListener("htmx:afterSwap", (event) => {
+  const target = event.detail.target;
+  const key = target && target.dataset && target.dataset.liveKey;
+  const fresh = target && target.querySelector("[data-live-key]");
+  if (key && fresh && fresh.dataset.liveKey !== key) window.location.reload();
+});

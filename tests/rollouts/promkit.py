@@ -49,13 +49,16 @@ class PrometheusProcess:
             return []  # not listening yet
         return answer.json()["data"]["result"] if answer.status_code == 200 else []
 
-    def wait_for(self, promql: str, predicate=bool, timeout: float = 20.0) -> list:
-        """Poll until the query's result satisfies ``predicate`` (an empty result is no data)."""
+    def wait_for(self, promql: str, predicate=bool, timeout: float = 30.0) -> list:
+        """Poll until the query's result satisfies ``predicate`` (an empty result is no data);
+        fails the test with the last result when it never does."""
         deadline = time.monotonic() + timeout
         while True:
             result = self.query(promql)
-            if predicate(result) or time.monotonic() > deadline:
+            if predicate(result):
                 return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{promql!r} still gives {result!r} after {timeout:g} s")
             time.sleep(0.2)
 
     def stop(self) -> None:

@@ -63,6 +63,80 @@ def test_bad_steps_are_a_400(api, operator, local_target, route, v8):
     assert not Rollout.objects.exists()
 
 
+QUEUE_DEPTH = 'max(queue_depth{backend="{backend}"})'
+
+
+def test_an_operator_changes_and_adds_gates_of_a_running_rollout(api, operator, rollout):
+    from audit.models import AuditEvent
+
+    error_rate = rollout.gates.get(name="error-rate")
+    error_rate.failing_since = rollout.stage_started_at
+    error_rate.save()
+    url = f"/api/v1/rollouts/{rollout.pk}/gates/"
+
+    answer = api.as_(operator).patch(
+        url,
+        {"gates": [
+            {"name": "error-rate", "threshold": 0.05, "window": "10m"},
+            {"name": "queue-depth", "query": QUEUE_DEPTH, "threshold": 8},
+        ], "reason": "noisy at 2%"},
+        format="json",
+    )  # fmt: skip
+
+    assert answer.status_code == 200, answer.json()
+    gates = {g.name: g for g in rollout.gates.all()}
+    assert (gates["error-rate"].threshold, gates["error-rate"].window) == (0.05, "10m")
+    assert gates["error-rate"].comparator == "lt"  # fields not given stay as they were
+    assert gates["error-rate"].failing_since is None  # a streak under the old rule is void
+    assert gates["queue-depth"].min_requests == 100
+    assert set(gates) == {"error-rate", "p99-latency", "weak-ttft-p95", "queue-depth"}
+    event = AuditEvent.objects.get(action="rollout.gates", object_id=str(rollout.pk))
+    (before,) = [g for g in event.before["gates"] if g["name"] == "error-rate"]
+    assert before["threshold"] == 0.02 and event.message == "noisy at 2%"
+
+
+@pytest.mark.parametrize(
+    ("gates", "field"),
+    [
+        ([{"name": "new-gate", "threshold": 1}], "gates"),  # a new gate needs its query
+        ([{"name": "error-rate", "window": "ten minutes"}], "gates"),
+        ([{"name": "error-rate"}, {"name": "error-rate"}], "gates"),
+        ([], "gates"),
+    ],
+)
+def test_bad_gate_changes_are_a_400_and_change_nothing(api, operator, rollout, gates, field):
+    answer = api.as_(operator).patch(
+        f"/api/v1/rollouts/{rollout.pk}/gates/", {"gates": gates}, format="json"
+    )
+
+    assert answer.status_code == 400
+    assert field in answer.json()
+    assert rollout.gates.get(name="error-rate").window == "5m"
+    assert rollout.gates.count() == 3
+
+
+def test_gates_of_a_finished_rollout_are_final(api, operator, rollout):
+    from rollouts import services
+
+    services.rollout_rollback(actor=operator, rollout=rollout)
+    answer = api.as_(operator).patch(
+        f"/api/v1/rollouts/{rollout.pk}/gates/",
+        {"gates": [{"name": "error-rate", "threshold": 0.5}]},
+        format="json",
+    )
+    assert answer.status_code == 409
+
+
+def test_a_reviewer_cannot_change_gates(api, reviewer, rollout):
+    answer = api.as_(reviewer).patch(
+        f"/api/v1/rollouts/{rollout.pk}/gates/",
+        {"gates": [{"name": "error-rate", "threshold": 0.5}]},
+        format="json",
+    )
+    assert answer.status_code == 403
+    assert rollout.gates.get(name="error-rate").threshold == 0.02
+
+
 @pytest.mark.parametrize("action", ["advance", "pause", "resume", "rollback", "evaluate"])
 def test_a_reviewer_cannot_act_on_a_rollout(api, reviewer, rollout, action):
     answer = api.as_(reviewer).post(f"/api/v1/rollouts/{rollout.pk}/{action}/", {}, format="json")

@@ -246,6 +246,8 @@ def test_an_automatic_advance_refused_for_good_fails_the_rollout(cluster_route, 
 def test_a_retryable_refusal_only_holds_and_is_tried_again(canary, k8s, reviewer):
     labeled(reviewer, version="v8", right=40, wrong=10)
     k8s.fail_next(503, method="PATCH")
+    # Already held by a gate: the failed rollback must still reach a human.
+    Rollout.objects.filter(pk=canary.pk).update(held_since=canary.stage_started_at)
 
     first = check(canary)
 
@@ -253,6 +255,9 @@ def test_a_retryable_refusal_only_holds_and_is_tried_again(canary, k8s, reviewer
     canary.refresh_from_db()
     assert (canary.state, canary.canary_weight) == (RolloutState.STAGE, 10)
     assert "automatic rollback failed" in canary.status_note
+    assert AuditEvent.objects.filter(
+        action="rollout.rollback_failed", object_id=str(canary.pk)
+    ).exists()
     assert route_weights(k8s) == [(STABLE, 90), (CANARY, 10)]
 
     second = check(canary)  # the task's retry, once the API server is back

@@ -1,6 +1,7 @@
 """End to end on 127.0.0.1: publish v8 to real pods through the Kubernetes stand-in, run the
-canary with gates on Debian's Prometheus scraping those pods, hold on no data, promote on
-healthy traffic, then roll back on its own when a 5xx burst hits the canary."""
+canary with gates on Debian's Prometheus scraping those pods, hold on no data, advance and
+promote on healthy traffic, and roll back on its own (in a stage or paused) when a 5xx
+burst hits the canary."""
 
 import time
 
@@ -8,7 +9,7 @@ import pytest
 
 from rollouts import services
 from rollouts.gates import DEFAULT_GATES
-from rollouts.models import GateResult, PublicationState, RolloutState
+from rollouts.models import GateResult, PublicationState, RolloutState, Route
 from rollouts.publish import publication_execute, publication_start
 from tests.pod.podkit import chat
 
@@ -22,10 +23,14 @@ V8_5XX = 'sum(cascade_pod_requests_total{version="v8",status_class="5xx"})'
 
 
 def gate_specs():
-    """The default gates on a 10 s window, 10 requests minimum, rollback after 1 s failing."""
+    """The default gates on a 30 s window, 10 requests minimum, rollback after 1 s failing.
+
+    30 s, not less: a burst must stay in the window through the evaluations that follow it,
+    however slowly a loaded machine gets there.
+    """
     specs = []
     for spec in DEFAULT_GATES:
-        spec = {**spec, "window": "10s", "min_requests": 10}
+        spec = {**spec, "window": "30s", "min_requests": 10}
         if spec.get("rollback_after_seconds") is not None:
             spec["rollback_after_seconds"] = 1
         specs.append(spec)
@@ -40,10 +45,12 @@ def burst(prometheus, pods, n, promql):
     """Send ``n`` requests so that ``rate()`` sees them: a counter series that appears with
     its final value shows no increase, so one request per pod goes first and is scraped, then
     the rest, then one more scrape interval passes."""
+    before = prometheus.query(promql)
+    seen = float(before[0]["value"][1]) if before else 0.0
     statuses = send(pods, len(pods))
-    prometheus.wait_for(promql, lambda r: r and float(r[0]["value"][1]) >= len(pods))
+    prometheus.wait_for(promql, lambda r: r and float(r[0]["value"][1]) >= seen + len(pods))
     statuses |= send(pods, n)
-    prometheus.wait_for(promql, lambda r: r and float(r[0]["value"][1]) >= n + len(pods))
+    prometheus.wait_for(promql, lambda r: r and float(r[0]["value"][1]) >= seen + n + len(pods))
     time.sleep(1.0)
     return statuses
 
@@ -56,18 +63,14 @@ def prometheus(tmp_path, pods, monkeypatch):
     proc.stop()
 
 
-def test_publish_canary_promote_and_automatic_rollback(
-    k8s, cluster_route, v8, operator, fresh_pods, fake_backends, prometheus
-):
-    weak, strong = fake_backends
-    weak.reset()
-    strong.reset()
+@pytest.fixture
+def canary(k8s, cluster_route, v8, operator, fresh_pods, fake_backends, prometheus):
+    """v8 published to two real pods and started on steps 50 -> 100, 1 s windows."""
+    for backend in fake_backends:
+        backend.reset()
     register_pods(k8s, fresh_pods)
-
-    # Publish v8 to the canary slot: both pods confirm its hash.
     publication = publication_start(actor=operator, version=v8, slot=cluster_route.canary_slot)
     assert publication_execute(publication.pk).state == PublicationState.SUCCEEDED
-
     rollout = services.rollout_start(
         actor=operator,
         route=cluster_route,
@@ -77,11 +80,17 @@ def test_publish_canary_promote_and_automatic_rollback(
         gate_specs=gate_specs(),
     )
     assert route_weights(k8s) == [(STABLE, 50), (CANARY, 50)]
+    prometheus.wait_for("up", lambda r: len(r) == 2 and all(x["value"][1] == "1" for x in r))
+    yield rollout
+    for backend in fake_backends:
+        backend.reset()
+
+
+def test_publish_hold_advance_and_promote_on_gates(canary, k8s, fresh_pods, prometheus):
     time.sleep(1.05)  # the stage's observation window is over
 
     # No traffic on v8 yet: every gate is unknown, the stage holds.
-    prometheus.wait_for("up", lambda r: len(r) == 2 and all(x["value"][1] == "1" for x in r))
-    rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+    rollout = services.rollout_evaluate(rollout_id=canary.pk)
     assert (rollout.state, rollout.stage) == (RolloutState.STAGE, 1)
     assert {g.last_result for g in rollout.gates.all()} == {GateResult.UNKNOWN}
     assert rollout.held_since is not None
@@ -94,15 +103,38 @@ def test_publish_canary_promote_and_automatic_rollback(
     assert (rollout.stage, rollout.canary_weight) == (2, 100), results
     assert route_weights(k8s) == [(STABLE, 0), (CANARY, 100)]
 
-    # A 5xx burst on the canary: failing, then (held for 1 s) rolled back automatically.
+    # Still observing the last stage: nothing happens before its window is over.
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+    assert (rollout.state, rollout.stage) == (RolloutState.STAGE, 2)
+
+    # The window is over and every gate, the last-stage P99 one too, passes: promoted.
+    time.sleep(1.05)
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+    results = {g.name: (g.last_result, g.last_detail) for g in rollout.gates.all()}
+    assert rollout.state == RolloutState.PROMOTED, results
+    assert results["p99-latency"][0] == GateResult.PASS
+    route = Route.objects.get(pk=rollout.route_id)
+    assert (route.stable_backend, route.stable_weight) == (CANARY, 100)
+    assert (route.canary_backend, route.canary_weight) == (STABLE, 0)
+    assert [t.action for t in rollout.transitions.all()] == ["start", "advance", "promote"]
+
+
+@pytest.mark.parametrize("paused", [False, True], ids=["in-stage", "paused"])
+def test_a_5xx_burst_rolls_the_canary_back_on_its_own(
+    canary, k8s, fresh_pods, fake_backends, prometheus, operator, paused
+):
+    weak, strong = fake_backends
+    if paused:  # a pause holds the weights; it does not switch off the rollback
+        services.rollout_pause(actor=operator, rollout=canary, reason="looking")
+
     weak.behave(status=500)
     strong.behave(status=500)
     assert burst(prometheus, fresh_pods, 30, V8_5XX) == {503}
-    rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+    rollout = services.rollout_evaluate(rollout_id=canary.pk)
     error_rate = rollout.gates.get(name="error-rate")
     assert error_rate.last_result == GateResult.FAIL, error_rate.last_detail
     assert error_rate.last_value > 0.02
-    assert rollout.state == RolloutState.STAGE
+    assert rollout.state == (RolloutState.PAUSED if paused else RolloutState.STAGE)
 
     time.sleep(1.05)
     rollout = services.rollout_evaluate(rollout_id=rollout.pk)
@@ -112,5 +144,3 @@ def test_publish_canary_promote_and_automatic_rollback(
     last = rollout.transitions.last()
     assert (last.action, last.actor_name) == ("rollback", "automation")
     assert last.reason.startswith("automatic: error-rate fail")
-    weak.reset()
-    strong.reset()

@@ -2,10 +2,14 @@
 
 import json
 import socket
+from datetime import timedelta
 
 import httpx
 import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from rollouts import services
 from rollouts.models import PodState, Publication, PublicationState
 from rollouts.publish import (
     VERSION_LABEL,
@@ -163,3 +167,65 @@ def test_a_finished_publication_cannot_be_retried(local_target, route, v8, opera
 
     with pytest.raises(Conflict):
         publication_retry(actor=operator, publication=publication)
+
+
+def test_a_second_publication_to_a_slot_waits_for_the_first(local_target, route, v8, operator):
+    first = publication_start(actor=operator, version=v8, slot=route.canary_slot)
+
+    with pytest.raises(Conflict, match=f"#{first.pk} .* still pending"):
+        publication_start(actor=operator, version=v8, slot=route.canary_slot)
+    # The database backs it, whatever the code path.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Publication.objects.create(version=v8, slot=route.canary_slot, sha256="x")
+
+
+def test_a_slot_with_live_traffic_only_takes_the_version_it_serves(
+    local_target, route, v7, v8, operator
+):
+    assert publish(operator, v7, route.stable_slot).state == PublicationState.SUCCEEDED
+
+    with pytest.raises(Conflict, match="serves v7 to live traffic"):
+        publication_start(actor=operator, version=v8, slot=route.stable_slot)
+    # Republishing what it serves (a repair) is fine, and so is the idle canary slot.
+    assert publish(operator, v7, route.stable_slot).state == PublicationState.SUCCEEDED
+    assert publish(operator, v8, route.canary_slot).state == PublicationState.SUCCEEDED
+
+
+def test_the_canary_slot_of_an_active_rollout_takes_no_new_config(
+    local_target, route, v7, v8, operator
+):
+    publish(operator, v8, route.canary_slot)
+    rollout = services.rollout_start(actor=operator, route=route, version=v8)
+
+    with pytest.raises(Conflict, match="canary of an active rollout"):
+        publication_start(actor=operator, version=v7, slot=route.canary_slot)
+
+    services.rollout_rollback(actor=operator, rollout=rollout, reason="done")
+    assert publish(operator, v7, route.canary_slot).state == PublicationState.SUCCEEDED
+
+
+def test_a_publication_whose_worker_died_can_be_retried(local_target, route, v8, operator):
+    publication = publication_start(actor=operator, version=v8, slot=route.canary_slot)
+    Publication.objects.filter(pk=publication.pk).update(
+        state=PublicationState.RUNNING, started_at=timezone.now()
+    )
+    with pytest.raises(Conflict):  # still within its time: the worker may be at it
+        publication_retry(actor=operator, publication=publication)
+
+    Publication.objects.filter(pk=publication.pk).update(
+        started_at=timezone.now() - timedelta(hours=1)
+    )
+    assert publication_retry(actor=operator, publication=publication).state == "pending"
+
+    assert publication_execute(publication.pk).state == PublicationState.SUCCEEDED
+
+
+def test_a_redelivered_task_takes_over_a_publication_whose_worker_died(
+    local_target, route, v8, operator
+):
+    publication = publication_start(actor=operator, version=v8, slot=route.canary_slot)
+    Publication.objects.filter(pk=publication.pk).update(
+        state=PublicationState.RUNNING, started_at=timezone.now() - timedelta(hours=1)
+    )
+
+    assert publication_execute(publication.pk).state == PublicationState.SUCCEEDED

@@ -69,9 +69,20 @@ class TestLifecycle:
         Publication.objects.create(
             version=v8, slot=cluster_route.canary_slot, sha256="x", state=PublicationState.PARTIAL
         )
-        with pytest.raises(Conflict, match="Publish v8"):
+        with pytest.raises(Conflict, match="is partial: every pod must confirm"):
             services.rollout_start(actor=operator, route=cluster_route, version=v8)
         assert not Rollout.objects.exists()
+
+    def test_a_canary_needs_a_publication_on_its_slot(self, cluster_route, v8, operator):
+        with pytest.raises(Conflict, match="Publish v8 to llm-classifier-v8 first."):
+            services.rollout_start(actor=operator, route=cluster_route, version=v8)
+
+    def test_a_canary_needs_its_slot_to_serve_it_still(self, cluster_route, v7, v8, operator):
+        published(v8, cluster_route.canary_slot)
+        published(v7, cluster_route.canary_slot)  # published over it since
+
+        with pytest.raises(Conflict, match="its newest publication is of v7"):
+            services.rollout_start(actor=operator, route=cluster_route, version=v8)
 
     def test_stages_advance_through_the_steps_and_promotion_swaps_the_roles(
         self, cluster_route, v8, operator

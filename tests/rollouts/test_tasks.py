@@ -80,6 +80,7 @@ def test_start_hold_and_rollback_are_sent_to_the_webhook(
         )
         assert evaluate_rollouts() == [rollout.pk]  # no Prometheus: unknown gates hold
         assert evaluate_rollouts() == [rollout.pk]  # still held: notified once
+        assert wait_for(lambda: Rollout.objects.get(pk=rollout.pk).held_since is not None)
         services.rollout_rollback(actor=operator, rollout=rollout, reason="looks bad")
 
         assert wait_for(lambda: len(webhook.bodies) == 3)

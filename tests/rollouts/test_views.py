@@ -33,7 +33,9 @@ def test_a_reviewer_sees_the_rollout_without_action_buttons(client, reviewer, ro
     assert client.get("/rollouts/").status_code == 200
 
 
-@pytest.mark.parametrize("action", ["advance", "pause", "resume", "rollback", "evaluate"])
+@pytest.mark.parametrize(
+    "action", ["advance", "pause", "resume", "rollback", "evaluate", "gates", "misroute-check"]
+)
 def test_a_reviewer_cannot_post_actions(client, reviewer, rollout, action):
     client.force_login(reviewer)
 
@@ -149,3 +151,25 @@ def test_the_targets_command_registers_slots_and_a_route_once(db):
     )
     # The names deploy/ uses, so a stock install needs no arguments.
     assert Slot.objects.get(name="llm-classifier-green").configmap == "llm-classifier-green-config"
+
+
+def test_an_operator_edits_a_gate_on_the_rollout_page(client, operator, reviewer, rollout):
+    client.force_login(operator)
+    page = client.get(f"/rollouts/{rollout.pk}/")
+    assert b'id="gate-settings"' in page.content
+
+    answer = client.post(
+        f"/rollouts/{rollout.pk}/gates/",
+        {"name": "p99-latency", "threshold": "20", "window": "10m", "min_requests": "50",
+         "rollback_after_seconds": ""},
+    )  # fmt: skip
+
+    assert answer.status_code == 302
+    gate = rollout.gates.get(name="p99-latency")
+    assert (gate.threshold, gate.window, gate.min_requests) == (20, "10m", 50)
+    assert gate.rollback_after_seconds is None
+    client.force_login(reviewer)
+    assert b'id="gate-settings"' not in client.get(f"/rollouts/{rollout.pk}/").content
+    client.post(f"/rollouts/{rollout.pk}/gates/", {"name": "p99-latency", "threshold": "99",
+                "window": "1m", "min_requests": "1"})  # fmt: skip
+    assert rollout.gates.get(name="p99-latency").threshold == 20

@@ -8,9 +8,9 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from tuning import services
 from tuning.models import CostSettings, Job, JobStatus, MetricReport, SloTarget
-from tuning.slo import FAIL, PASS, UNKNOWN, evaluate, judge, warnings
+from tuning.slo import FAIL, PASS, UNKNOWN, evaluate, figure, judge, warnings
 
-from .conftest import PERIOD
+from .conftest import PERIOD, weighted_misroute
 
 pytestmark = pytest.mark.django_db
 
@@ -54,13 +54,19 @@ def test_a_good_misroute_with_slm_usage_off_target_carries_the_warning():
     assert notes and "Misroute alone is not success" in notes[0]
 
 
-def test_the_board_shows_verdicts_and_slices_to_a_reviewer(client, reviewer, operator, headline):
+def test_the_board_shows_verdicts_and_slices_to_a_reviewer(
+    client, reviewer, operator, headline, traffic
+):
     report = computed_report(operator)
     client.force_login(reviewer)
     response = client.get(reverse("tuning:board") + "?slice=length")
     assert response.status_code == 200
     body = response.content.decode()
-    assert "Misroute rate" in body and ("not enough data" in body or "pass" in body)
+    row = body.split("<td>Misroute rate</td>", 1)[1].split("</tr>", 1)[0]
+    # The rate counted the plain way, and the verdict the board must give it.
+    assert f"{weighted_misroute(headline, traffic.truth) * 100:.1f}%" in row
+    expected = judge(target("misroute"), *figure(report.result, "misroute")).status
+    assert f">{expected}</span>" in row
     assert "301-500 chars" in body and f"?report={report.pk}" in body
     assert "Compute report" not in body  # reviewers read; operators queue
 
@@ -122,6 +128,16 @@ def test_an_operator_starts_a_replay_from_the_page(client, operator, v7):
     assert 'hx-trigger="every 1s"' in page  # still queued: the page polls
 
 
+def test_a_finished_replay_names_its_latency_based_cost_as_attributed(client, operator, v7, synced):
+    params = {"version": "v7", "since": PERIOD[0].isoformat(), "until": PERIOD[1].isoformat()}
+    job = services.job_start(actor=operator, kind="replay", params=params)
+    assert services.job_run(job.pk).status == JobStatus.SUCCEEDED
+    client.force_login(operator)
+    page = client.get(reverse("tuning:job", args=[job.pk])).content.decode()
+    assert "Cost per 1k (attributed cost: busy time × hourly price)" in page
+    assert "(hourly prices)" not in page
+
+
 def test_a_finished_candidates_job_adds_a_keyword_to_a_draft(client, operator, draft, headline):
     job = services.job_start(
         actor=operator,
@@ -139,7 +155,11 @@ def test_a_finished_candidates_job_adds_a_keyword_to_a_draft(client, operator, d
 
 def test_the_cost_page_and_rules_download(client, reviewer, synced):
     client.force_login(reviewer)
-    assert "Week over week" in client.get(reverse("tuning:costs")).content.decode()
+    page = client.get(reverse("tuning:costs")).content.decode()
+    assert "Week over week" in page and "Last 7 complete days" in page
+    # Latency x $/h is an attribution, not the replica-hours billed: the page says so.
+    assert "attributed cost (busy time × hourly price)" in page
+    assert "hourly-price cost" not in page.lower()
     rules = client.get(reverse("tuning:prometheus-rules"))
     assert rules["Content-Type"].startswith("application/yaml")
     assert b"avg_over_time(cascade:total_cost_usd_per_hour[24h]) * 24" in rules.content
@@ -188,12 +208,19 @@ def test_api_job_with_an_unknown_version_fails_with_a_message(api, operator, syn
     assert job.status == JobStatus.FAILED and "v99" in job.error
 
 
-def test_api_slo_verdicts_of_a_report(api, reviewer, operator, headline):
+def test_api_slo_verdicts_of_a_report(api, reviewer, operator, headline, traffic):
     report = computed_report(operator)
     body = api.as_(reviewer).get(f"/api/v1/metric-reports/{report.pk}/slo/").json()
-    statuses = {v["metric"]: v["status"] for v in body["verdicts"]}
-    assert set(statuses) == set(SloTarget.objects.values_list("metric", flat=True))
-    assert statuses["misroute"] in (PASS, FAIL, UNKNOWN)
+    verdicts = {v["metric"]: v for v in body["verdicts"]}
+    assert set(verdicts) == set(SloTarget.objects.values_list("metric", flat=True))
+    assert verdicts["misroute"]["value"] == pytest.approx(
+        weighted_misroute(headline, traffic.truth)
+    )
+    misroute = report.result["labels"]["misroute"]
+    expected = judge(
+        target("misroute"), misroute["value"], misroute["low"], misroute["high"], misroute["n"]
+    )
+    assert verdicts["misroute"]["status"] == expected.status
 
 
 def test_api_slo_target_update_is_validated(api, reviewer, operator):

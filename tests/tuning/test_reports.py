@@ -1,9 +1,12 @@
 """Metric reports: confusion matrix and rates from headline labels, traffic figures."""
 
-import pytest
+from datetime import timedelta
 
-from labeling.models import Label, LabelValue, Trace
-from tuning import services
+import pytest
+from django.utils import timezone
+
+from labeling.models import Batch, BatchItem, Label, LabelValue, Trace
+from tuning import selectors, services, tasks
 from tuning.metrics import compute
 from tuning.models import JobStatus, MetricReport
 
@@ -35,6 +38,10 @@ def test_the_confusion_matrix_matches_a_plain_count_of_the_labels(headline, traf
 
 
 def test_discovery_batches_never_feed_the_rates(headline, discovery, traffic):
+    # Discovery labels on traces the headline batch lacks: counting them would change the matrix.
+    in_headline = set(headline.items.values_list("trace_id", flat=True))
+    extra = Label.objects.filter(item__batch=discovery, item__trace__tier__in=["weak", "strong"])
+    assert extra.exclude(item__trace_id__in=in_headline).exists()
     _, with_discovery = compute("v7", *PERIOD)
     assert with_discovery["labels"]["matrix"] == truth_counts(headline, traffic.truth)
 
@@ -62,9 +69,9 @@ def test_traffic_figures_come_from_every_synced_trace(synced):
     traces = Trace.objects.filter(classifier_version="v7")
     assert traffic["requests"] == traces.count()
     weak = traces.filter(tier="weak").count()
-    assert traffic["slm_usage"]["value"] == pytest.approx(
-        weak / (traffic["weak"] + traffic["strong"])
-    )
+    routed = traces.filter(tier__in=["weak", "strong"]).count()
+    assert 0 < weak < routed
+    assert traffic["slm_usage"]["value"] == pytest.approx(weak / routed)
     costs = [c for c in traces.values_list("cost_usd", flat=True) if c is not None]
     assert traffic["cost_per_1k"] == pytest.approx(1000 * sum(costs) / len(costs))
     weak_ttft = sorted(
@@ -114,3 +121,56 @@ def test_a_report_claimed_by_one_worker_is_left_alone_by_another(synced, operato
     done = services.report_compute(report.pk)
     assert done.status == JobStatus.SUCCEEDED and done.progress == 100
     assert done.inputs["traces"] == Trace.objects.filter(classifier_version="v7").count()
+
+
+def _labeled_report(reviewer, tag, *, period_end, computed_at, label_at, adjudicated_at=None):
+    """A succeeded v7 report over the day before ``period_end``, one headline label in it."""
+    start = period_end - timedelta(days=1)
+    trace = Trace.objects.create(
+        langfuse_id=f"r-{tag}", started_at=start + timedelta(hours=1), messages=[],
+        input_text="x", input_hash=f"h-{tag}", char_count=1, turn_count=1, tier="weak",
+        classifier_version="v7",
+    )  # fmt: skip
+    batch = Batch.objects.create(
+        name=tag, kind="headline", strategy={}, seed=1, period_start=start,
+        period_end=period_end, population=1,
+    )  # fmt: skip
+    item = BatchItem.objects.create(
+        batch=batch, trace=trace, position=1, adjudicated_at=adjudicated_at
+    )
+    label = Label.objects.create(item=item, reviewer=reviewer, value="weak_sufficient")
+    Label.objects.filter(pk=label.pk).update(updated_at=label_at)  # update() skips auto_now
+    return MetricReport.objects.create(
+        version="v7", period_start=start, period_end=period_end,
+        status=JobStatus.SUCCEEDED, computed_at=computed_at,
+    )  # fmt: skip
+
+
+def test_the_refresh_checks_only_reports_that_recent_labeling_touched(reviewer, monkeypatch):
+    now = timezone.now()
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    relabeled = _labeled_report(
+        reviewer, "new-label", period_end=now - day, computed_at=now - 2 * hour, label_at=now - hour
+    )
+    adjudicated = _labeled_report(
+        reviewer, "adjudicated", period_end=now - 2 * day, computed_at=now - 2 * hour,
+        label_at=now - 3 * day, adjudicated_at=now - hour,
+    )  # fmt: skip
+    # Stale too (a label after it was computed), but long settled: never looked at again.
+    old = _labeled_report(
+        reviewer, "old", period_end=now - 60 * day, computed_at=now - 61 * day,
+        label_at=now - 59 * day,
+    )  # fmt: skip
+    assert selectors.labels_changed_since(old)
+    checked = []
+    real_check = selectors.labels_changed_since
+
+    def spy(report):
+        checked.append(report.pk)
+        return real_check(report)
+
+    monkeypatch.setattr(selectors, "labels_changed_since", spy)
+    result = tasks.refresh_stale_reports()
+    assert sorted(checked) == sorted(result["queued"]) == sorted([relabeled.pk, adjudicated.pk])
+    assert MetricReport.objects.get(pk=old.pk).status == JobStatus.SUCCEEDED
+    assert MetricReport.objects.get(pk=relabeled.pk).status == JobStatus.QUEUED

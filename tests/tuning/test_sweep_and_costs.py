@@ -88,15 +88,39 @@ def _trace(at, cost, index):
 def test_budget_warnings_and_week_over_week_drift(db):
     now = datetime(2026, 11, 20, 15, tzinfo=UTC)
     rows = [_trace(now - timedelta(hours=1), 85.0, 0)]  # today: 85% of $100
-    rows += [_trace(now - timedelta(days=d), 10.0, d) for d in range(1, 7)]  # this week
-    rows += [_trace(now - timedelta(days=d), 5.0, d) for d in range(7, 14)]  # the week before
+    rows += [_trace(now - timedelta(days=d), 10.0, d) for d in range(1, 8)]  # last 7 days
+    rows += [_trace(now - timedelta(days=d), 5.0, d) for d in range(8, 15)]  # the 7 before
     Trace.objects.bulk_create(rows)
     summary = costs.summary(now, CostSettings())
     assert summary["today"]["status"] == costs.WARN and summary["today"]["cost"] == 85
-    assert summary["week"]["this_week"] == 85 + 60 and summary["week"]["last_week"] == 35
-    assert summary["week"]["drift"] == pytest.approx(145 / 35 - 1)
+    # Complete days only: today's $85 is in the daily budget, not in either week.
+    assert summary["week"]["this_week"] == 70 and summary["week"]["last_week"] == 35
+    assert (summary["week"]["first_day"], summary["week"]["last_day"]) == (
+        "2026-11-13",
+        "2026-11-19",
+    )
+    assert summary["week"]["drift"] == pytest.approx(1.0)
     assert summary["week"]["status"] == costs.WARN
-    assert summary["month"]["status"] == costs.OK  # $220 of $3,000 is well under 90%
+    assert summary["month"]["cost"] == 85 + 70 + 35
+    assert summary["month"]["status"] == costs.OK  # $190 of $3,000 is well under 90%
+
+
+def test_a_real_rise_of_a_quarter_warns_just_after_midnight(db):
+    """Counting today's five minutes as a day would show +3.5% here, under the +20% alert."""
+    now = datetime(2026, 11, 20, 0, 5, tzinfo=UTC)
+    today = now.replace(minute=0)
+    rows, index = [], 0
+    for days_ago, per_day in [(d, 100.0) for d in range(8, 15)] + [(d, 125.0) for d in range(1, 8)]:
+        for hour in (0, 6, 12, 18):  # spread over the day
+            at = today - timedelta(days=days_ago) + timedelta(hours=hour)
+            rows.append(_trace(at, per_day / 4, index))
+            index += 1
+    rows.append(_trace(now - timedelta(minutes=4), 0.5, index))  # today so far
+    Trace.objects.bulk_create(rows)
+    week = costs.summary(now, CostSettings(drift_alert_share=0.2))["week"]
+    assert week["this_week"] == pytest.approx(7 * 125) and week["last_week"] == pytest.approx(700)
+    assert week["drift"] == pytest.approx(0.25)
+    assert week["status"] == costs.WARN
 
 
 PROMTOOL = shutil.which("promtool")

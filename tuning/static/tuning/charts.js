@@ -31,7 +31,7 @@
       const xs = data.map((d) => Date.parse(d.day + "T00:00:00Z") / 1000);
       return new uPlot({ width: el.clientWidth, height: 260, series: [{},
         { label: "trace cost $", stroke: "#b54708", value: (u, v) => (v == null ? "–" : "$" + v.toFixed(2)) },
-        { label: "hourly-price cost $", stroke: "#2f5bea", value: (u, v) => (v == null ? "–" : "$" + v.toFixed(2)) }] },
+        { label: "attributed cost $ (busy time × $/h)", stroke: "#2f5bea", value: (u, v) => (v == null ? "–" : "$" + v.toFixed(2)) }] },
         [xs, data.map((d) => d.trace_cost), data.map((d) => d.hourly_price_cost)], el);
     },
   };
