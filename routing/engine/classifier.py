@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import ahocorasick_rs
 
 from .config import ValidConfig, validate_config
-from .text import conversation_text
+from .text import conversation_text, require_unicode
 
 WEAK = "weak"
 STRONG = "strong"
@@ -69,7 +69,11 @@ class Classifier:
     def scan(self, text: str) -> list[Span]:
         """Every keyword occurrence in ``text`` (matched lower-cased), in text order."""
         keywords = self._keywords
-        matches = self._automaton.find_matches_as_indexes(text.lower(), overlapping=True)
+        try:
+            matches = self._automaton.find_matches_as_indexes(text.lower(), overlapping=True)
+        except UnicodeEncodeError:
+            require_unicode(text)  # raises MessagesError saying what is wrong
+            raise
         spans = [Span(start, end, keywords[index]) for index, start, end in matches]
         spans.sort()
         return spans
@@ -79,6 +83,7 @@ class Classifier:
         return self.classify_text(conversation_text(messages), len(messages))
 
     def classify_text(self, text: str, turn_count: int) -> Decision:
+        """Route already-joined text. Raises MessagesError on a lone surrogate."""
         config = self.config
         spans = self.scan(text)
         char_count = len(text)

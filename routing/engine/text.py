@@ -11,6 +11,21 @@ class MessagesError(ValueError):
     """The messages are not a list of chat messages; the text says where."""
 
 
+def require_unicode(text: str, where: str = "message text") -> None:
+    """Raise MessagesError if ``text`` holds a lone surrogate.
+
+    JSON's ``"\\ud800"`` escapes decode to one; it has no UTF-8 form, so the matcher (and
+    any UTF-8 output) would fail on it with a bare UnicodeEncodeError.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = ord(text[exc.start])
+        raise MessagesError(
+            f"{where} contains a lone surrogate (U+{char:04X}): invalid Unicode text"
+        ) from None
+
+
 def message_text(message: Any, index: int = 0) -> str:
     """The text of one message: a string content, or the text parts of a part list.
 
@@ -57,6 +72,8 @@ def conversation_text(messages: Sequence[Any]) -> str:
         if type(content) is not str:
             content = message_text(message, index)
         if content:
+            if not content.isascii():
+                require_unicode(content, f"messages[{index}]")
             parts.append(content)
     text = " ".join(parts)
     if not text.isascii() and not unicodedata.is_normalized("NFC", text):

@@ -81,6 +81,7 @@ class ConfigStore:
         self.current: Loaded | None = None
         self._on_change = on_change or (lambda *a: None)
         self._file_stamp: tuple | None = None
+        self._file_raw: bytes | None = None  # the bytes of the last accepted file
 
     def apply(self, document: Any, source: str) -> Loaded:
         """Verify and swap in ``document``; raise ConfigError and keep the old one if bad."""
@@ -122,22 +123,21 @@ class ConfigStore:
                 raise ConfigError(
                     {"config": [f"Cannot read {self.path}: {exc.strerror}"]}
                 ) from None
+            if raw == self._file_raw and self.current is not None and self.current.source == "file":
+                # Touched, not changed. The bytes, not the file's own sha256 field: a hand
+                # edit that kept the old hash must still be verified (and rejected).
+                return None
             document = parse_document(raw)
         except ConfigError as exc:
             log.warning("config file rejected: %s", exc)
             self._on_change("file", None, exc)
             return None
-        if (
-            self.current is not None
-            and isinstance(document, dict)
-            and document.get("sha256") == self.current.sha256
-            and self.current.source == "file"
-        ):
-            return None  # touched, not changed
         try:
-            return self.apply(document, "file")
+            loaded = self.apply(document, "file")
         except ConfigError:
             return None  # apply has logged and counted it
+        self._file_raw = raw
+        return loaded
 
     async def watch(self, interval: float) -> None:
         """Poll the file every ``interval`` seconds until cancelled.

@@ -79,12 +79,8 @@ def routing_messages(payload: dict, endpoint: str) -> list:
 def classify(loaded: Loaded, messages: list) -> Decision:
     try:
         return loaded.classifier.classify(messages)
-    except MessagesError as exc:
+    except MessagesError as exc:  # a lone surrogate included
         raise RequestError(400, str(exc), param="messages") from None
-    except UnicodeEncodeError:
-        raise RequestError(
-            400, "Message text contains invalid Unicode (a lone surrogate).", param="messages"
-        ) from None
 
 
 def reasons_header(reasons: tuple[str, ...]) -> bytes:

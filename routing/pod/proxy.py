@@ -24,7 +24,7 @@ from routing.engine import STRONG, Decision
 from .errors import RequestError, UpstreamUnavailable, error_body
 from .metrics import NONE, status_class
 from .payload import classify, dump_json, parse_json, reasons_header, routing_messages
-from .settings import Backend
+from .settings import Backend, Settings
 from .tracing import OUTPUT_CAPTURE_LIMIT, Finished, now_utc
 from .upstream import STREAM_ERRORS, Opened, open_backend
 
@@ -58,6 +58,16 @@ class Exchange:
     stream: bool = False
     captured: list[bytes] = field(default_factory=list)
     captured_size: int = 0
+
+
+def first_byte_deadline(settings: Settings, *, last: bool) -> float:
+    """How long one attempt may wait for the backend's first body byte.
+
+    The first-byte timeout exists to trigger the fallback; on the last attempt there is
+    nothing to fall back to, so a slow but working backend (a non-streaming answer's first
+    byte comes when the whole answer is done) gets the read timeout instead of a 503.
+    """
+    return settings.read_timeout if last else settings.first_byte_timeout
 
 
 class ChatProxy:
@@ -175,7 +185,7 @@ class ChatProxy:
         settings = pod.settings
         plan = [settings.strong, settings.weak] if ex.decision.tier == STRONG else [settings.weak]
         failures: list[UpstreamUnavailable] = []
-        for backend in plan:
+        for attempt, backend in enumerate(plan):
             if failures:
                 ex.fallback = failures[0].reason
                 pod.metrics.fallbacks.labels(ex.fallback, ex.version).inc()
@@ -187,7 +197,7 @@ class ChatProxy:
                     self.path,
                     dump_json(payload),
                     self._upstream_headers(backend, headers, ex),
-                    settings.first_byte_timeout,
+                    first_byte_deadline(settings, last=attempt == len(plan) - 1),
                 )
             except UpstreamUnavailable as exc:
                 log.warning("request %s: %s", ex.request_id, exc)

@@ -75,9 +75,16 @@ _OPTIONS: list[tuple[str, str, str]] = [
     (
         "--first-byte-timeout",
         "FIRST_BYTE_TIMEOUT",
-        "seconds from sending to the first response byte; past it strong falls back (default 30)",
+        "seconds strong has to send its first response byte before the request falls back "
+        "to weak (default 30); for a non-streaming request that bounds strong's whole answer. "
+        "The last backend tried (weak) is bounded by --read-timeout instead",
     ),
-    ("--read-timeout", "READ_TIMEOUT", "seconds between chunks after the first (default 120)"),
+    (
+        "--read-timeout",
+        "READ_TIMEOUT",
+        "seconds between chunks after the first, and the last backend's wait for its first "
+        "byte (default 120)",
+    ),
     ("--max-body-bytes", "MAX_BODY_BYTES", "largest accepted request body (default 10 MiB)"),
     ("--reload-interval", "RELOAD_INTERVAL", "seconds between config file checks; 0 = never"),
     ("--model-name", "MODEL_NAME", "model id listed by GET /v1/models (default cascade)"),

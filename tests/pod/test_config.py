@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from routing.engine import ConfigError
+from routing.pod.config_store import ConfigStore
 from tests.pod.podkit import chat, v7, wait_until, write_config
 
 ADMIN = {"authorization": "Bearer admin-secret"}
@@ -49,6 +51,8 @@ def test_a_changed_file_is_reloaded_and_routes_by_the_new_rules(start_pod, tmp_p
 INVALID_FILES = [
     ("broken json", '{"schema": "cascade-classifier/1", '),
     ("hash mismatch", json.dumps({**v7("v8"), "token_threshold": 9})),
+    # A hand edit that kept the served config's own hash must not pass for "unchanged".
+    ("edited, old hash kept", json.dumps({**v7(), "token_threshold": 9})),
     ("wrong schema", json.dumps({**v7("v8"), "schema": "other/1"})),
     ("bad field", json.dumps({**v7("v8"), "turn_threshold": -1})),
     ("not an object", "[]"),
@@ -71,6 +75,39 @@ def test_an_invalid_file_is_rejected_and_the_last_good_config_keeps_serving(
     assert served(pod)["version"] == "v7"
     assert pod.post(chat("hello")).status_code == 200
     assert "rejected" in pod.log
+
+
+def file_store(path):
+    """A ConfigStore on ``path`` and the errors it reported (None for an accepted config)."""
+    errors = []
+    store = ConfigStore(path, on_change=lambda source, loaded, error: errors.append(error))
+    return store, errors
+
+
+def test_a_touched_file_with_the_same_bytes_is_not_reloaded(tmp_path):
+    path = tmp_path / "mounted.json"
+    write_config(path, v7())
+    store, errors = file_store(path)
+    first = store.load_file()
+
+    write_config(path, v7())  # same bytes, new inode and mtime
+
+    assert store.load_file() is None
+    assert store.current is first and errors == [None]
+
+
+def test_an_edit_that_keeps_the_old_hash_is_rejected_not_skipped(tmp_path):
+    path = tmp_path / "mounted.json"
+    write_config(path, v7())
+    store, errors = file_store(path)
+    first = store.load_file()
+
+    write_config(path, json.dumps({**v7(), "token_threshold": 9}))
+
+    assert store.load_file() is None
+    assert isinstance(errors[-1], ConfigError) and "sha256" in str(errors[-1])
+    assert store.current is first  # the last good config keeps serving
+    assert store.current.classifier.config.token_threshold == 500
 
 
 def test_a_pod_without_a_valid_config_is_not_ready_until_one_arrives(start_pod, tmp_path, weak):

@@ -13,12 +13,13 @@ from tests.standins.fake_llm import Behavior
 
 STRONG_TEXT = "please review the security of this"
 
+# Slow cases run on the impatient pod (0.5 s first-byte timeout), delayed well past it.
 BEFORE_FIRST_BYTE = [
     ("500", Behavior(status=500), "status_5xx"),
     ("503", Behavior(status=503), "status_5xx"),
     ("429", Behavior(status=429, retry_after="3"), "status_429"),
-    ("slow first byte", Behavior(first_byte_delay=0.8), "timeout"),
-    ("slow headers", Behavior(headers_delay=0.8), "timeout"),
+    ("slow first byte", Behavior(first_byte_delay=1.5), "timeout"),
+    ("slow headers", Behavior(headers_delay=1.5), "timeout"),
     ("drop before headers", Behavior(drop="before_headers"), "dropped"),
     ("drop after headers", Behavior(drop="after_headers"), "dropped"),
 ]
@@ -29,8 +30,9 @@ BEFORE_FIRST_BYTE = [
 )
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_strong_failing_before_its_first_byte_falls_back_to_weak(
-    pod, weak, strong, name, failure, reason, stream
+    request, weak, strong, name, failure, reason, stream
 ):
+    pod = request.getfixturevalue("impatient_pod" if reason == "timeout" else "pod")
     strong.behave(failure)
 
     response = pod.post(chat(STRONG_TEXT, stream=stream))
@@ -42,6 +44,42 @@ def test_strong_failing_before_its_first_byte_falls_back_to_weak(
     assert "weak-0" in response.text and "strong-" not in response.text
     assert len(strong.requests) == 1 and len(weak.requests) == 1
     assert weak.requests[0].body["model"] == "qwen3-4b"  # rewritten for the new backend
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_slow_weak_answer_is_waited_for_when_weak_is_the_only_backend(
+    impatient_pod, weak, strong, stream
+):
+    # Nothing to fall back to: the first-byte timeout must not turn a slow answer into a 503.
+    weak.behave(first_byte_delay=1.0)  # twice the pod's first-byte timeout
+
+    response = impatient_pod.post(chat("hello", stream=stream))
+
+    assert response.status_code == 200, response.text
+    assert response.headers["x-cascade-backend"] == "weak"
+    assert "x-cascade-fallback" not in response.headers
+    assert "weak-0" in response.text
+    assert strong.requests == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [(Behavior(status=500), "status_5xx"), (Behavior(first_byte_delay=1.5), "timeout")],
+    ids=["500", "slow"],
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_slow_weak_answer_after_a_fallback_is_waited_for(
+    impatient_pod, weak, strong, failure, reason, stream
+):
+    strong.behave(failure)
+    weak.behave(first_byte_delay=1.0)  # weak is the last backend left: no deadline but reads
+
+    response = impatient_pod.post(chat(STRONG_TEXT, stream=stream))
+
+    assert response.status_code == 200, response.text
+    assert response.headers["x-cascade-backend"] == "weak"
+    assert response.headers["x-cascade-fallback"] == reason
+    assert "weak-0" in response.text
 
 
 def closed_port_url() -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -74,11 +75,20 @@ def test_client_disconnect_cancels_the_backend_request(pod, strong):
 
 
 def test_client_disconnect_while_waiting_for_the_first_byte_cancels_too(pod, strong):
-    strong.behave(first_byte_delay=0.45)  # the pod would wait 0.5 s before falling back
+    strong.behave(first_byte_delay=2.0)  # under the pod's 3 s timeout: it waits, no fallback
+    body = json.dumps(chat("design", stream=True)).encode()
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: pod\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
 
-    with contextlib.suppress(httpx.ReadTimeout):
-        httpx.post(pod.url + "/v1/chat/completions", json=chat("design", stream=True), timeout=0.1)
+    with socket.create_connection(("127.0.0.1", urlsplit(pod.url).port)) as sock:
+        sock.sendall(head.encode() + body)
+        # Hang up only once the request is at the backend, where the pod waits for its byte.
+        assert strong.wait_for(lambda: strong.requests, timeout=5)
+    hung_up = time.monotonic()
 
-    assert strong.wait_for(lambda: strong.requests[0].finished is not None, timeout=2)
-    assert strong.requests[0].client_gone
-    assert strong.requests[0].finished - strong.requests[0].started < 0.4
+    assert strong.wait_for(lambda: strong.requests[0].finished is not None, timeout=3)
+    received = strong.requests[0]
+    assert received.client_gone
+    assert received.finished - hung_up < 1.0  # well before the first byte was due

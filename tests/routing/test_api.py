@@ -179,6 +179,16 @@ def test_classify_rejects_bad_input_naming_the_field(api, reviewer, v7, body, fi
     assert field in response.json()
 
 
+def test_classify_rejects_a_lone_surrogate_with_a_400(api, reviewer, v7):
+    # JSON's \ud800 escape decodes to a lone surrogate, which no UTF-8 matcher can read.
+    body = b'{"messages": [{"role": "user", "content": "a\\ud800b"}]}'
+    response = api.as_(reviewer).post(
+        f"{BASE}/classify/", data=body, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "lone surrogate" in response.json()["messages"][0]
+
+
 def test_keyword_sets_are_readable(api, reviewer, v7):
     response = api.as_(reviewer).get(f"{BASE}/keyword-sets/{v7.keyword_set_id}/")
     assert response.json()["frozen"] is True
@@ -214,6 +224,11 @@ def test_openapi_schema_and_docs(api, reviewer):
     assert client.get("/api/docs/").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_openapi_schema_and_docs_need_a_login(api, path):
+    assert api.get(path).status_code in (401, 403)
+
+
 # --- permissions: every endpoint, allowed and denied -------------------------------------
 
 READS = [
@@ -222,6 +237,7 @@ READS = [
     ("get", "/versions/v7/config/"),
     ("get", "/versions/v8/diff/?against=v7"),
     ("get", "/keyword-sets/"),
+    ("get", "/keyword-sets/{ks}/"),
     ("post", "/classify/"),
 ]
 WRITES = [
@@ -245,6 +261,7 @@ BODIES = {
 
 def _call(client, method, path, draft):
     path = path.replace("{kw}", str(draft.keyword_set.keywords.first().pk))
+    path = path.replace("{ks}", str(draft.keyword_set_id))
     return getattr(client, method)(BASE + path, BODIES.get(path.split("?")[0]), format="json")
 
 

@@ -1,3 +1,4 @@
+import io
 import json
 from io import StringIO
 
@@ -61,16 +62,35 @@ def test_classify_reads_jsonl_and_reports_bad_lines_by_number(v7, tmp_path):
     assert "line 2:" in err.getvalue() and "line 4:" in err.getvalue()
 
 
-def test_classify_reads_stdin_and_writes_stdout(v7, monkeypatch):
-    monkeypatch.setattr(
-        "sys.stdin", StringIO('{"messages": [{"role": "user", "content": "hi"}]}\n')
+def test_classify_reports_bad_unicode_by_line_and_classifies_the_rest(v7, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        b'{"messages": [{"role": "user", "content": "hi"}]}\n'
+        b'{"messages": [{"role": "user", "content": "a\\ud800b"}]}\n'  # a lone surrogate
+        b'{"messages": [{"role": "user", "content": "caf\xe9"}]}\n'  # Latin-1, not UTF-8
+        b'{"messages": [{"role": "user", "content": "\xec\x84\xa4\xea\xb3\x84"}]}\n'
     )
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="2 line"):
+        call_command("classify", "--version", "v7", "--input", str(source), stdout=out, stderr=err)
+    assert [json.loads(line)["tier"] for line in out.getvalue().splitlines()] == [
+        "weak",
+        "strong",  # 설계, on the line after the bad ones
+    ]
+    assert "line 2: messages[0] contains a lone surrogate" in err.getvalue()
+    assert "line 3: not valid UTF-8" in err.getvalue()
+
+
+def test_classify_reads_stdin_and_writes_stdout(v7, monkeypatch):
+    stdin = io.TextIOWrapper(io.BytesIO(b'{"messages": [{"role": "user", "content": "hi"}]}\n'))
+    monkeypatch.setattr("sys.stdin", stdin)
     out = StringIO()
     call_command("classify", "--version", "v7", stdout=out)
     assert json.loads(out.getvalue())["tier"] == "weak"
 
 
-def test_seed_demo_is_idempotent_and_prints_credentials(db):
+def test_seed_demo_is_idempotent_and_prints_credentials(db, settings):
+    settings.EMBEDDED = True  # as bin/console runs it: DATABASE_URL unset
     out = StringIO()
     call_command("seed_demo", stdout=out)
     call_command("seed_demo", "--keep-passwords", stdout=StringIO())
@@ -79,3 +99,32 @@ def test_seed_demo_is_idempotent_and_prints_credentials(db):
 
     v8 = ClassifierVersion.objects.get(name="v8")
     assert v8.parent.name == "v7" and v8.keyword_set.keywords.count() == 20
+
+
+@pytest.fixture
+def production_admin(db, settings):
+    """A real database (DATABASE_URL set) whose admin has a password of its own."""
+    settings.EMBEDDED = False
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("admin", password="the-real-one")
+
+
+def test_seed_demo_refuses_outside_the_embedded_mode(production_admin):
+    out = StringIO()
+    with pytest.raises(CommandError, match="--force"):
+        call_command("seed_demo", stdout=out)
+    production_admin.refresh_from_db()
+    assert production_admin.check_password("the-real-one")
+    assert "password:" not in out.getvalue()
+    from routing.models import ClassifierVersion
+
+    assert not ClassifierVersion.objects.filter(name="v8").exists()
+
+
+def test_seed_demo_runs_outside_the_embedded_mode_when_forced(production_admin):
+    out = StringIO()
+    call_command("seed_demo", "--force", stdout=out)
+    production_admin.refresh_from_db()
+    assert not production_admin.check_password("the-real-one")
+    assert "password:" in out.getvalue()

@@ -179,11 +179,24 @@ def test_no_keywords_is_a_valid_config():
         ([5], r"messages\[0\] must be an object"),
         ([{"role": "user", "content": 5}], r"messages\[0\]\.content must be"),
         ([{"role": "user", "content": [{"type": "text", "text": 3}]}], r"content\[0\]\.text"),
+        (
+            [user("fine"), user("a\ud800b")],
+            r"messages\[1\] contains a lone surrogate \(U\+D800\)",
+        ),
+        ([{"role": "user", "content": ["ok", "\udfff"]}], r"messages\[0\].*U\+DFFF"),
     ],
 )
 def test_malformed_messages_raise_a_clear_error(v7, messages, error):
     with pytest.raises(MessagesError, match=error):
         v7.classify(messages)
+
+
+def test_a_lone_surrogate_in_joined_text_is_a_messages_error_too(v7):
+    # classify_text and scan take text that skipped conversation_text's check.
+    with pytest.raises(MessagesError, match="lone surrogate"):
+        v7.classify_text("design \ud800", 1)
+    with pytest.raises(MessagesError, match="lone surrogate"):
+        v7.scan("\ud800")
 
 
 @pytest.mark.parametrize(

@@ -48,9 +48,11 @@ def test_users_without_a_role_are_turned_away(client, nobody, draft, path):
         ("post", "/versions/v8/delete/"),
         ("post", "/versions/v7/retire/"),
         ("post", "/versions/v8/keywords/"),
+        ("post", "/versions/v8/keywords/{kw}/remove/"),
     ],
 )
 def test_reviewers_cannot_change_anything(client, reviewer, draft, method, path):
+    path = path.replace("{kw}", str(draft.keyword_set.keywords.first().pk))
     client.force_login(reviewer)
     assert getattr(client, method)(path, {"name": "v9", "text": "x"}).status_code == 403
     draft.refresh_from_db()
@@ -94,6 +96,16 @@ def test_copy_to_draft_then_edit_via_htmx(client, operator, v7):
     assert 'id="keyword-panel"' in response.content.decode()
     assert "benchmark" in response.content.decode()
     assert AuditEvent.objects.filter(action="keyword.add", actor=operator).exists()
+
+
+def test_an_operator_removes_a_keyword_via_htmx(client, operator, draft):
+    keyword = draft.keyword_set.keywords.first()
+    client.force_login(operator)
+    response = client.post(f"/versions/v8/keywords/{keyword.pk}/remove/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert 'id="keyword-panel"' in response.content.decode()
+    assert not draft.keyword_set.keywords.filter(pk=keyword.pk).exists()
+    assert AuditEvent.objects.filter(action="keyword.remove", actor=operator).exists()
 
 
 def test_a_bad_keyword_shows_the_error_in_the_panel(client, operator, draft):
@@ -153,6 +165,14 @@ def test_playground_reports_bad_json(client, reviewer, v7):
     client.force_login(reviewer)
     response = client.post("/playground/", {"conversation": "[{oops", "versions": ["v7"]})
     assert "Not valid JSON" in response.content.decode()
+
+
+def test_playground_reports_a_lone_surrogate(client, reviewer, v7):
+    client.force_login(reviewer)
+    pasted = '[{"role": "user", "content": "a\\ud800b"}]'
+    response = client.post("/playground/", {"conversation": pasted, "versions": ["v7"]})
+    assert response.status_code == 200
+    assert "lone surrogate" in response.content.decode()
 
 
 def test_audit_log_page_lists_changes(client, operator, draft):

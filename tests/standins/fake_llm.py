@@ -78,6 +78,13 @@ class _ClientGone(Exception):
     pass
 
 
+def _holds(predicate) -> bool:
+    try:
+        return bool(predicate())
+    except IndexError:
+        return False
+
+
 class FakeLLM:
     """The fake backend, run on its own event loop in a daemon thread."""
 
@@ -125,13 +132,16 @@ class FakeLLM:
         return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def wait_for(self, predicate, timeout: float = 5.0) -> bool:
-        """Poll ``predicate()`` until true or ``timeout``; for facts that arrive late."""
+        """Poll ``predicate()`` until true or ``timeout``; for facts that arrive late.
+
+        A predicate that indexes ``requests`` before any arrived counts as false.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if predicate():
+            if _holds(predicate):
                 return True
             time.sleep(0.01)
-        return bool(predicate())
+        return _holds(predicate)
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> FakeLLM:

@@ -26,19 +26,17 @@ class Command(VersionCommand):
         except ClassifierVersion.DoesNotExist:
             raise CommandError(f"No version named {version_name!r}.") from None
         classifier = classifier_for(version)
-        source = open(input, encoding="utf-8") if input else sys.stdin  # noqa: SIM115
+        # Bytes, decoded line by line: one line of bad UTF-8 is reported, not fatal.
+        source = open(input, "rb") if input else sys.stdin.buffer  # noqa: SIM115
         sink = open(output, "w", encoding="utf-8") if output else self.stdout  # noqa: SIM115
         failures = 0
         try:
-            for number, line in enumerate(source, start=1):
-                if not line.strip():
+            for number, raw in enumerate(source, start=1):
+                if not raw.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                    if not isinstance(record, dict) or "messages" not in record:
-                        raise MessagesError('expected an object with "messages"')
-                    decision = classifier.classify(record["messages"])
-                except (json.JSONDecodeError, MessagesError) as e:
+                    decision = classifier.classify(line_messages(raw))
+                except MessagesError as e:
                     failures += 1
                     self.stderr.write(f"line {number}: {e}")
                     continue
@@ -50,3 +48,16 @@ class Command(VersionCommand):
                 sink.close()
         if failures:
             raise CommandError(f"{failures} line(s) could not be classified.")
+
+
+def line_messages(raw: bytes):
+    """The messages of one input line; raises MessagesError saying what is wrong with it."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise MessagesError(f"not valid UTF-8 (byte {e.start + 1}: {e.reason})") from None
+    except json.JSONDecodeError as e:
+        raise MessagesError(f"not valid JSON: {e}") from None
+    if not isinstance(record, dict) or "messages" not in record:
+        raise MessagesError('expected an object with "messages"')
+    return record["messages"]

@@ -6,9 +6,10 @@ import os
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -36,9 +37,26 @@ class Command(BaseCommand):
             action="store_true",
             help="Do not reset the demo users' passwords when they exist.",
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run outside the embedded mode too (DATABASE_URL set). It resets the "
+            "passwords of the users admin, operator and reviewer if they exist.",
+        )
+
+    def handle(self, *args, keep_passwords=False, force=False, **options):
+        # bin/console runs it with DATABASE_URL unset; anywhere else it would hand out
+        # fresh passwords for a real database's admin account.
+        if not (settings.EMBEDDED or force):
+            raise CommandError(
+                "seed_demo is for the embedded mode (no DATABASE_URL): it creates demo "
+                "accounts and resets the passwords of admin, operator and reviewer. "
+                "Pass --force to run it against this database anyway."
+            )
+        self._seed(keep_passwords)
 
     @transaction.atomic
-    def handle(self, *args, keep_passwords=False, **options):
+    def _seed(self, keep_passwords):
         User = get_user_model()
         lines = []
         for username, role in DEMO_USERS:
