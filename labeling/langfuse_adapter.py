@@ -16,7 +16,8 @@ Contracts worth knowing:
   handling a page can resume after a crash by passing it back as ``cursor`` with the same
   window and tags. Do not assume any order of observations inside a window.
 - ``parse_observation`` never guesses: it returns a ``TraceRecord`` or raises
-  ``MalformedTrace(reason)``, which callers count and skip.
+  ``MalformedTrace(reason)``, which callers count and skip. An optional field of the wrong
+  type (a numeric userId, a list where an object belongs) is read as missing.
 
 No Django here: the console, its Celery tasks, the CLI and the benchmarks share it.
 """
@@ -25,8 +26,11 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
+import math
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -44,6 +48,7 @@ from langfuse.api.core.api_error import ApiError
 from routing.engine import MessagesError, conversation_text
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Field groups of the v2 observations API: tags live in ``trace_context``,
 # completionStartTime in ``time`` (a TTFT fallback), cost in ``usage``.
@@ -296,6 +301,23 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> LangfuseSetti
     return LangfuseSettings(host.rstrip("/"), public_key, secret_key, timeout)
 
 
+# Langfuse's rule for score config names.
+_SCORE_NAME = re.compile(r"^[A-Za-z0-9_ .()\-]{1,35}$")
+
+
+def label_score_name_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """LANGFUSE_LABEL_SCORE_NAME (also ``*_FILE``), default ``routing_label``: the name the
+    labels go to Langfuse under, e.g. to keep two consoles' labels apart in one project."""
+    env = os.environ if environ is None else environ
+    name = _env_value(env, "LANGFUSE_LABEL_SCORE_NAME") or DEFAULT_LABEL_SCORE_NAME
+    if not _SCORE_NAME.match(name):
+        raise LangfuseConfigError(
+            f"LANGFUSE_LABEL_SCORE_NAME must be 1-35 letters, digits, _ . ( ) - or spaces, "
+            f"got {name!r}"
+        )
+    return name
+
+
 # ---------------------------------------------------------------- records
 
 
@@ -443,6 +465,20 @@ def _field(obs: Any, wire_name: str) -> Any:
     return getattr(obs, _ATTRS[wire_name], None)
 
 
+def _text(value: Any) -> str | None:
+    """A string field; any other type (a number, an object) counts as missing."""
+    return value if isinstance(value, str) else None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """An object field; any other type counts as empty."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list | tuple)
+
+
 def _as_utc(value: Any, what: str) -> datetime | None:
     if value is None:
         return None
@@ -511,15 +547,16 @@ def parse_output(raw_output: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping):
-        if isinstance(value.get("choices"), list) and value["choices"]:
-            value = value["choices"][0].get("message") or value["choices"][0]
+        choices = value.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+            value = choices[0].get("message") or choices[0]
         if isinstance(value, Mapping) and "content" in value:
             content = value["content"]
             if isinstance(content, str):
                 return content
             if isinstance(content, list):
                 return " ".join(
-                    p.get("text", "") if isinstance(p, Mapping) else str(p) for p in content
+                    str(p.get("text", "")) if isinstance(p, Mapping) else str(p) for p in content
                 )
     if isinstance(value, list) and value and isinstance(value[-1], Mapping):
         return parse_output(value[-1])
@@ -562,9 +599,10 @@ def _as_float(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None  # NaN and inf are not measurements
 
 
 def _keyword_list(value: Any) -> tuple[str, ...] | None:
@@ -588,16 +626,15 @@ def parse_observation(obs: Any) -> TraceRecord:
     """
     observation_id = _field(obs, "id")
     try:
-        if not observation_id:
+        if not observation_id or not isinstance(observation_id, str):
             raise MalformedTrace("missing id")
         start_time = _as_utc(_field(obs, "startTime"), "startTime")
         if start_time is None:
             raise MalformedTrace("missing startTime")
         messages = parse_messages(_field(obs, "input"))
-        tags = tuple(t for t in (_field(obs, "tags") or ()) if isinstance(t, str))
-        metadata = _field(obs, "metadata") or {}
-        if not isinstance(metadata, Mapping):
-            metadata = {}
+        raw_tags = _field(obs, "tags")
+        tags = tuple(t for t in raw_tags if isinstance(t, str)) if _is_list(raw_tags) else ()
+        metadata = _mapping(_field(obs, "metadata"))
         tag = _tag_values(tags)
         tier = tag.get("tier") or metadata.get("tier")
         if tier not in ("weak", "strong", None):
@@ -612,23 +649,27 @@ def parse_observation(obs: Any) -> TraceRecord:
             ttft = (first_token - start_time).total_seconds()
         cost = _as_float(_field(obs, "totalCost"))
         if cost is None:
-            cost = _as_float((_field(obs, "costDetails") or {}).get("total"))
-        usage = {k: v for k, v in (_field(obs, "usageDetails") or {}).items() if isinstance(v, int)}
+            cost = _as_float(_mapping(_field(obs, "costDetails")).get("total"))
+        usage = {
+            str(k): v
+            for k, v in _mapping(_field(obs, "usageDetails")).items()
+            if isinstance(v, int) and not isinstance(v, bool)
+        }
     except MalformedTrace as exc:
         raise MalformedTrace(exc.reason, observation_id) from exc
     version = tag.get("classifier_version") or metadata.get("classifier_version")
     return TraceRecord(
-        langfuse_id=_field(obs, "traceId") or observation_id,
+        langfuse_id=_text(_field(obs, "traceId")) or observation_id,
         observation_id=observation_id,
         start_time=start_time,
-        name=_field(obs, "traceName") or _field(obs, "name"),
-        user_id=_field(obs, "userId"),
-        session_id=_field(obs, "sessionId"),
+        name=_text(_field(obs, "traceName")) or _text(_field(obs, "name")),
+        user_id=_text(_field(obs, "userId")),
+        session_id=_text(_field(obs, "sessionId")),
         messages=messages,
         output=parse_output(_field(obs, "output")),
         tags=tags,
         tier=tier,
-        classifier_version=str(version) if version is not None else None,
+        classifier_version=str(version) if isinstance(version, str | int) else None,
         keyword_match=_as_bool(tag.get("keyword_match")),
         matched_keywords=_keyword_list(metadata.get("strong_keywords_found")),
         content_length=_as_int(metadata.get("content_length")),
@@ -636,15 +677,19 @@ def parse_observation(obs: Any) -> TraceRecord:
         cost_usd=cost,
         latency_s=latency,
         ttft_s=ttft,
-        model=_field(obs, "model"),
-        environment=_field(obs, "environment"),
+        model=_text(_field(obs, "model")),
+        environment=_text(_field(obs, "environment")),
         usage=usage,
         metadata=dict(metadata),
     )
 
 
 def parse_page(page: ObservationPage | Iterable[Any]) -> ParsedPage:
-    """Parse every observation of a page; malformed ones are collected, never raised."""
+    """Parse every observation of a page; malformed ones are collected, never raised.
+
+    A shape the parser did not foresee is skipped too (and logged): one odd trace must not
+    stop a sync.
+    """
     observations = page.observations if isinstance(page, ObservationPage) else page
     records, skipped = [], []
     for obs in observations:
@@ -652,6 +697,10 @@ def parse_page(page: ObservationPage | Iterable[Any]) -> ParsedPage:
             records.append(parse_observation(obs))
         except MalformedTrace as exc:
             skipped.append(exc)
+        except Exception as exc:  # noqa: BLE001 - counted as a skip, logged for a fix
+            obs_id = _text(_field(obs, "id")) if isinstance(obs, Mapping) else None
+            log.warning("unreadable observation %s", obs_id, exc_info=True)
+            skipped.append(MalformedTrace(f"unreadable: {type(exc).__name__}", obs_id))
     return ParsedPage(records, skipped)
 
 
@@ -716,6 +765,9 @@ class LangfuseAdapter:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs) -> LangfuseAdapter:
+        """Settings from ``settings_from_env``; the labels' score name from
+        LANGFUSE_LABEL_SCORE_NAME (default ``routing_label``) unless given."""
+        kwargs.setdefault("label_score_name", label_score_name_from_env(environ))
         return cls(settings_from_env(environ), **kwargs)
 
     def close(self) -> None:
@@ -831,8 +883,10 @@ class LangfuseAdapter:
                 {**params, "cursor": cursor} if cursor else params,
             )
             data = _page_data(body)
-            for score in data:
-                yield _feedback_score_from_wire(score)
+            for raw in data:
+                score = _feedback_score_from_wire(raw)
+                if score is not None:
+                    yield score
             cursor = (body.get("meta") or {}).get("cursor") or None
             if cursor is None or not data:
                 return
@@ -986,28 +1040,33 @@ def _page_data(body: Mapping[str, Any]) -> list[Any]:
     return data
 
 
-def _feedback_score_from_wire(score: Mapping[str, Any]) -> FeedbackScore:
-    """A v3 score as the API sends it (camelCase JSON)."""
-    subject = score.get("subject") or {}
+def _feedback_score_from_wire(score: Any) -> FeedbackScore | None:
+    """A v3 score as the API sends it (camelCase JSON); None when it cannot be read (one bad
+    score must not fail a whole sync: it is dropped and logged)."""
+    score = _mapping(score)
+    subject = _mapping(score.get("subject"))
     trace_id = observation_id = None
     if subject.get("kind") == "trace":
-        trace_id = subject.get("id")
+        trace_id = _text(subject.get("id"))
     elif subject.get("kind") == "observation":
-        observation_id, trace_id = subject.get("id"), subject.get("traceId")
+        observation_id, trace_id = _text(subject.get("id")), _text(subject.get("traceId"))
     try:
-        return FeedbackScore(
-            id=score["id"],
-            trace_id=trace_id,
-            observation_id=observation_id,
-            name=score["name"],
-            data_type=str(score.get("dataType")),
-            value=score.get("value"),
-            source=str(score.get("source")),
-            comment=score.get("comment"),
-            timestamp=_as_utc(score["timestamp"], "timestamp"),
-            author_user_id=score.get("authorUserId"),
-            config_id=score.get("configId"),
-        )
-    except (KeyError, TypeError, MalformedTrace) as e:
-        raise json.JSONDecodeError(f"unreadable score: {e}", str(score)[:80], 0) from e
-
+        timestamp = _as_utc(score.get("timestamp"), "timestamp")
+    except MalformedTrace:
+        timestamp = None
+    if not _text(score.get("id")) or not _text(score.get("name")) or timestamp is None:
+        log.warning("unreadable score dropped: %.200s", score)
+        return None
+    return FeedbackScore(
+        id=score["id"],
+        trace_id=trace_id,
+        observation_id=observation_id,
+        name=score["name"],
+        data_type=str(score.get("dataType")),
+        value=score.get("value"),
+        source=str(score.get("source")),
+        comment=_text(score.get("comment")),
+        timestamp=timestamp,
+        author_user_id=_text(score.get("authorUserId")),
+        config_id=_text(score.get("configId")),
+    )

@@ -63,7 +63,8 @@ class SyncRun(models.Model):
     """One pull of a time window from Langfuse.
 
     ``cursor`` is the next page still to fetch: a crashed or failed run resumes from it.
-    The next run starts where the last successful one ended (its ``until``).
+    The next run starts where the last successful one ended (its ``until``), less an
+    overlap that catches traces ingested late.
     """
 
     since = models.DateTimeField()
@@ -169,6 +170,9 @@ class BatchItem(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     adjudicated_at = models.DateTimeField(null=True, blank=True)
+    # The final value goes to Langfuse as the trace's label score, like a reviewer's label.
+    final_sent_at = models.DateTimeField(null=True, blank=True)
+    final_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["batch", "position"]

@@ -19,6 +19,7 @@ from routing.errors import Conflict
 
 from .models import Batch, BatchItem, BatchKind, Label, LabelValue
 from .sampling import double_review_ids, draw, period_traces
+from .selectors import disagreements
 
 MAX_BATCH_SIZE = 5_000
 CLAIM_FOR = timedelta(minutes=10)
@@ -204,19 +205,35 @@ def label_submit(
 
 @transaction.atomic
 def item_adjudicate(*, actor, item: BatchItem, value: str, note: str = "") -> BatchItem:
-    """An operator settles a disagreement between two reviewers."""
+    """An operator settles a disagreement between two reviewers; the final value is queued
+    for Langfuse as the trace's label score. Only open disagreements can be settled."""
     if value not in (LabelValue.WEAK_SUFFICIENT, LabelValue.STRONG_NEEDED):
         raise ValidationError({"value": ["Choose weak_sufficient or strong_needed."]})
     item = BatchItem.objects.select_for_update().get(pk=item.pk)
-    before = {"final_value": item.final_value}
+    if not disagreements().filter(pk=item.pk).exists():
+        raise Conflict(
+            "This item is settled already." if item.final_value else "This item is not disputed."
+        )
     item.final_value, item.adjudicated_by, item.adjudicated_at = value, actor, timezone.now()
-    item.save(update_fields=["final_value", "adjudicated_by", "adjudicated_at"])
+    item.final_sent_at, item.final_error = None, ""
+    item.save(
+        update_fields=[
+            "final_value",
+            "adjudicated_by",
+            "adjudicated_at",
+            "final_sent_at",
+            "final_error",
+        ]
+    )
     audit_record(
         actor=actor,
         action="item.adjudicate",
         obj=item,
-        before=before,
-        after={"final_value": value},
+        before={"final_value": ""},
+        after={"final_value": value, "trace": item.trace.langfuse_id},
         message=note,
     )
+    from .tasks import push_final
+
+    transaction.on_commit(lambda: push_final.delay(item.pk))
     return item

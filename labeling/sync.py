@@ -1,8 +1,9 @@
 """Pulling routed traces from Langfuse into the trace store.
 
-Incremental (each run starts where the last successful one ended), idempotent (upsert by
-Langfuse id), resumable (the cursor of the next page is stored with every page), and
-tolerant (malformed traces are skipped and counted by reason, never fatal).
+Incremental (each run starts where the last successful one ended, less an overlap that
+catches late-ingested traces and feedback), idempotent (upsert by Langfuse id), resumable
+(the cursor of the next page is stored with every page; a new sync continues an interrupted
+one), and tolerant (malformed traces are skipped and counted by reason, never fatal).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from cascade_admin.env import env_int
 from routing.engine import conversation_text
 from routing.errors import Conflict
 
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 DEFAULT_FIRST_WINDOW = timedelta(days=7)
 # Traces land in Langfuse a little after they start; leave the newest minutes for next time.
 INGEST_LAG = timedelta(minutes=2)
+# Some land much later (batched exporters, a pod reconnecting): each sync re-reads this much
+# before the watermark. Upserts make the re-read harmless.
+DEFAULT_OVERLAP_MINUTES = 60
 # A running sync that stored nothing for this long is taken to have died with its worker.
 STALE_AFTER = timedelta(minutes=10)
 FEEDBACK_NAMES = ("user_feedback", "thumbs")
@@ -60,6 +65,13 @@ UPDATE_FIELDS = [
     "synced_at",
 ]
 FEEDBACK_FIELDS = ["feedback_score", "thumbs_down", "feedback_comment"]
+
+
+def sync_overlap() -> timedelta:
+    """LANGFUSE_SYNC_OVERLAP_MINUTES (default 60): how far before the watermark syncs start."""
+    return timedelta(
+        minutes=env_int("LANGFUSE_SYNC_OVERLAP_MINUTES", DEFAULT_OVERLAP_MINUTES, minimum=0)
+    )
 
 
 def input_fingerprint(text: str) -> str:
@@ -109,7 +121,8 @@ def apply_feedback(traces: dict[str, Trace], scores: list[FeedbackScore]) -> int
             trace.thumbs_down = not bool(score.value)
         else:
             continue
-        trace.feedback_comment = (score.comment or trace.feedback_comment or "")[:5000]
+        comment = (score.comment or trace.feedback_comment or "").replace("\x00", "")
+        trace.feedback_comment = comment[:5000]
         applied += 1
     return applied
 
@@ -167,9 +180,23 @@ def _copy_upsert(traces: list[Trace]) -> tuple[int, int]:
 
 
 def _copy_value(field, trace: Trace):
+    # PostgreSQL stores no NUL character, in text or JSON: one would fail the whole page.
     value = getattr(trace, field.attname)
     if isinstance(field, models.JSONField):
-        return json.dumps(value, ensure_ascii=False)
+        text = json.dumps(value, ensure_ascii=False)
+        return json.dumps(_without_nul(value), ensure_ascii=False) if "\\u0000" in text else text
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "")
+    return value
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
     return value
 
 
@@ -191,20 +218,29 @@ def sync_feedback(adapter: LangfuseAdapter, since: datetime, until: datetime) ->
 
 
 def next_window(now: datetime) -> tuple[datetime, datetime]:
+    """From the watermark (the end of the last successful run) less the overlap, to now
+    less the ingest lag."""
     last = SyncRun.objects.filter(status=SyncStatus.SUCCEEDED).order_by("-until").first()
-    since = last.until if last else now - DEFAULT_FIRST_WINDOW
+    since = last.until - sync_overlap() if last else now - DEFAULT_FIRST_WINDOW
     return since, now - INGEST_LAG
 
 
 def sync_start(*, actor=None, since: datetime | None = None, until: datetime | None = None):
-    """Open a sync run over ``[since, until)`` (default: from the watermark to now).
+    """Open a sync run over ``[since, until)`` (default: see ``next_window``); ``until`` is
+    never later than now less the ingest lag, whose traces may still be on their way.
 
-    Raises Conflict while another run is live; a run whose worker died is failed first.
+    When the newest run of that window (of that start, if ``until`` is not given) was
+    interrupted -- its worker stopped reporting, or it failed in a way retrying can fix --
+    that run is resumed from its cursor instead (``run.resumed`` is then True).
+    Raises Conflict while another run is live.
     """
     now = timezone.now()
-    default_since, default_until = next_window(now)
-    since, until = since or default_since, until or default_until
-    if since >= until:
+    default_since, latest = next_window(now)
+    window = {"since": since or default_since}
+    if until is not None:
+        window["until"] = min(until, latest)
+    since, until = window["since"], window.get("until", latest)
+    if since >= until:  # no run, interrupted or not, has an empty window
         raise Conflict(
             f"Nothing to sync: the window {since:%Y-%m-%d %H:%M} – {until:%H:%M} is empty."
         )
@@ -212,13 +248,17 @@ def sync_start(*, actor=None, since: datetime | None = None, until: datetime | N
         running = SyncRun.objects.select_for_update().filter(status=SyncStatus.RUNNING).first()
         if running and (running.heartbeat_at or running.created_at) > now - STALE_AFTER:
             raise Conflict(f"Sync run {running.pk} is still running.")
-        if running:
+        newest = SyncRun.objects.filter(**window).order_by("-created_at", "-id").first()
+        if running and running != newest:
+            # A stale run of another window: fail it so it can be resumed by its own window.
             running.status = SyncStatus.FAILED
-            running.error = "The worker stopped reporting; resume this run to continue."
+            running.error = "The worker stopped reporting; sync the same window to resume it."
             running.retryable = True
             running.save(update_fields=["status", "error", "retryable"])
+        if newest and _interrupted(newest):
+            return _reopen(newest, now)
         try:
-            return SyncRun.objects.create(
+            run = SyncRun.objects.create(
                 since=since,
                 until=until,
                 status=SyncStatus.RUNNING,
@@ -226,6 +266,27 @@ def sync_start(*, actor=None, since: datetime | None = None, until: datetime | N
             )
         except IntegrityError:
             raise Conflict("Another sync started at the same moment.") from None
+    run.resumed = False
+    return run
+
+
+def _interrupted(run: SyncRun) -> bool:
+    # Only called once a running run is known to be stale.
+    return run.status == SyncStatus.RUNNING or (
+        run.status == SyncStatus.FAILED and run.retryable is True
+    )
+
+
+def _reopen(run: SyncRun, now: datetime) -> SyncRun:
+    """Back to running from its stored cursor; the heartbeat keeps others from taking it."""
+    run.status, run.error, run.retryable, run.heartbeat_at = SyncStatus.RUNNING, "", None, now
+    try:
+        with transaction.atomic():
+            run.save(update_fields=["status", "error", "retryable", "heartbeat_at"])
+    except IntegrityError:
+        raise Conflict("Another sync started at the same moment.") from None
+    run.resumed = True
+    return run
 
 
 def sync_resume(*, run: SyncRun) -> SyncRun:
@@ -234,12 +295,7 @@ def sync_resume(*, run: SyncRun) -> SyncRun:
         run = SyncRun.objects.select_for_update().get(pk=run.pk)
         if run.status != SyncStatus.FAILED:
             raise Conflict(f"Sync run {run.pk} is {run.status}; only failed runs resume.")
-        run.status, run.error, run.retryable = SyncStatus.RUNNING, "", None
-        try:
-            run.save(update_fields=["status", "error", "retryable"])
-        except IntegrityError:
-            raise Conflict("Another sync is running.") from None
-    return run
+        return _reopen(run, timezone.now())
 
 
 def sync_execute(
@@ -276,16 +332,25 @@ def sync_execute(
         run.feedback_scores = sync_feedback(adapter, run.since, run.until)
     except LangfuseError as e:
         log.warning("sync run %s stopped: %s", run.pk, e)
-        run.status, run.error, run.retryable = SyncStatus.FAILED, str(e)[:2000], e.retryable
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "error", "retryable", "finished_at"])
+        _fail(run, str(e), retryable=e.retryable)
         return run
+    except Exception as e:
+        # A bug, not Langfuse: the run must not stay "running" and block every other sync.
+        log.exception("sync run %s crashed", run.pk)
+        _fail(run, f"{type(e).__name__}: {e}", retryable=False)
+        raise
     finally:
         if own_adapter:
             adapter.close()
     run.status, run.finished_at = SyncStatus.SUCCEEDED, timezone.now()
     run.save(update_fields=["status", "finished_at", "feedback_scores"])
     return run
+
+
+def _fail(run: SyncRun, error: str, *, retryable: bool) -> None:
+    run.status, run.error, run.retryable = SyncStatus.FAILED, error[:2000], retryable
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "retryable", "finished_at"])
 
 
 def _store_page(run: SyncRun, page, parsed, reasons: Counter) -> None:

@@ -9,9 +9,9 @@ from django.utils import timezone
 from routing.errors import Conflict
 
 from .langfuse_adapter import LangfuseError
-from .models import Label, LabelValue, SyncStatus
+from .models import BatchItem, Label, LabelValue, SyncStatus
 from .sync import sync_execute, sync_resume, sync_start
-from .writeback import label_push
+from .writeback import final_push, label_push
 
 SYNC_RETRY_DELAYS = (30, 120, 600)  # seconds; Langfuse outages are usually short
 
@@ -39,6 +39,15 @@ def push_label(self, label_id: int) -> None:
         raise self.retry(countdown=min(30 * 2**self.request.retries, 3600), exc=e) from e
 
 
+@shared_task(bind=True, acks_late=True, max_retries=6)
+def push_final(self, item_id: int) -> None:
+    """Write one adjudicated final value to Langfuse, retried like a label."""
+    try:
+        final_push(item_id)
+    except LangfuseError as e:
+        raise self.retry(countdown=min(30 * 2**self.request.retries, 3600), exc=e) from e
+
+
 @shared_task
 def sync_periodic() -> str:
     """Beat: pull new traces when Langfuse is configured and no sync is running."""
@@ -54,7 +63,8 @@ def sync_periodic() -> str:
 
 @shared_task
 def push_pending_labels() -> int:
-    """Beat: labels whose write-back never happened (worker lost, broker down) go again."""
+    """Beat: labels and final values whose write-back never happened (worker lost, broker
+    down) go again."""
     stale = timezone.now() - timedelta(minutes=10)
     pending = list(
         Label.objects.filter(langfuse_sent_at__isnull=True, langfuse_error="", updated_at__lt=stale)
@@ -63,4 +73,13 @@ def push_pending_labels() -> int:
     )
     for label_id in pending:
         push_label.delay(label_id)
-    return len(pending)
+    finals = list(
+        BatchItem.objects.filter(
+            final_sent_at__isnull=True, final_error="", adjudicated_at__lt=stale
+        )
+        .exclude(final_value="")
+        .values_list("pk", flat=True)[:500]
+    )
+    for item_id in finals:
+        push_final.delay(item_id)
+    return len(pending) + len(finals)

@@ -16,7 +16,7 @@ from routing.errors import Conflict
 
 from . import selectors, services
 from .forms import REASON_TAGS, BatchForm, LabelForm
-from .models import Batch, BatchItem, Label, SyncRun
+from .models import Batch, BatchItem, Label, LabelValue, SyncRun
 from .sync import sync_start
 from .tasks import sync_traces
 
@@ -86,7 +86,8 @@ def sync_now(request):
         messages.error(request, str(e))
     else:
         transaction.on_commit(lambda: sync_traces.delay(run.pk))
-        messages.success(request, f"Sync {run.pk} queued.")
+        resumed = f" (resuming after page {run.pages})" if run.resumed else ""
+        messages.success(request, f"Sync {run.pk} queued{resumed}.")
     return redirect("labeling:home")
 
 
@@ -168,7 +169,9 @@ def item(request, batch_id, position):
             "item": item,
             "trace": item.trace,
             "mine": mine,
-            "reveal": not batch.blind or mine is not None,
+            # A skip is no judgement: showing the tier after one would bias the label that
+            # may still follow.
+            "reveal": not batch.blind or (mine is not None and mine.value != LabelValue.SKIPPED),
             "progress": selectors.batch_progress(batch),
             "previous": position - 1 if position > 1 else None,
             "next": position + 1 if position < count else None,
@@ -195,6 +198,6 @@ def adjudicate(request, item_id):
             value=request.POST.get("value", ""),
             note=request.POST.get("note", ""),
         )
-    except ValidationError as e:
+    except (ValidationError, Conflict) as e:
         messages.error(request, error_text(e))
     return redirect("labeling:adjudication")

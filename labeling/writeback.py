@@ -1,4 +1,5 @@
-"""Reviewers' labels written back to Langfuse as a categorical score on the trace."""
+"""Reviewers' labels, and operators' adjudicated final values, written back to Langfuse as a
+categorical score on the trace."""
 
 from __future__ import annotations
 
@@ -7,12 +8,36 @@ import uuid
 from django.utils import timezone
 
 from .langfuse_adapter import SCORE_ID_NAMESPACE, LabelScore, LangfuseAdapter, LangfuseError
-from .models import Label, LabelValue
+from .models import BatchItem, Label, LabelValue
 
 
 def score_id(label: Label) -> str:
     """One stable score per console label: resending it updates, never duplicates."""
     return str(uuid.uuid5(SCORE_ID_NAMESPACE, f"cascade-label:{label.pk}"))
+
+
+def final_score_id(item: BatchItem) -> str:
+    """One stable score per adjudicated item, beside the reviewers' own label scores."""
+    return str(uuid.uuid5(SCORE_ID_NAMESPACE, f"cascade-final:{item.pk}"))
+
+
+def _send(score: LabelScore, adapter: LangfuseAdapter | None) -> str | None:
+    """Write one score; None when accepted, else the permanent error to keep.
+
+    Retryable failures raise LangfuseError so the caller (a Celery task) can try again later.
+    """
+    own = adapter is None
+    adapter = adapter or LangfuseAdapter.from_env()
+    try:
+        result = adapter.write_label_scores([score])
+    except LangfuseError as e:
+        if e.retryable:
+            raise
+        return str(e)[:2000]
+    finally:
+        if own:
+            adapter.close()
+    return None if result.ok else "; ".join(result.errors)[:2000]
 
 
 def label_push(label_id: int, *, adapter: LangfuseAdapter | None = None) -> Label:
@@ -21,38 +46,51 @@ def label_push(label_id: int, *, adapter: LangfuseAdapter | None = None) -> Labe
     label = Label.objects.select_related("item__trace", "reviewer").get(pk=label_id)
     if label.value == LabelValue.SKIPPED:
         return label
-    own = adapter is None
-    adapter = adapter or LangfuseAdapter.from_env()
-    try:
-        result = adapter.write_label_scores(
-            [
-                LabelScore(
-                    trace_id=label.item.trace.langfuse_id,
-                    value=label.value,
-                    comment=label.comment or None,
-                    score_id=score_id(label),
-                    timestamp=label.created_at,
-                    metadata={
-                        "reviewer": label.reviewer.get_username(),
-                        "batch": label.item.batch_id,
-                    },
-                )
-            ]
-        )
-    except LangfuseError as e:
-        if e.retryable:
-            raise
-        Label.objects.filter(pk=label.pk).update(langfuse_error=str(e)[:2000])
-        label.refresh_from_db()
-        return label
-    finally:
-        if own:
-            adapter.close()
+    error = _send(
+        LabelScore(
+            trace_id=label.item.trace.langfuse_id,
+            value=label.value,
+            comment=label.comment or None,
+            score_id=score_id(label),
+            timestamp=label.created_at,
+            metadata={"reviewer": label.reviewer.get_username(), "batch": label.item.batch_id},
+        ),
+        adapter,
+    )
     # Only if the label is still what we sent: a newer value has its own push on the way.
     same = Label.objects.filter(pk=label.pk, updated_at=label.updated_at)
-    if result.ok:
+    if error is None:
         same.update(langfuse_sent_at=timezone.now(), langfuse_error="")
     else:
-        same.update(langfuse_error="; ".join(result.errors)[:2000])
+        same.update(langfuse_error=error)
     label.refresh_from_db()
     return label
+
+
+def final_push(item_id: int, *, adapter: LangfuseAdapter | None = None) -> BatchItem:
+    """Send an item's adjudicated final value, as ``label_push`` sends a label."""
+    item = BatchItem.objects.select_related("trace", "adjudicated_by").get(pk=item_id)
+    if not item.final_value:
+        return item
+    error = _send(
+        LabelScore(
+            trace_id=item.trace.langfuse_id,
+            value=item.final_value,
+            score_id=final_score_id(item),
+            timestamp=item.adjudicated_at,
+            metadata={
+                "final": True,
+                "adjudicated_by": item.adjudicated_by.get_username()
+                if item.adjudicated_by
+                else None,
+                "batch": item.batch_id,
+            },
+        ),
+        adapter,
+    )
+    if error is None:
+        BatchItem.objects.filter(pk=item.pk).update(final_sent_at=timezone.now(), final_error="")
+    else:
+        BatchItem.objects.filter(pk=item.pk).update(final_error=error)
+    item.refresh_from_db()
+    return item

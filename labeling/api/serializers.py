@@ -85,6 +85,25 @@ class BatchSerializer(serializers.ModelSerializer):
         ]
 
 
+class BatchOptionsSerializer(serializers.Serializer):
+    """What a strategy may be tuned by; the sampler trusts these types, so they are checked
+    here (an unknown key is refused rather than recorded in a strategy that ignores it)."""
+
+    stratify_by_tier = serializers.BooleanField(required=False)
+    min_cost_usd = serializers.FloatField(required=False, min_value=0)
+    max_chars = serializers.IntegerField(required=False, min_value=1)
+    char_margin = serializers.IntegerField(required=False, min_value=1)
+    token_threshold = serializers.IntegerField(required=False, min_value=1)
+    turn_threshold = serializers.IntegerField(required=False, min_value=1)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
+            raise serializers.ValidationError(
+                {key: ["Not an option of any strategy."] for key in unknown}
+            )
+        return super().to_internal_value(data)
+
+
 class BatchCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=BatchKind.choices)
     period_start = serializers.DateTimeField()
@@ -95,7 +114,7 @@ class BatchCreateSerializer(serializers.Serializer):
     classifier_version = serializers.CharField(required=False, allow_blank=True, max_length=64)
     blind = serializers.BooleanField(required=False, allow_null=True, default=None)
     double_review_share = serializers.FloatField(required=False, default=0.0)
-    options = serializers.DictField(required=False)
+    options = BatchOptionsSerializer(required=False)
 
 
 class LabelSerializer(serializers.ModelSerializer):

@@ -53,7 +53,9 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(request=s.SyncRunCreateSerializer, responses={202: s.SyncRunSerializer})
     def create(self, request):
-        """Start a sync (default window: from the watermark to now); runs on a worker."""
+        """Start a sync (default window: from the watermark less an overlap to now less the
+        ingest lag); runs on a worker. An interrupted run of the same window is resumed
+        from its cursor and returned instead of a new one."""
         data = validated(s.SyncRunCreateSerializer, request.data)
         run = sync_start(actor=request.user, **data)
         transaction.on_commit(lambda: sync_traces.delay(run.pk))

@@ -32,8 +32,10 @@ def browser():
     # Playwright's sync API runs an event loop in this thread; the ORM calls our fixtures
     # make here are ordinary synchronous ones.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Assertions wait as long as actions do: a loaded CI machine is slow at both.
+    expect.set_options(timeout=10_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -85,3 +85,31 @@ def test_reviewer_labels_a_blind_batch_with_the_keyboard(page, live_server, blin
     )
     assert page.evaluate("window.pwned === undefined")
     assert dialogs == []
+
+
+def test_a_skipped_item_stays_blind_when_the_reviewer_goes_back(page, live_server, blind_batch):
+    page.goto(f"{live_server.url}/login/?next=/labeling/batches/{blind_batch.pk}/work/")
+    page.fill("input[name=username]", "rita")
+    page.fill("input[name=password]", "pw-for-tests-only")
+    page.click("button[type=submit]")
+
+    expect(page.locator(".blind-note")).to_be_visible()
+    skipped = page.url
+    page.wait_for_load_state()  # the keyboard script is loaded
+    page.keyboard.press("s")
+    expect(page).not_to_have_url(skipped)
+    assert Label.objects.get().value == "skipped"
+
+    page.wait_for_load_state()
+    page.keyboard.press("u")  # back to the item just passed
+    expect(page).to_have_url(skipped)
+    expect(page.locator(".blind-note")).to_be_visible()
+    expect(page.locator(".tier-pill")).to_have_count(0)
+    expect(page.locator("#routing-panel")).not_to_contain_text("Matched")
+
+    # Judging it after all is still blind; only the judgement reveals the tier.
+    page.wait_for_load_state()
+    page.keyboard.press("1")
+    expect(page).not_to_have_url(skipped)
+    page.goto(skipped)
+    expect(page.locator(".tier-pill")).to_be_visible()

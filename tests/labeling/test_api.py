@@ -127,8 +127,13 @@ def test_trace_listing_is_for_operators_and_costs_fixed_queries(api, synced, ope
     assert len(queries) <= 4
 
 
-def test_adjudication_is_for_operators(api, batch, operator, reviewer):
-    item = batch.items.first()
+def test_adjudication_is_for_operators_and_disputed_items(
+    api, batch, operator, reviewer, make_user
+):
+    item, undisputed = batch.items.all()[:2]
+    batch.items.filter(pk=item.pk).update(reviews_required=2)
+    services.label_submit(reviewer=reviewer, item=item, value="weak_sufficient")
+    services.label_submit(reviewer=make_user("rob", "reviewer"), item=item, value="strong_needed")
     body = {"value": "strong_needed"}
     assert (
         api.as_(reviewer)
@@ -138,6 +143,50 @@ def test_adjudication_is_for_operators(api, batch, operator, reviewer):
     )
     response = api.as_(operator).post(f"{BASE}/items/{item.pk}/adjudicate/", body, format="json")
     assert response.status_code == 200 and response.json()["final_value"] == "strong_needed"
+    response = api.as_(operator).post(
+        f"{BASE}/items/{undisputed.pk}/adjudicate/", body, format="json"
+    )
+    assert response.status_code == 409 and "not disputed" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "options,field",
+    [
+        ({"char_margin": "x"}, "char_margin"),
+        ({"min_cost_usd": "abc"}, "min_cost_usd"),
+        ({"stratify_by_tier": "maybe"}, "stratify_by_tier"),
+        ({"max_chars": 0}, "max_chars"),
+        ({"min_cost": 0.5}, "min_cost"),  # a typo must not pass silently
+    ],
+)
+def test_bad_batch_options_are_a_400_naming_the_option(api, synced, operator, options, field):
+    response = api.as_(operator).post(
+        f"{BASE}/batches/", {"kind": "fp", "size": 5, "options": options, **PERIOD}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert field in response.json()["options"]
+    assert not Batch.objects.exists()
+
+
+def test_batch_options_are_read_with_their_types(api, synced, operator):
+    client = api.as_(operator)
+    response = client.post(
+        f"{BASE}/batches/",
+        {"kind": "headline", "size": 20, "seed": 3, "options": {"stratify_by_tier": "false"}}
+        | PERIOD,
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    batch = Batch.objects.get()
+    assert batch.strategy["options"] == {"stratify_by_tier": False}
+    assert set(batch.items.values_list("stratum", flat=True)) == {""}  # not stratified
+    response = client.post(
+        f"{BASE}/batches/",
+        {"kind": "fp", "size": 5, "options": {"min_cost_usd": "0.02", "max_chars": "300"}} | PERIOD,
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["strategy"]["options"] == {"min_cost_usd": 0.02, "max_chars": 300}
 
 
 @pytest.mark.parametrize(

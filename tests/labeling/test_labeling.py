@@ -10,7 +10,7 @@ from labeling import services
 from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
 from labeling.models import Batch, BatchKind, Label, LabelValue
 from labeling.selectors import batch_agreement, batch_progress, cohens_kappa, disagreements
-from labeling.writeback import label_push, score_id
+from labeling.writeback import final_push, final_score_id, label_push, score_id
 from routing.errors import Conflict
 
 from .conftest import TRAFFIC_END
@@ -110,6 +110,67 @@ def test_disagreements_reach_adjudication_and_kappa_is_computed(
     assert list(disagreements(batch)) == []
 
 
+def test_only_open_disagreements_can_be_adjudicated(batch, reviewer, make_user, operator):
+    other = make_user("rob", "reviewer")
+    single = batch.items.filter(reviews_required=1).first()
+    services.label_submit(reviewer=reviewer, item=single, value=LabelValue.WEAK_SUFFICIENT)
+    agreed, disputed = batch.items.filter(reviews_required=2)[:2]
+    for item, second in ((agreed, "weak_sufficient"), (disputed, "strong_needed")):
+        services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+        services.label_submit(reviewer=other, item=item, value=second)
+    for item in (single, agreed):
+        with pytest.raises(Conflict, match="not disputed"):
+            services.item_adjudicate(actor=operator, item=item, value=LabelValue.STRONG_NEEDED)
+    services.item_adjudicate(actor=operator, item=disputed, value=LabelValue.STRONG_NEEDED)
+    with pytest.raises(Conflict, match="settled already"):
+        services.item_adjudicate(actor=operator, item=disputed, value=LabelValue.WEAK_SUFFICIENT)
+    single.refresh_from_db()
+    assert single.final_value == "" and single.adjudicated_at is None
+
+
+@pytest.fixture
+def eager_tasks():
+    """Queued tasks run here and now, in this test's transaction."""
+    from cascade_admin.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.update(task_always_eager=True)
+    yield
+    app.conf.update(task_always_eager=before)
+
+
+def test_an_adjudicated_value_is_queued_and_written_back_to_langfuse(
+    batch, reviewer, make_user, operator, langfuse, eager_tasks, django_capture_on_commit_callbacks
+):
+    from labeling.tasks import push_pending_labels
+
+    other = make_user("rob", "reviewer")
+    item = batch.items.filter(reviews_required=2).first()
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+    services.label_submit(reviewer=other, item=item, value=LabelValue.STRONG_NEEDED)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        services.item_adjudicate(actor=operator, item=item, value=LabelValue.STRONG_NEEDED)
+    assert len(queued) == 1
+    item.refresh_from_db()
+    assert item.final_sent_at is not None and item.final_error == ""
+    [score] = [s for s in langfuse.scores() if s["id"] == final_score_id(item)]
+    assert score["subject"] == {"kind": "trace", "id": item.trace.langfuse_id}
+    assert (score["name"], score["value"], score["source"]) == (
+        "routing_label",
+        "strong_needed",
+        "ANNOTATION",
+    )
+    assert score["metadata"] == {"final": True, "adjudicated_by": "otto", "batch": batch.pk}
+
+    # A push that never happened (broker down) is sent by the beat's sweep; once, by its id.
+    past = item.adjudicated_at - timedelta(hours=1)
+    type(item).objects.filter(pk=item.pk).update(final_sent_at=None, adjudicated_at=past)
+    assert push_pending_labels() == 1
+    item.refresh_from_db()
+    assert item.final_sent_at is not None
+    assert len([s for s in langfuse.scores() if s["id"] == final_score_id(item)]) == 1
+
+
 @pytest.mark.parametrize(
     "pairs,kappa",
     [
@@ -135,6 +196,31 @@ def test_labels_are_written_back_to_langfuse_as_scores(batch, reviewer, langfuse
     assert score.id == score_id(label)
     assert score.value == "strong_needed" and score.source == "ANNOTATION"
     assert score.comment == "multi-file"
+
+
+def test_the_label_score_name_comes_from_the_environment(batch, reviewer, langfuse, monkeypatch):
+    monkeypatch.setenv("LANGFUSE_LABEL_SCORE_NAME", "console_review")
+    item = batch.items.first()
+    label = services.label_submit(reviewer=reviewer, item=item, value=LabelValue.STRONG_NEEDED)
+    label = label_push(label.pk)  # its own adapter, from the environment
+    assert label.langfuse_sent_at is not None, label.langfuse_error
+    [score] = [s for s in langfuse.scores() if s["id"] == score_id(label)]
+    assert score["name"] == "console_review"
+    assert [c["name"] for c in langfuse.score_configs()] == ["console_review"]
+
+
+def test_final_push_keeps_a_permanent_error_on_the_item(
+    batch, reviewer, make_user, operator, langfuse, monkeypatch
+):
+    item = batch.items.filter(reviews_required=2).first()
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+    services.label_submit(
+        reviewer=make_user("rob", "reviewer"), item=item, value=LabelValue.STRONG_NEEDED
+    )
+    services.item_adjudicate(actor=operator, item=item, value=LabelValue.WEAK_SUFFICIENT)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "wrong")
+    item = final_push(item.pk, adapter=LangfuseAdapter.from_env(sleep=lambda s: None))
+    assert item.final_sent_at is None and "401" in item.final_error
 
 
 def test_a_permanent_langfuse_error_is_kept_on_the_label(batch, reviewer, langfuse, monkeypatch):
@@ -193,6 +279,21 @@ def test_blind_mode_hides_the_tier_until_labeled(client, batch, reviewer):
     client.post(url, {"value": "strong_needed"})
     html = client.get(url).content.decode()
     assert f"tier-pill tier-{item.trace.tier}" in html
+
+
+def test_a_skip_does_not_reveal_the_tier_of_a_blind_item(client, batch, reviewer):
+    client.force_login(reviewer)
+    item = batch.items.exclude(trace__tier="").exclude(trace__model="").first()
+    url = f"/labeling/batches/{batch.pk}/items/{item.position}/"
+    client.post(url, {"value": "skipped"})
+    html = client.get(url).content.decode()  # back to the skipped item
+    assert "blind-note" in html and "tier-pill" not in html and "Matched:" not in html
+    assert item.trace.model not in html
+    # Labeling it after the skip is a blind judgement; only that reveals the tier.
+    client.post(url, {"value": "weak_sufficient"})
+    assert Label.objects.get(item=item, reviewer=reviewer).value == "weak_sufficient"
+    html = client.get(url).content.decode()
+    assert f"tier-pill tier-{item.trace.tier}" in html and "Matched:" in html
 
 
 def test_prompts_are_rendered_as_text(client, batch, reviewer):

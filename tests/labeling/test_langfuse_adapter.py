@@ -18,9 +18,11 @@ from labeling.langfuse_adapter import (
     LangfuseSettings,
     MalformedTrace,
     RetryPolicy,
+    label_score_name_from_env,
     parse_messages,
     parse_observation,
     parse_output,
+    parse_page,
     parse_retry_after,
     settings_from_env,
 )
@@ -258,6 +260,9 @@ def test_parse_messages_rejects_what_it_cannot_route(raw, reason):
         ('{"choices": [{"message": {"content": "from a completion"}}]}', "from a completion"),
         ("not json at all", "not json at all"),
         ('{"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}', "a b"),
+        ('{"choices": ["not a message"]}', '{"choices": ["not a message"]}'),
+        ('{"choices": [{"message": "hi"}]}', '{"choices": [{"message": "hi"}]}'),
+        ('{"content": [{"type": "text", "text": 5}]}', "5"),
     ],
 )
 def test_parse_output_finds_the_answer_text(raw, text):
@@ -284,6 +289,54 @@ def test_parse_observation_converts_times_to_utc_and_falls_back_to_metadata():
     assert record.cost_usd == 0.25
     assert (record.tier, record.classifier_version, record.turn_count) == ("weak", "v6", 1)
     assert record.tags == ()
+
+
+GOOD = {
+    "id": "obs-3",
+    "traceId": "trace-3",
+    "startTime": "2026-11-18T00:00:00Z",
+    "input": '[{"role": "user", "content": "hi"}]',
+}
+
+
+@pytest.mark.parametrize(
+    ("odd", "read_as"),
+    [
+        ({"costDetails": [0.2], "usageDetails": "many"}, {"cost_usd": None, "usage": {}}),
+        (
+            {"costDetails": {"total": "NaN"}, "latency": "inf"},
+            {"cost_usd": None, "latency_s": None},
+        ),
+        ({"userId": 42, "sessionId": {"id": "s"}}, {"user_id": None, "session_id": None}),
+        ({"name": ["x"], "traceName": 7, "model": 3}, {"name": None, "model": None}),
+        ({"traceId": 9}, {"langfuse_id": "obs-3"}),  # an unusable trace id: the observation's
+        ({"tags": 5, "metadata": "text"}, {"tags": (), "tier": None, "metadata": {}}),
+        ({"metadata": {"classifier_version": {"v": 7}}}, {"classifier_version": None}),
+    ],
+)
+def test_fields_of_the_wrong_type_are_read_as_missing(odd, read_as):
+    record = parse_observation({**GOOD, **odd})
+    assert {key: getattr(record, key) for key in read_as} == read_as
+
+
+class Hostile(dict):
+    """A shape no parser rule foresaw: reading its input blows up."""
+
+    def get(self, key, default=None):
+        if key == "input":
+            raise RuntimeError("surprise")
+        return super().get(key, default)
+
+
+def test_a_page_counts_every_unreadable_observation_as_skipped_and_keeps_the_rest():
+    page = parse_page([GOOD, {**GOOD, "id": 5}, "not an object", None, Hostile(GOOD)])
+    assert [r.observation_id for r in page.records] == ["obs-3"]
+    assert [s.reason for s in page.skipped] == [
+        "missing id",
+        "missing id",
+        "missing id",
+        "unreadable: RuntimeError",
+    ]
 
 
 def test_parse_observation_rejects_an_unknown_tier():
@@ -465,10 +518,12 @@ def test_a_retry_after_longer_than_the_limit_is_raised_not_waited(adapter, store
 
 
 def test_a_timeout_is_retryable(make_adapter, store, sleeps):
-    adapter = make_adapter(timeout=0.2)
-    store.inject_fault(status=None, delay=0.6, count=1)
+    # A small page and a wide margin on both sides: a loaded machine must not time the
+    # retry out too, nor answer the stalled request in time.
+    adapter = make_adapter(timeout=1.0)
+    store.inject_fault(status=None, delay=3.0, count=1)
 
-    page = next(adapter.iter_root_observations(SINCE, END))
+    page = next(adapter.iter_root_observations(SINCE, END, page_size=5))
 
     assert sleeps == [0.5]
     assert page.observations
@@ -563,3 +618,25 @@ def test_the_deprecated_host_variable_still_works():
         {"LANGFUSE_HOST": "http://h:3000", "LANGFUSE_PUBLIC_KEY": "p", "LANGFUSE_SECRET_KEY": "s"}
     )
     assert settings.host == "http://h:3000"
+
+
+def test_the_label_score_name_comes_from_the_environment(tmp_path):
+    assert label_score_name_from_env({}) == "routing_label"
+    assert label_score_name_from_env({"LANGFUSE_LABEL_SCORE_NAME": "review (v2)"}) == "review (v2)"
+    name_file = tmp_path / "name"
+    name_file.write_text("team_label\n")
+    assert label_score_name_from_env({"LANGFUSE_LABEL_SCORE_NAME_FILE": str(name_file)}) == (
+        "team_label"
+    )
+    with pytest.raises(LangfuseConfigError, match="LANGFUSE_LABEL_SCORE_NAME"):
+        label_score_name_from_env({"LANGFUSE_LABEL_SCORE_NAME": "label/with/slashes"})
+    environ = {
+        "LANGFUSE_BASE_URL": "http://h",
+        "LANGFUSE_PUBLIC_KEY": "p",
+        "LANGFUSE_SECRET_KEY": "s",
+        "LANGFUSE_LABEL_SCORE_NAME": "team_label",
+    }
+    with LangfuseAdapter.from_env(environ) as adapter:
+        assert adapter.label_score_name == "team_label"
+    with LangfuseAdapter.from_env(environ, label_score_name="explicit") as adapter:
+        assert adapter.label_score_name == "explicit"

@@ -69,16 +69,35 @@ def test_fn_candidates_are_weak_with_thumbs_down(synced):
     assert sample.weights == {}  # no estimation weight: not a probability sample
 
 
+def fp_costs(options=None):
+    sample = draw(BatchKind.FP_CANDIDATES, frame(), 500, seed=1, options=options)
+    traces = Trace.objects.filter(id__in=sample.trace_ids)
+    assert traces.exists()
+    assert {(t.tier, t.char_count < 200) for t in traces} == {("strong", True)}
+    return sorted(t.cost_usd for t in traces)
+
+
 def test_fp_candidates_are_strong_costly_and_short(synced):
-    sample = draw(BatchKind.FP_CANDIDATES, frame(), 500, seed=1, options={"min_cost_usd": 0.0})
-    for trace in Trace.objects.filter(id__in=sample.trace_ids):
-        assert trace.tier == "strong" and trace.char_count < 200
+    costs = fp_costs()  # the default threshold, 0.01 USD
+    assert costs[0] > 0.01
+    cheap = Trace.objects.filter(tier="strong", char_count__lt=200, cost_usd__lte=0.01)
+    assert cheap.exists()  # so the threshold did leave some out
+    higher = costs[len(costs) // 2]
+    assert min(fp_costs({"min_cost_usd": higher})) > higher
+    assert len(fp_costs({"min_cost_usd": 0.0})) > len(costs)
 
 
 def test_near_threshold_candidates(synced):
     sample = draw(BatchKind.NEAR_THRESHOLD, frame(), 500, seed=1)
-    for trace in Trace.objects.filter(id__in=sample.trace_ids):
+    traces = Trace.objects.filter(id__in=sample.trace_ids)
+    assert traces.filter(char_count__range=(450, 550)).exists()
+    assert traces.filter(turn_count__in=(5, 6)).exists()
+    for trace in traces:
         assert 450 <= trace.char_count <= 550 or trace.turn_count in (5, 6)
+    narrow = draw(BatchKind.NEAR_THRESHOLD, frame(), 500, seed=1, options={"char_margin": 10})
+    assert 0 < narrow.distinct < sample.distinct
+    for trace in Trace.objects.filter(id__in=narrow.trace_ids):
+        assert 490 <= trace.char_count <= 510 or trace.turn_count in (5, 6)
 
 
 def _trace(n, user, at, text, tier="weak"):

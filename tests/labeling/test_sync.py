@@ -1,14 +1,17 @@
 """Syncing traces from the Langfuse stand-in through the real SDK into PostgreSQL."""
 
-from datetime import timedelta
+import io
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
 from labeling.models import SyncRun, SyncStatus, Trace
 from labeling.standin import Fault
-from labeling.sync import sync_execute, sync_resume, sync_start
+from labeling.standin.store import iso
+from labeling.sync import INGEST_LAG, STALE_AFTER, sync_execute, sync_resume, sync_start
 from routing.errors import Conflict
 
 from .conftest import TRAFFIC_END
@@ -22,9 +25,19 @@ def no_sleep_adapter():
     return LangfuseAdapter.from_env(retry=RetryPolicy(attempts=3), sleep=lambda s: None)
 
 
-def run_sync(**kwargs):
-    run = sync_start(since=SINCE, until=TRAFFIC_END)
-    return sync_execute(run.pk, adapter=no_sleep_adapter(), page_size=100, **kwargs)
+def run_sync(since=SINCE, until=TRAFFIC_END, page_size=100, **kwargs):
+    run = sync_start(since=since, until=until)
+    return sync_execute(run.pk, adapter=no_sleep_adapter(), page_size=page_size, **kwargs)
+
+
+def wellformed_root(traffic, **changes):
+    """A copy of a root observation the parser accepts, changed as given."""
+    root = next(o for o in traffic.roots if o["traceId"] not in traffic.malformed)
+    return {**root, **changes}
+
+
+class WorkerDied(BaseException):
+    """Stands for a killed worker: nothing in the sync may catch it."""
 
 
 def test_a_sync_stores_every_wellformed_trace_and_counts_the_rest(langfuse, traffic):
@@ -54,10 +67,42 @@ def test_syncing_the_same_window_twice_adds_nothing(langfuse):
     assert second.created == 0 and second.updated == first.created
 
 
-def test_the_next_sync_starts_at_the_watermark(langfuse):
+def test_the_next_sync_starts_an_overlap_before_the_watermark(langfuse, monkeypatch):
     first = run_sync()
     run = sync_start()
-    assert run.since == first.until
+    assert run.since == first.until - timedelta(hours=1)
+    assert run.until <= timezone.now() - INGEST_LAG
+    SyncRun.objects.filter(pk=run.pk).delete()
+    monkeypatch.setenv("LANGFUSE_SYNC_OVERLAP_MINUTES", "0")
+    assert sync_start().since == first.until
+
+
+def test_a_late_ingested_trace_is_picked_up_by_the_next_sync(langfuse, traffic):
+    watermark = TRAFFIC_END - timedelta(minutes=30)
+    run_sync(until=watermark)
+    # Ingested after that sync, though it started before the watermark.
+    late_start = watermark - timedelta(minutes=10)
+    langfuse.add_observations(
+        [wellformed_root(traffic, id="late-obs", traceId="late-trace", startTime=iso(late_start))]
+    )
+    run = sync_start(until=TRAFFIC_END)
+    assert run.since < late_start
+    run = sync_execute(run.pk, adapter=no_sleep_adapter(), page_size=100)
+    assert run.status == SyncStatus.SUCCEEDED
+    assert Trace.objects.filter(langfuse_id="late-trace").exists()
+    count = Trace.objects.count()
+    again = sync_execute(sync_start(until=TRAFFIC_END).pk, adapter=no_sleep_adapter())
+    assert again.status == SyncStatus.SUCCEEDED and again.fetched > 0
+    assert again.created == 0 and Trace.objects.count() == count
+
+
+def test_a_requested_end_is_clamped_to_the_ingest_lag(langfuse):
+    now = timezone.now()
+    run = sync_start(since=now - timedelta(hours=1), until=now + timedelta(days=1))
+    assert now - INGEST_LAG - timedelta(seconds=5) <= run.until <= timezone.now() - INGEST_LAG
+    SyncRun.objects.all().delete()
+    with pytest.raises(Conflict, match="Nothing to sync"):
+        sync_start(since=now, until=now + timedelta(days=1))
 
 
 def test_a_second_sync_cannot_start_while_one_runs(langfuse):
@@ -110,6 +155,23 @@ def test_the_management_command_syncs_a_window(langfuse):
     assert Trace.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "since,until", [("2026-11-17", "2026-11-20"), ("2026-11-17T00:00:00", "2026-11-20T00:00")]
+)
+def test_the_management_command_reads_plain_dates_and_naive_times_as_utc(langfuse, since, until):
+    call_command("sync_traces", "--since", since, "--until", until, stdout=io.StringIO())
+    run = SyncRun.objects.get()
+    assert (
+        (run.since, run.until)
+        == (SINCE, TRAFFIC_END)
+        == (
+            datetime(2026, 11, 17, tzinfo=UTC),
+            datetime(2026, 11, 20, tzinfo=UTC),
+        )
+    )
+    assert run.status == SyncStatus.SUCCEEDED
+
+
 def test_the_management_command_rejects_bad_dates(langfuse):
     with pytest.raises(CommandError, match="not a date"):
         call_command("sync_traces", "--since", "last tuesday")
@@ -134,10 +196,10 @@ def test_feedback_given_after_a_trace_was_synced_reaches_it_on_the_next_sync(lan
         ]
     )
     run = sync_start(until=TRAFFIC_END + timedelta(hours=2))
-    assert run.since == first.until
+    assert run.since == first.until - timedelta(hours=1)
     run = sync_execute(run.pk, adapter=no_sleep_adapter(), page_size=100)
     trace.refresh_from_db()
-    assert run.status == SyncStatus.SUCCEEDED and run.feedback_scores == 1
+    assert run.status == SyncStatus.SUCCEEDED and run.feedback_scores >= 1
     assert trace.feedback_score == 1.0 and trace.thumbs_down is True
     assert trace.feedback_comment == "wrong answer, had to ask again"
 
@@ -161,3 +223,133 @@ def test_upserting_counts_new_and_known_rows_and_keeps_feedback(langfuse):
     first = Trace.objects.get(langfuse_id=known[0].langfuse_id)
     assert first.output == "refreshed" and first.feedback_score == 5.0  # feedback kept
     assert Trace.objects.get(langfuse_id="brand-new-trace").synced_at <= timezone.now()
+
+
+def test_a_sync_whose_worker_died_is_resumed_from_its_cursor_by_the_command(langfuse, traffic):
+    def die_after_the_first_page(run):
+        raise WorkerDied
+
+    run = sync_start(since=SINCE, until=TRAFFIC_END)
+    with pytest.raises(WorkerDied):
+        sync_execute(
+            run.pk, adapter=no_sleep_adapter(), page_size=100, on_page=die_after_the_first_page
+        )
+    run.refresh_from_db()
+    assert (run.status, run.pages, run.fetched) == (SyncStatus.RUNNING, 1, 100) and run.cursor
+    with pytest.raises(Conflict, match="still running"):  # until it is known to be dead
+        sync_start(since=SINCE, until=TRAFFIC_END)
+    SyncRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - STALE_AFTER - timedelta(minutes=1)
+    )
+    langfuse.request_log.clear()
+
+    err = io.StringIO()
+    call_command(
+        "sync_traces",
+        "--since",
+        SINCE.isoformat(),
+        "--until",
+        TRAFFIC_END.isoformat(),
+        "--page-size",
+        "100",
+        stdout=io.StringIO(),
+        stderr=err,
+    )
+    assert f"Resuming sync run {run.pk}" in err.getvalue()
+    resumed = SyncRun.objects.get()  # the same run, not a new one
+    assert resumed.pk == run.pk and resumed.status == SyncStatus.SUCCEEDED
+    pages = langfuse.requests_to("/api/public/v2/observations")
+    assert pages[0]["cursor"] == [run.cursor]  # went on from page 2
+    assert all("cursor" in query for query in pages)  # page 1 was not read again
+    assert resumed.fetched == len(traffic.roots) and resumed.pages == -(-len(traffic.roots) // 100)
+    assert Trace.objects.count() == resumed.created
+
+
+def test_the_next_sync_resumes_a_run_that_failed_retryably(langfuse):
+    run_sync()
+    failing = {"armed": True}
+
+    def fail_after_the_first_page(run):
+        if failing.pop("armed", False):
+            langfuse.inject_fault(Fault(status=503, count=10, path="/api/public/v2/observations"))
+
+    # The default window: from the watermark (less the overlap) on.
+    run = sync_start(until=TRAFFIC_END + timedelta(hours=1))
+    run = sync_execute(
+        run.pk, adapter=no_sleep_adapter(), page_size=5, on_page=fail_after_the_first_page
+    )
+    assert run.status == SyncStatus.FAILED and run.retryable and run.cursor
+    langfuse.clear_faults()
+
+    again = sync_start(until=TRAFFIC_END + timedelta(hours=1))
+    assert again.pk == run.pk and again.resumed and again.cursor == run.cursor
+    again = sync_execute(again.pk, adapter=no_sleep_adapter(), page_size=5)
+    assert again.status == SyncStatus.SUCCEEDED and again.pages > 1
+    # A permanent failure is not resumed: the next sync starts afresh.
+    SyncRun.objects.filter(pk=again.pk).update(status=SyncStatus.FAILED, retryable=False)
+    assert sync_start(until=TRAFFIC_END + timedelta(hours=1)).pk != run.pk
+
+
+def test_malformed_shapes_are_skipped_or_read_as_missing_and_the_run_finishes(langfuse, traffic):
+    since = TRAFFIC_END + timedelta(days=1)  # past the generated traffic: only these
+
+    def obs(n):
+        return wellformed_root(
+            traffic,
+            id=f"odd-{n}",
+            traceId=f"odd-trace-{n}",
+            startTime=iso(since + timedelta(minutes=n)),
+            endTime=None,
+            completionStartTime=None,
+        )
+
+    odd = [
+        {**obs(1), "costDetails": [0.1], "usageDetails": "lots", "totalCost": None},
+        {**obs(2), "output": '{"choices": ["plain text, not a message"]}'},
+        {**obs(3), "userId": 42, "sessionId": {"id": "s"}, "name": ["x"], "traceName": 7},
+        {**obs(4), "tags": 5, "metadata": "not an object", "model": 3, "latency": "NaN"},
+        {**obs(5), "input": '[{"role": "user", "content": "nul \\u0000 inside"}]'},
+        {**obs(6), "input": {"messages": "not a list"}},  # skipped: no messages
+        {**obs(7), "id": 7},  # skipped: no id
+    ]
+    langfuse.add_observations(odd)
+    odd_score = {
+        **traffic.scores[0],
+        "id": "odd-score",
+        "timestamp": iso(since + timedelta(minutes=1)),
+        "subject": {"kind": "trace", "id": "odd-trace-1"},
+        "name": "user_feedback",
+        "dataType": "NUMERIC",
+        "value": 1.0,
+        "comment": {"text": "an object, not text"},
+    }
+    langfuse.add_scores([odd_score])
+
+    run = sync_start(since=since, until=since + timedelta(hours=1))
+    run = sync_execute(run.pk, adapter=no_sleep_adapter(), page_size=100)
+
+    assert run.status == SyncStatus.SUCCEEDED, run.error
+    assert (run.fetched, run.created, run.skipped) == (7, 5, 2)
+    traces = {t.langfuse_id: t for t in Trace.objects.all()}
+    first = traces["odd-trace-1"]
+    assert first.cost_usd is None
+    assert (first.feedback_score, first.feedback_comment) == (1.0, "")
+    assert traces["odd-trace-2"].output == '{"choices": ["plain text, not a message"]}'
+    third = traces["odd-trace-3"]
+    assert (third.user_id, third.session_id, third.name) == ("", "", "")
+    fourth = traces["odd-trace-4"]
+    assert (fourth.tags, fourth.tier, fourth.model, fourth.latency_s) == ([], "", "", None)
+    assert traces["odd-trace-5"].input_text == "nul  inside"  # PostgreSQL keeps no NUL
+
+
+def test_an_unexpected_error_fails_the_run_instead_of_leaving_it_running(langfuse):
+    def broken(run):
+        raise RuntimeError("a bug")
+
+    run = sync_start(since=SINCE, until=TRAFFIC_END)
+    with pytest.raises(RuntimeError):
+        sync_execute(run.pk, adapter=no_sleep_adapter(), page_size=100, on_page=broken)
+    run.refresh_from_db()
+    assert run.status == SyncStatus.FAILED and run.retryable is False
+    assert "RuntimeError: a bug" in run.error
+    assert sync_start(since=SINCE, until=TRAFFIC_END).pk != run.pk  # not blocked by it

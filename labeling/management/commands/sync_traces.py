@@ -1,5 +1,5 @@
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -20,16 +20,24 @@ def _moment(raw: str | None, option: str) -> datetime | None:
     if moment is None:
         raise CommandError(f"{option} {raw!r} is not a date or an ISO 8601 date-time.")
     if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, timezone.UTC)
+        moment = moment.replace(tzinfo=UTC)  # the options are documented as UTC
     return moment
 
 
 class Command(BaseCommand):
-    help = "Pull routed traces from Langfuse into the console (incremental and idempotent)."
+    help = (
+        "Pull routed traces from Langfuse into the console (incremental and idempotent). "
+        "An interrupted sync of the same window is resumed from where it stopped."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--since", help="Start (UTC date or date-time); default: watermark.")
-        parser.add_argument("--until", help="End, exclusive; default: now minus the ingest lag.")
+        parser.add_argument(
+            "--since",
+            help="Start (UTC date or date-time); default: the watermark less the overlap.",
+        )
+        parser.add_argument(
+            "--until", help="End, exclusive; at most (and by default) now minus the ingest lag."
+        )
         parser.add_argument("--page-size", type=int, default=500)
 
     def handle(self, *args, since=None, until=None, page_size=500, **options):
@@ -37,7 +45,11 @@ class Command(BaseCommand):
             run = sync_start(since=_moment(since, "--since"), until=_moment(until, "--until"))
         except Conflict as e:
             raise CommandError(str(e)) from None
-        self.stderr.write(f"Syncing {run.since:%Y-%m-%d %H:%M} – {run.until:%Y-%m-%d %H:%M} UTC")
+        window = f"{run.since:%Y-%m-%d %H:%M} – {run.until:%Y-%m-%d %H:%M} UTC"
+        if run.resumed:
+            self.stderr.write(f"Resuming sync run {run.pk} ({window}) after page {run.pages}")
+        else:
+            self.stderr.write(f"Syncing {window}")
         try:
             run = sync_execute(run.pk, page_size=page_size, on_page=self._progress)
         except LangfuseConfigError as e:
