@@ -14,25 +14,14 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from routing.baseline import v7_config
 from routing.engine import canonical_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
-V7_KEYWORDS = [
-    "architecture",
-    "refactor",
-    "security",
-    "design",
-    "설계",
-    "리팩토링",
-    "보안",
-    "아키텍처",
-]
-
-
 def v7(version: str = "v7", **overrides) -> dict:
-    """A canonical config like v7 (a subset of its keywords), as export_config writes it."""
-    config = {"strong_keywords": V7_KEYWORDS, "token_threshold": 500, "turn_threshold": 5}
+    """The spec's v7 config (its 17 keywords and thresholds), as export_config writes it."""
+    config = {k: v for k, v in v7_config().items() if k not in ("version", "sha256", "schema")}
     config.update(overrides)
     return canonical_config(version, config)
 

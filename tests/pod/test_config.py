@@ -33,13 +33,13 @@ def test_a_changed_file_is_reloaded_and_routes_by_the_new_rules(start_pod, tmp_p
     path = tmp_path / "mounted.json"
     write_config(path, v7())
     pod = start_pod(config_path=path)
-    assert pod.post(chat("please optimize this loop")).headers["x-cascade-tier"] == "weak"
+    assert pod.post(chat("please tidy this loop")).headers["x-cascade-tier"] == "weak"
 
-    v8 = v7("v8", strong_keywords=["optimize", "최적화"])
+    v8 = v7("v8", strong_keywords=["tidy", "정리"])
     write_config(path, v8)
 
     assert wait_until(lambda: served(pod)["version"] == "v8", timeout=3)
-    response = pod.post(chat("please optimize this loop"))
+    response = pod.post(chat("please tidy this loop"))
     assert response.headers["x-cascade-tier"] == "strong"
     assert response.headers["x-cascade-version"] == "v8"
     assert served(pod)["sha256"] == v8["sha256"]

@@ -20,7 +20,7 @@ CASES = [
         "english keyword",
         [{"role": "user", "content": "Review the architecture of this"}],
         "strong",
-        "keyword:architecture",
+        "keyword:architect",
     ),
     (
         "korean keyword",
@@ -119,7 +119,7 @@ def test_client_auth_is_forwarded_when_configured(start_pod, strong):
 def test_legacy_completions_are_routed_on_the_prompt(pod, weak, strong):
     weak_answer = pod.client.post("/v1/completions", json={"model": "m", "prompt": "say hi"})
     strong_answer = pod.client.post(
-        "/v1/completions", json={"model": "m", "prompt": ["보안 점검", "해줘"]}
+        "/v1/completions", json={"model": "m", "prompt": ["보안 설계 점검", "해줘"]}
     )
 
     assert weak_answer.headers["x-cascade-tier"] == "weak"
