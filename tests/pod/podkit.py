@@ -19,6 +19,7 @@ from routing.engine import canonical_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
 def v7(version: str = "v7", **overrides) -> dict:
     """The spec's v7 config (its 17 keywords and thresholds), as export_config writes it."""
     config = {k: v for k, v in v7_config().items() if k not in ("version", "sha256", "schema")}
