@@ -9,6 +9,7 @@
 - ``POD_ADMIN_TOKEN``: bearer token for the pods' ``PUT /admin/config``.
 - ``PUBLISH_TIMEOUT`` (default 30) / ``PUBLISH_POLL_INTERVAL`` (ms, default 250).
 - ``PROMETHEUS_URL``: Prometheus (or AMP-compatible) HTTP API base; unset: every gate unknown.
+- ``PROMETHEUS_TIMEOUT``: seconds per Prometheus query (1-30, default 3).
 - ``ROLLOUT_EVALUATE_INTERVAL``: seconds between gate evaluations by beat (default 30).
 - ``ROLLOUT_DAILY_CHECK_HOUR``: UTC hour (0-23, default 6) of the daily misroute check of
   the previous UTC day's labels; late enough for the night's labeling to be in.
@@ -67,6 +68,15 @@ def publish_poll_interval() -> float:
 
 def prometheus_url() -> str:
     return env_str("PROMETHEUS_URL", "").rstrip("/")
+
+
+def prometheus_timeout() -> float:
+    # Short: each evaluation tick runs two queries per gate, so a hung Prometheus must fail
+    # fast rather than overrun the tick; a query that times out leaves its gate unknown.
+    seconds = env_int("PROMETHEUS_TIMEOUT", 3, minimum=1)
+    if seconds > 30:
+        raise ImproperlyConfigured(f"PROMETHEUS_TIMEOUT={seconds} must be at most 30.")
+    return float(seconds)
 
 
 def evaluate_interval() -> int:

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from . import conf
+
 PLACEHOLDER = re.compile(r"\{(version|backend|window)\}")
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 
@@ -78,9 +80,14 @@ class PrometheusError(Exception):
 
 
 class Prometheus:
-    """The Prometheus HTTP API (``/api/v1/query``) through httpx."""
+    """The Prometheus HTTP API (``/api/v1/query``) through httpx.
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+    ``timeout`` (seconds per query) defaults to ``conf.prometheus_timeout()``.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float | None = None) -> None:
+        if timeout is None:
+            timeout = conf.prometheus_timeout()
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
 

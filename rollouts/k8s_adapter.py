@@ -282,10 +282,10 @@ class ConfigMap:
 
 @dataclass(frozen=True)
 class ConfigMapWrite:
-    """What ``apply_configmap`` did: ``created``, ``updated`` or ``unchanged`` (no write)."""
+    """What ``apply_configmap`` did: ``updated``, or ``unchanged`` (no write)."""
 
     configmap: ConfigMap
-    outcome: Literal["created", "updated", "unchanged"]
+    outcome: Literal["updated", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -455,13 +455,16 @@ class KubeAdapter:
         data: Mapping[str, str],
         labels: Mapping[str, str] | None = None,
     ) -> ConfigMapWrite:
-        """Make the ConfigMap hold exactly ``data`` and carry ``labels``; one attempt.
+        """Make an existing ConfigMap hold exactly ``data`` and carry ``labels``; one attempt.
 
-        Creates it (201) if missing. Otherwise replaces it with the ``resourceVersion`` just
-        read, keeping its other labels, annotations, owner references and ``binaryData``; a
-        concurrent write in between makes the server answer 409, raised as a retryable
-        ``KubeError`` (wrap the call in ``retry_on_conflict``). Writes nothing when the
-        ConfigMap already matches.
+        Replaces it with the ``resourceVersion`` just read, keeping its other labels,
+        annotations, owner references and ``binaryData``; a concurrent write in between makes
+        the server answer 409, raised as a retryable ``KubeError`` (wrap the call in
+        ``retry_on_conflict``). Writes nothing when the ConfigMap already matches.
+
+        A missing ConfigMap is never created: ``NotFound`` (permanent). The deploy kit creates
+        the slots' ConfigMaps, and the console's Role has no ``create`` (RBAC cannot limit a
+        create to names, so granting it would allow any ConfigMap in the namespace).
         """
         data = dict(data)
         labels = dict(labels or {})
@@ -469,8 +472,16 @@ class KubeAdapter:
         _check_string_map("labels", labels)
         try:
             current = self._read_configmap_model(namespace, name)
-        except NotFound:
-            return ConfigMapWrite(self._create_configmap(namespace, name, data, labels), "created")
+        except NotFound as exc:
+            raise NotFound(
+                f"ConfigMap {namespace}/{name} of the slot is missing. The console does not "
+                "create ConfigMaps; the deploy kit does: restore it with kubectl apply -k "
+                "<your overlay> -l cascade.dev/seed-only=true,cascade.dev/slot=<slot> "
+                "(docs/operator-guide.md), then publish again",
+                retryable=False,
+                status=exc.status,
+                reason=exc.reason,
+            ) from exc
         current_labels = dict(current.metadata.labels or {})
         if dict(current.data or {}) == data and labels.items() <= current_labels.items():
             return ConfigMapWrite(ConfigMap.from_model(current), "unchanged")
@@ -485,21 +496,6 @@ class KubeAdapter:
                 _request_timeout=self._timeout,
             )
         return ConfigMapWrite(ConfigMap.from_model(written), "updated")
-
-    def _create_configmap(
-        self, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]
-    ) -> ConfigMap:
-        body = client.V1ConfigMap(
-            api_version="v1",
-            kind="ConfigMap",
-            metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=labels or None),
-            data=data,
-        )
-        with _calling(f"create ConfigMap {namespace}/{name}"):
-            created = self._core.create_namespaced_config_map(
-                namespace, body, field_manager=self._field_manager, _request_timeout=self._timeout
-            )
-        return ConfigMap.from_model(created)
 
     # HTTPRoutes
 

@@ -2,8 +2,9 @@
 
 ``publication_start`` / ``publication_retry`` record the request (audited) and queue the
 work after commit; ``publication_execute`` does it on a worker: write the canonical config
-into the slot's ConfigMap (create, or replace with the read ``resourceVersion``, retried on
-409), ``PUT /admin/config`` on every ready pod, then poll each pod's ``GET /config`` until it
+into the slot's ConfigMap (replace with the read ``resourceVersion``, retried on 409; a
+missing ConfigMap fails the publication, since the deploy kit, not the console, creates
+it), ``PUT /admin/config`` on every ready pod, then poll each pod's ``GET /config`` until it
 reports the version's SHA-256 or the timeout passes. ``succeeded`` only when every pod
 confirmed; ``partial`` when some did. Both ``partial`` and ``failed`` can be retried, and
 so can a ``running`` one whose worker died (older than the publish timeout plus the task's

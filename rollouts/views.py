@@ -44,6 +44,7 @@ def _detail_context(rollout: Rollout) -> dict:
         "gates": list(rollout.gates.all()),
         "transitions": list(rollout.transitions.all()),
         "history": selectors.gate_history(rollout),
+        "history_points": selectors.HISTORY_POINTS,
         "daily_checks": selectors.daily_checks(rollout),
     }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rollouts import k8s_adapter
-from rollouts.k8s_adapter import KubeAdapter, api_client_for_host
+from rollouts.k8s_adapter import KubeAdapter, NotFound, api_client_for_host
 from tests.standins.k8s_api import (
     KubeApiStandin,
     configmap,
@@ -88,7 +88,8 @@ def recorded():
                 kube.apply_configmap(NS, name, {"config.json": '{"v": 8}'})  # update
                 kube.apply_configmap(NS, name, {"config.json": '{"v": 8}'})  # unchanged
                 k8s.remove("configmaps", NS, name)
-                kube.apply_configmap(NS, name, {"config.json": '{"v": 8}'})  # re-create
+                with pytest.raises(NotFound):  # refused after the read: never created
+                    kube.apply_configmap(NS, name, {"config.json": '{"v": 8}'})
                 assert kube.ready_pod_addresses(NS, slot)
             kube.read_httproute(NS, ROUTE)
             kube.set_weights(NS, ROUTE, 0, {SLOTS[0]: 90, SLOTS[1]: 10})
@@ -123,6 +124,49 @@ def test_every_verb_and_resource_name_of_the_role_is_used_by_the_adapter(role, r
                         ):
                             unused.append((group, resource, verb, name))
     assert unused == []
+
+
+def test_the_role_creates_nothing_and_names_every_configmap_it_may_touch(role, recorded):
+    # A create cannot be limited by resourceNames: granting it would allow any ConfigMap.
+    assert [rule for rule in role["rules"] if "create" in rule["verbs"]] == []
+    assert [method for method, *_ in recorded if method == "POST"] == []
+    for rule in role["rules"]:
+        if "configmaps" in rule["resources"]:
+            assert rule.get("resourceNames"), rule
+
+
+def test_the_kit_creates_every_configmap_the_role_names_marked_for_restore(role):
+    # The console never creates them, so the kit must, and an operator restores a deleted one
+    # with `kubectl apply -k <overlay> -l cascade.dev/seed-only=true,cascade.dev/slot=<slot>`.
+    objects = render(DEPLOY / "overlays" / "production")
+    named = {
+        name
+        for rule in role["rules"]
+        if "configmaps" in rule["resources"]
+        for name in rule["resourceNames"]
+    }
+    assert named == {f"{slot}-config" for slot in SLOTS}
+    for slot in SLOTS:
+        restored = [
+            (o["kind"], o["metadata"]["name"])
+            for o in objects
+            if o["metadata"].get("labels", {}).get("cascade.dev/seed-only") == "true"
+            and o["metadata"]["labels"].get("cascade.dev/slot") == slot.rsplit("-", 1)[1]
+        ]
+        assert restored == [("ConfigMap", f"{slot}-config")]
+
+
+def test_the_guide_restores_a_deleted_slot_configmap_and_nothing_else():
+    guide = (DEPLOY.parent / "docs" / "operator-guide.md").read_text(encoding="utf-8")
+    (selector,) = re.findall(r"kubectl apply -k \S+ -l (\S*cascade\.dev/slot=\S+)", guide)
+    wanted = dict(term.split("=", 1) for term in selector.split(","))
+    objects = render(DEPLOY / "overlays" / "production")
+    selected = [
+        (o["kind"], o["metadata"]["name"])
+        for o in objects
+        if wanted.items() <= o["metadata"].get("labels", {}).items()
+    ]
+    assert selected == [("ConfigMap", "llm-classifier-green-config")]
 
 
 def test_the_role_is_namespaced_and_nothing_is_cluster_wide():

@@ -8,7 +8,7 @@ from rollouts.k8s_adapter import backend_weights
 from rollouts.models import Route, Slot
 from tests.pod.podkit import Pod, v7, write_config
 from tests.standins.fake_llm import FakeLLM
-from tests.standins.k8s_api import KubeApiStandin, endpoint_slice, httproute
+from tests.standins.k8s_api import KubeApiStandin, configmap, endpoint_slice, httproute
 
 NS = "llm"
 HTTPROUTE = "llm-router"
@@ -17,10 +17,18 @@ CANARY = "llm-classifier-v8"
 POD_TOKEN = "pod-admin-token-for-tests"
 
 
+def seed_slot_configmaps(k8s, slots=(STABLE, CANARY)) -> None:
+    """The slots' ConfigMaps, as the deploy kit creates them (the console never does)."""
+    for slot in slots:
+        k8s.put(configmap(NS, f"{slot}-config", {"config.json": "{}"}))
+
+
 @pytest.fixture
 def k8s(monkeypatch):
-    """The API stand-in, with the console pointed at it (CASCADE_K8S_HOST)."""
+    """The API stand-in, with the console pointed at it (CASCADE_K8S_HOST), holding the
+    slots' ConfigMaps as an installed cluster does."""
     with KubeApiStandin() as api:
+        seed_slot_configmaps(api)
         monkeypatch.setenv("CASCADE_K8S_HOST", api.url)
         monkeypatch.setenv("POD_ADMIN_TOKEN", POD_TOKEN)
         monkeypatch.setenv("PUBLISH_TIMEOUT", "3")

@@ -69,19 +69,42 @@ def stored_weights(k8s):
 # --- ConfigMaps -----------------------------------------------------------------------------
 
 
-def test_apply_configmap_creates_it_then_updates_it_with_the_read_resource_version(k8s, kube):
-    first = kube.apply_configmap(NS, "classifier-v8", {"config.json": '{"v": 1}'}, {"app": "c"})
-    second = kube.apply_configmap(NS, "classifier-v8", {"config.json": '{"v": 2}'}, {"ver": "8"})
+def test_a_missing_configmap_is_refused_not_created(k8s, kube):
+    with pytest.raises(NotFound) as caught:
+        kube.apply_configmap(NS, "classifier-v8", {"config.json": '{"v": 1}'})
 
-    assert (first.outcome, second.outcome) == ("created", "updated")
-    assert [r.status for r in k8s.requests("POST")] == [201]
-    (put,) = k8s.requests("PUT")
-    assert put.status == 200
-    assert put.body["metadata"]["resourceVersion"] == first.configmap.resource_version
+    assert not caught.value.retryable
+    assert caught.value.status == 404
+    message = str(caught.value)
+    assert f"ConfigMap {NS}/classifier-v8 of the slot is missing" in message
+    assert "kubectl apply -k" in message
+    assert [r.method for r in k8s.requests()] == ["GET"]  # no POST: the Role has no create
+    assert k8s.get("configmaps", NS, "classifier-v8") is None
+
+
+def test_a_missing_configmap_is_not_retried_on_conflict(k8s, kube):
+    with pytest.raises(NotFound):
+        retry_on_conflict(lambda: kube.apply_configmap(NS, "x", {"a": "b"}), sleep=no_sleep)
+
+    assert len(k8s.requests()) == 1
+
+
+def test_apply_configmap_updates_with_the_read_resource_version(k8s, kube):
+    seeded = k8s.put(configmap(NS, "classifier-v8", {"config.json": '{"v": 1}'}, {"app": "c"}))
+
+    first = kube.apply_configmap(NS, "classifier-v8", {"config.json": '{"v": 2}'}, {"ver": "8"})
+    second = kube.apply_configmap(NS, "classifier-v8", {"config.json": '{"v": 3}'}, {"ver": "9"})
+
+    assert (first.outcome, second.outcome) == ("updated", "updated")
+    assert k8s.requests("POST") == []
+    puts = k8s.requests("PUT")
+    assert [r.status for r in puts] == [200, 200]
+    assert puts[0].body["metadata"]["resourceVersion"] == seeded["metadata"]["resourceVersion"]
+    assert puts[1].body["metadata"]["resourceVersion"] == first.configmap.resource_version
     assert int(second.configmap.resource_version) > int(first.configmap.resource_version)
     stored = kube.read_configmap(NS, "classifier-v8")
-    assert stored.data == {"config.json": '{"v": 2}'}
-    assert stored.labels == {"app": "c", "ver": "8"}
+    assert stored.data == {"config.json": '{"v": 3}'}
+    assert stored.labels == {"app": "c", "ver": "9"}
 
 
 def test_apply_configmap_keeps_what_others_put_on_the_object(k8s, kube):
@@ -511,11 +534,12 @@ current-context: prod
 """
     )
     environ = {"KUBECONFIG": str(kubeconfig), "CASCADE_K8S_CONTEXT": "test"}
+    k8s.put(configmap(NS, "classifier-v8", {"config.json": "old"}))
 
     with KubeAdapter(api_client_from_environment(environ)) as kube:
         kube.apply_configmap(NS, "classifier-v8", {"config.json": "{}"})
 
-    assert k8s.get("configmaps", NS, "classifier-v8") is not None
+    assert k8s.get("configmaps", NS, "classifier-v8")["data"] == {"config.json": "{}"}
     assert {r.headers.get("authorization") for r in k8s.requests()} == {"Bearer token-console"}
 
 

@@ -20,7 +20,7 @@ from rollouts.publish import (
 from routing.errors import Conflict
 from tests.standins.k8s_api import configmap, endpoint_slice
 
-from .conftest import CANARY, NS, register_pods
+from .conftest import CANARY, NS, register_pods, seed_slot_configmaps
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,8 @@ def test_publishing_writes_the_configmap_and_every_pod_confirms_the_hash(
     stored = k8s.get("configmaps", NS, f"{CANARY}-config")
     assert json.loads(stored["data"]["config.json"]) == v8.config
     assert stored["metadata"]["labels"][VERSION_LABEL] == "v8"
-    assert publication.configmap_outcome == "created"
+    assert publication.configmap_outcome == "updated"
+    assert k8s.requests("POST") == []
     pods = list(publication.pods.all())
     assert [p.state for p in pods] == [PodState.CONFIRMED, PodState.CONFIRMED]
     assert {p.reported_sha256 for p in pods} == {v8.config_sha256}
@@ -104,6 +105,27 @@ def test_not_ready_pods_are_skipped_and_no_ready_pod_is_a_failure(k8s, route, v8
     assert publication.state == PublicationState.FAILED
     assert "no ready pods" in publication.error
     assert publication.pods.count() == 0
+
+
+def test_a_slot_whose_configmap_is_missing_fails_with_how_to_restore_it(
+    k8s, route, v8, operator, fresh_pods
+):
+    register_pods(k8s, fresh_pods)
+    k8s.remove("configmaps", NS, f"{CANARY}-config")
+
+    publication = publish(operator, v8, route.canary_slot)
+
+    assert publication.state == PublicationState.FAILED
+    assert f"ConfigMap {NS}/{CANARY}-config of the slot is missing" in publication.error
+    assert "kubectl apply -k" in publication.error
+    assert k8s.get("configmaps", NS, f"{CANARY}-config") is None
+    assert k8s.requests("POST") == []
+    assert publication.pods.count() == 0  # no pod is pushed a config its ConfigMap lacks
+
+    # Restored by the kit, a retry finishes it.
+    seed_slot_configmaps(k8s, [CANARY])
+    publication_retry(actor=operator, publication=publication)
+    assert publication_execute(publication.pk).state == PublicationState.SUCCEEDED
 
 
 def test_a_configmap_written_concurrently_is_retried_on_the_new_version(
