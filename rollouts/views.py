@@ -13,6 +13,7 @@ from routing.errors import Conflict
 from . import publish, selectors, services
 from .forms import ActionForm, GateForm, MisrouteCheckForm, PublishForm, StartForm
 from .models import Publication, PublicationState, Rollout
+from .trend import HEIGHT, WIDTH, gate_trends
 
 ACTIONS = {
     "advance": services.rollout_advance,
@@ -39,12 +40,18 @@ def rollout_list(request):
 
 
 def _detail_context(rollout: Rollout) -> dict:
+    gates = list(rollout.gates.all())
+    history = selectors.gate_history(rollout)
+    trends = gate_trends(gates, history)
+    for gate in gates:
+        gate.trend = trends.get(gate.pk)
     return {
         "rollout": rollout,
-        "gates": list(rollout.gates.all()),
+        "gates": gates,
         "transitions": list(rollout.transitions.all()),
-        "history": selectors.gate_history(rollout),
+        "history": history,
         "history_points": selectors.HISTORY_POINTS,
+        "trend_box": f"0 0 {WIDTH} {HEIGHT}",
         "daily_checks": selectors.daily_checks(rollout),
     }
 
