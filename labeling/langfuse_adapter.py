@@ -2,9 +2,12 @@
 
 Reads routed traces as root observations (``GET /api/public/v2/observations``), reads user
 feedback scores (``GET /api/public/v3/scores``) and writes reviewers' labels back as a
-categorical score (``POST /api/public/scores``). Every call goes through the SDK's client
-(auth, base URL, timeouts); the two bulk reads take the JSON as sent instead of the SDK's
-response models, whose conversion alone would cap a sync at ~800 traces/s.
+categorical score (``POST /api/public/scores``; ``DELETE`` takes an undone label's back).
+Every call goes through the SDK's client (auth, base URL, timeouts); the two bulk reads take
+the JSON as sent instead of the SDK's response models, whose conversion alone would cap a
+sync at ~800 traces/s. That uses the SDK's private HTTP client; should an SDK release drop
+it, the reads fall back to the public ``get_many`` methods (same results, slower) with a
+logged warning.
 
 Contracts worth knowing:
 - Every failure of a call surfaces as ``LangfuseError``; ``retryable`` says whether trying
@@ -752,6 +755,7 @@ class LangfuseAdapter:
         self.retry = retry
         self.label_score_name = label_score_name
         self._sleep = sleep
+        self._warned_public_reads = False
         # Our own httpx client, so close() releases its connections.
         self._http = httpx.Client(timeout=settings.timeout, follow_redirects=True)
         self.api = LangfuseAPI(
@@ -811,15 +815,15 @@ class LangfuseAdapter:
             raise ValueError(f"page_size must be 1..{MAX_OBSERVATION_PAGE}, got {page_size}")
         query = {
             "fields": OBSERVATION_FIELDS,
-            "expandMetadata": ",".join(EXPANDED_METADATA_KEYS),
+            "expand_metadata": ",".join(EXPANDED_METADATA_KEYS),
             "limit": page_size,
             "filter": json.dumps(observation_filter(since, until, tags), separators=(",", ":")),
         }
         while True:
             current = cursor
-            body = self._get_json(
+            body = self._read_page(
                 "list observations",
-                "api/public/v2/observations",
+                "observations",
                 {**query, "cursor": current} if current else query,
             )
             data = _page_data(body)
@@ -870,16 +874,12 @@ class LangfuseAdapter:
 
     def _iter_scores(self, **query) -> Iterator[FeedbackScore]:
         params = {"limit": MAX_SCORE_PAGE, "fields": "details,subject,annotation"}
-        for key, value in query.items():
-            if value is not None:
-                params[_SCORE_QUERY_NAMES.get(key, key)] = (
-                    _iso(value) if isinstance(value, datetime) else value
-                )
+        params.update((key, value) for key, value in query.items() if value is not None)
         cursor = None
         while True:
-            body = self._get_json(
+            body = self._read_page(
                 "list scores",
-                "api/public/v3/scores",
+                "scores",
                 {**params, "cursor": cursor} if cursor else params,
             )
             data = _page_data(body)
@@ -891,32 +891,34 @@ class LangfuseAdapter:
             if cursor is None or not data:
                 return
 
-    def _get_json(self, operation: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        """GET through the SDK's own HTTP client (auth, base URL, timeouts), read as JSON.
+    def _read_page(self, operation: str, resource: str, query: dict[str, Any]) -> dict[str, Any]:
+        """One page of a bulk read (``resource``: observations or scores) as wire JSON.
 
-        The bulk reads skip the SDK's response models on purpose: converting them costs
-        about 0.35 ms per observation and 3 ms per score, which alone capped a sync at ~800
-        traces/s. ``parse_observation`` reads the wire format directly.
+        ``query`` holds the SDK's keyword arguments of ``api.<resource>.get_many``. The
+        bulk reads skip the SDK's response models on purpose: converting them costs about
+        0.35 ms per observation and 3 ms per score, which alone capped a sync at ~800
+        traces/s. That needs the SDK's private HTTP client; an SDK without it still works
+        through the public ``get_many``, only slower.
         """
-
-        def call() -> dict[str, Any]:
-            response = self.api._client_wrapper.httpx_client.request(
-                path, method="GET", params=params, request_options=_NO_SDK_RETRIES
-            )
-            if not 200 <= response.status_code < 300:
-                try:
-                    detail = response.json()
-                except json.JSONDecodeError:
-                    detail = response.text
-                raise ApiError(
-                    status_code=response.status_code, headers=dict(response.headers), body=detail
+        http = _private_http_client(self.api)
+        if http is None:
+            if not self._warned_public_reads:
+                self._warned_public_reads = True
+                log.warning(
+                    "langfuse SDK %s has no api._client_wrapper.httpx_client: bulk reads go "
+                    "through the public get_many (slower; an item its models reject fails "
+                    "its page)",
+                    _sdk_version(),
                 )
-            body = response.json()
-            if not isinstance(body, dict):
-                raise json.JSONDecodeError("expected a JSON object", response.text[:80], 0)
-            return body
+            return self._call(operation, partial(self._read_page_public, resource, query))
+        path = _BULK_READ_PATHS[resource]
+        return self._call(operation, partial(_get_json, http, path, _wire_params(query)))
 
-        return self._call(operation, call)
+    def _read_page_public(self, resource: str, query: dict[str, Any]) -> dict[str, Any]:
+        client = getattr(self.api, resource)
+        response = client.get_many(**query, request_options=_NO_SDK_RETRIES)
+        # dict() gives the wire names back (camelCase); times stay datetimes, parsed alike.
+        return response.dict()
 
     # -- writes
 
@@ -970,6 +972,22 @@ class LangfuseAdapter:
                 raise exc from None
             raise error from exc
         return created.id
+
+    def delete_score(self, score_id: str) -> bool:
+        """Delete one score (an undone label's); False when Langfuse has no such score.
+
+        Retried like a read: deleting twice is harmless, the second finds nothing.
+        """
+        try:
+            self._call(
+                "delete score",
+                lambda: self.api.scores.delete(score_id, request_options=_NO_SDK_RETRIES),
+            )
+        except LangfuseError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
 
     def write_label_scores(
         self, labels: Sequence[LabelScore], *, config_id: str | None = None
@@ -1025,12 +1043,59 @@ class LangfuseAdapter:
         )
 
 
-_SCORE_QUERY_NAMES = {
+_BULK_READ_PATHS = {
+    "observations": "api/public/v2/observations",
+    "scores": "api/public/v3/scores",
+}
+# SDK keyword -> query parameter on the wire, where the two differ.
+_WIRE_NAMES = {
+    "expand_metadata": "expandMetadata",
     "trace_id": "traceId",
     "from_timestamp": "fromTimestamp",
     "to_timestamp": "toTimestamp",
     "data_type": "dataType",
 }
+
+
+def _wire_params(query: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        _WIRE_NAMES.get(key, key): _iso(value) if isinstance(value, datetime) else value
+        for key, value in query.items()
+        if value is not None
+    }
+
+
+def _private_http_client(api: Any) -> Any | None:
+    """The SDK's internal HTTP client (auth, base URL, timeouts); None if this SDK version
+    has none where 5.0 keeps it."""
+    http = getattr(getattr(api, "_client_wrapper", None), "httpx_client", None)
+    return http if callable(getattr(http, "request", None)) else None
+
+
+def _sdk_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("langfuse")
+    except PackageNotFoundError:
+        return "(unknown version)"
+
+
+def _get_json(http: Any, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    """GET ``path`` through the SDK's HTTP client and read the body as a JSON object."""
+    response = http.request(path, method="GET", params=params, request_options=_NO_SDK_RETRIES)
+    if not 200 <= response.status_code < 300:
+        try:
+            detail = response.json()
+        except json.JSONDecodeError:
+            detail = response.text
+        raise ApiError(
+            status_code=response.status_code, headers=dict(response.headers), body=detail
+        )
+    body = response.json()
+    if not isinstance(body, dict):
+        raise json.JSONDecodeError("expected a JSON object", response.text[:80], 0)
+    return body
 
 
 def _page_data(body: Mapping[str, Any]) -> list[Any]:

@@ -16,6 +16,7 @@ request, nobody labels the same prompt twice, and a census weighs back to every 
 from __future__ import annotations
 
 import random
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,10 +24,13 @@ from datetime import datetime
 from django.db.models import Count, Min, Q, QuerySet
 
 from .models import BatchKind, Trace
-from .similarity import similarity
+from .similarity import char_ngrams, cosine
 
 RETRY_WINDOW_SECONDS = 300
 RETRY_SIMILARITY = 0.8
+# A client looping on one user id could send hundreds of requests in five minutes; each
+# trace is compared with at most this many earlier ones, which keeps that case linear.
+RETRY_WINDOW_LIMIT = 50
 
 
 @dataclass
@@ -108,8 +112,12 @@ def headline_stratified(traces: QuerySet, size: int, rng: random.Random) -> Draw
 def retry_candidates(traces: QuerySet) -> list[int]:
     """Weak-tier traces the same user asked again, in similar words, within five minutes.
 
-    Each user's traces are walked in time order; the gap is measured with
-    ``total_seconds()`` so a retry a day later is not mistaken for one five minutes later.
+    A retry need not follow at once (A weak, B, then A again), so each trace is compared
+    with every weak-answered trace of the same user in the five minutes before it (the
+    newest ``RETRY_WINDOW_LIMIT`` of them). Rows come sorted by user and time, and a
+    sliding window holds those earlier traces: the work grows with the traces times the
+    small window, never with a user's whole history. Gaps are measured with
+    ``total_seconds()``, so a day and a minute is not a minute.
     """
     rows = (
         traces.exclude(user_id="")
@@ -117,19 +125,24 @@ def retry_candidates(traces: QuerySet) -> list[int]:
         .values_list("id", "user_id", "started_at", "tier", "messages")
         .iterator(chunk_size=2000)
     )
-    found, previous = [], None
-    for row in rows:
-        if previous and previous[1] == row[1]:
-            gap = (row[2] - previous[2]).total_seconds()
-            if (
-                previous[3] == "weak"
-                and 0 <= gap <= RETRY_WINDOW_SECONDS
-                and similarity(last_user_text(previous[4]), last_user_text(row[4]))
-                >= RETRY_SIMILARITY
-            ):
-                found.append(previous[0])
-        previous = row
-    return found
+    found: dict[int, None] = {}  # ordered, each original once however often it was retried
+    window: deque[tuple[int, datetime, Counter]] = deque()
+    user = None
+    for trace_id, user_id, started_at, tier, messages in rows:
+        if user_id != user:
+            user = user_id
+            window.clear()
+        while window and (started_at - window[0][1]).total_seconds() > RETRY_WINDOW_SECONDS:
+            window.popleft()
+        grams = char_ngrams(last_user_text(messages))
+        for earlier_id, _, earlier_grams in window:
+            if earlier_id not in found and cosine(earlier_grams, grams) >= RETRY_SIMILARITY:
+                found[earlier_id] = None
+        if tier == "weak":
+            window.append((trace_id, started_at, grams))
+            if len(window) > RETRY_WINDOW_LIMIT:
+                window.popleft()
+    return list(found)
 
 
 def last_user_text(messages) -> str:

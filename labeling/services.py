@@ -23,6 +23,7 @@ from .selectors import disagreements
 
 MAX_BATCH_SIZE = 5_000
 CLAIM_FOR = timedelta(minutes=10)
+STALE_UNDO = "That label was undone already or is no longer your last one; nothing changed."
 
 
 @transaction.atomic
@@ -201,6 +202,66 @@ def label_submit(
 
         transaction.on_commit(lambda: push_label.delay(label.pk))
     return label
+
+
+@transaction.atomic
+def label_undo(*, reviewer, batch: Batch, label_id: int | None = None) -> BatchItem:
+    """Take back ``reviewer``'s most recent judgement or skip in ``batch``.
+
+    The label goes and the item is held for them again, so it is the next item they get and
+    can be labeled afresh; a judgement's Langfuse score is deleted after commit. Only their
+    own label, never on an item an operator settled. ``label_id``, when given, is the label
+    the caller means: a repeated request (a double key press) then finds it gone and stops
+    instead of taking back the label before it. Refused, changing nothing, when another
+    reviewer holds the item now or it got every label it needs without this one.
+    """
+    label = (
+        Label.objects.filter(item__batch=batch, reviewer=reviewer)
+        .order_by("-updated_at", "-id")
+        .first()
+    )
+    if label_id is not None and (label is None or label.pk != label_id):
+        raise Conflict(STALE_UNDO)
+    if label is None:
+        raise Conflict("You have no label in this batch to undo.")
+    item = BatchItem.objects.select_for_update().select_related("trace").get(pk=label.item_id)
+    # Re-read under the item's lock: a concurrent undo or relabel may have changed it.
+    label = Label.objects.filter(pk=label.pk).first()
+    if label is None:
+        raise Conflict(STALE_UNDO)
+    if item.final_value:
+        raise Conflict("An operator settled this item; its labels can no longer be undone.")
+    now = timezone.now()
+    held = item.claimed_until is not None and item.claimed_until > now
+    if held and item.claimed_by_id not in (None, reviewer.pk):
+        raise Conflict("Another reviewer has this item open; undo it when they are done.")
+    others = item.labels.exclude(value=LabelValue.SKIPPED).exclude(reviewer=reviewer).count()
+    if others >= item.reviews_required:
+        raise Conflict("Other reviewers labeled this item meanwhile; it needs no label from you.")
+    judged = label.value != LabelValue.SKIPPED
+    audit_record(
+        actor=reviewer,
+        action="label.undo",
+        obj=label,
+        before={
+            "value": label.value,
+            "comment": label.comment,
+            "reasons": label.reasons,
+            "trace": item.trace.langfuse_id,
+            "langfuse_sent": label.langfuse_sent_at is not None,
+        },
+        after={"value": None, "trace": item.trace.langfuse_id, "claimed_by": reviewer.pk},
+    )
+    if judged:
+        from .tasks import retract_label_later
+        from .writeback import score_id
+
+        sent_as = score_id(label)
+        transaction.on_commit(lambda: retract_label_later(sent_as))
+    label.delete()
+    item.claimed_by, item.claimed_until = reviewer, now + CLAIM_FOR
+    item.save(update_fields=["claimed_by", "claimed_until"])
+    return item
 
 
 @transaction.atomic

@@ -308,9 +308,11 @@ def sync_execute(
     """Fetch every remaining page of a running sync and store it, page by page.
 
     Each page is stored in one transaction with the run's counters and next cursor, so a
-    crash loses at most the page in flight, which the resumed run fetches again.
+    crash loses at most the page in flight, which the resumed run fetches again. After a
+    Langfuse failure, ``run.retry_after`` (not stored) holds the wait the server asked for.
     """
     run = SyncRun.objects.get(pk=run_id)
+    run.retry_after = None
     if run.status != SyncStatus.RUNNING:
         return run
     own_adapter = adapter is None
@@ -333,6 +335,7 @@ def sync_execute(
     except LangfuseError as e:
         log.warning("sync run %s stopped: %s", run.pk, e)
         _fail(run, str(e), retryable=e.retryable)
+        run.retry_after = e.retry_after
         return run
     except Exception as e:
         # A bug, not Langfuse: the run must not stay "running" and block every other sync.

@@ -11,9 +11,27 @@ from routing.errors import Conflict
 from .langfuse_adapter import LangfuseError
 from .models import BatchItem, Label, LabelValue, SyncStatus
 from .sync import sync_execute, sync_resume, sync_start
-from .writeback import final_push, label_push
+from .writeback import final_push, label_push, label_retract
 
 SYNC_RETRY_DELAYS = (30, 120, 600)  # seconds; Langfuse outages are usually short
+# A Retry-After past this is not believed: a bad header must not park a task for hours.
+MAX_RETRY_AFTER = 15 * 60
+
+
+def retry_countdown(retry_after: float | None, backoff: float) -> float:
+    """Seconds until the next try: what Langfuse asked for (bounded), else our backoff."""
+    if retry_after is None:
+        return backoff
+    return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+
+
+def push_backoff(retries: int) -> float:
+    return min(30 * 2**retries, 3600)
+
+
+# Langfuse stores a written score asynchronously: a delete sent at once could find nothing
+# yet and leave the score behind, so an undone label's score is deleted a minute later.
+RETRACT_DELAY = 60
 
 
 @shared_task(bind=True, acks_late=True, max_retries=len(SYNC_RETRY_DELAYS))
@@ -26,7 +44,8 @@ def sync_traces(self, run_id: int) -> dict:
         and self.request.retries < self.max_retries
     ):
         sync_resume(run=run)
-        raise self.retry(countdown=SYNC_RETRY_DELAYS[self.request.retries])
+        backoff = SYNC_RETRY_DELAYS[self.request.retries]
+        raise self.retry(countdown=retry_countdown(run.retry_after, backoff))
     return {"run": run.pk, "status": run.status, "created": run.created, "skipped": run.skipped}
 
 
@@ -36,7 +55,8 @@ def push_label(self, label_id: int) -> None:
     try:
         label_push(label_id)
     except LangfuseError as e:
-        raise self.retry(countdown=min(30 * 2**self.request.retries, 3600), exc=e) from e
+        countdown = retry_countdown(e.retry_after, push_backoff(self.request.retries))
+        raise self.retry(countdown=countdown, exc=e) from e
 
 
 @shared_task(bind=True, acks_late=True, max_retries=6)
@@ -45,7 +65,22 @@ def push_final(self, item_id: int) -> None:
     try:
         final_push(item_id)
     except LangfuseError as e:
-        raise self.retry(countdown=min(30 * 2**self.request.retries, 3600), exc=e) from e
+        countdown = retry_countdown(e.retry_after, push_backoff(self.request.retries))
+        raise self.retry(countdown=countdown, exc=e) from e
+
+
+@shared_task(bind=True, acks_late=True, max_retries=6)
+def retract_label(self, score_id: str) -> None:
+    """Delete an undone label's score from Langfuse; one never sent counts as deleted."""
+    try:
+        label_retract(score_id)
+    except LangfuseError as e:
+        countdown = retry_countdown(e.retry_after, push_backoff(self.request.retries))
+        raise self.retry(countdown=countdown, exc=e) from e
+
+
+def retract_label_later(score_id: str) -> None:
+    retract_label.apply_async((score_id,), countdown=RETRACT_DELAY)
 
 
 @shared_task

@@ -12,6 +12,7 @@ urlpatterns = [
     path("batches/<int:batch_id>/", views.batch_detail, name="batch"),
     path("batches/<int:batch_id>/work/", views.work, name="work"),
     path("batches/<int:batch_id>/items/<int:position>/", views.item, name="item"),
+    path("batches/<int:batch_id>/undo/", views.undo, name="undo"),
     path("adjudication/", views.adjudication, name="adjudication"),
     path("adjudication/<int:item_id>/", views.adjudicate, name="adjudicate"),
 ]

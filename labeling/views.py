@@ -155,9 +155,9 @@ def item(request, batch_id, position):
             return redirect("labeling:work", batch_id=batch.pk)
     last_mine = (
         Label.objects.filter(item__batch=batch, reviewer=request.user)
-        .exclude(item=item)
-        .order_by("-updated_at")
+        .order_by("-updated_at", "-id")
         .select_related("item")
+        .only("id", "item__position")
         .first()
     )
     count = batch.items.count()
@@ -175,10 +175,32 @@ def item(request, batch_id, position):
             "progress": selectors.batch_progress(batch),
             "previous": position - 1 if position > 1 else None,
             "next": position + 1 if position < count else None,
-            "undo_position": last_mine.item.position if last_mine else None,
+            "last_mine": last_mine,
             "reason_tags": REASON_TAGS,
         },
     )
+
+
+@require_POST
+@role_required(REVIEWER)
+def undo(request, batch_id):
+    """Take back the reviewer's last label or skip in the batch and show that item again."""
+    batch = get_object_or_404(Batch, pk=batch_id)
+    label_id = request.POST.get("label", "")
+    try:
+        item = services.label_undo(
+            reviewer=request.user,
+            batch=batch,
+            label_id=int(label_id) if label_id.isdigit() else None,
+        )
+    except Conflict as e:
+        messages.error(request, str(e))
+        position = request.POST.get("position", "")
+        if position.isdigit():
+            return redirect("labeling:item", batch_id=batch.pk, position=int(position))
+        return redirect("labeling:batch", batch_id=batch.pk)
+    messages.success(request, f"Your label of item {item.position} is undone: label it again.")
+    return redirect("labeling:item", batch_id=batch.pk, position=item.position)
 
 
 @require_GET

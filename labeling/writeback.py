@@ -3,12 +3,15 @@ categorical score on the trace."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.utils import timezone
 
 from .langfuse_adapter import SCORE_ID_NAMESPACE, LabelScore, LangfuseAdapter, LangfuseError
 from .models import BatchItem, Label, LabelValue
+
+log = logging.getLogger(__name__)
 
 
 def score_id(label: Label) -> str:
@@ -40,10 +43,13 @@ def _send(score: LabelScore, adapter: LangfuseAdapter | None) -> str | None:
     return None if result.ok else "; ".join(result.errors)[:2000]
 
 
-def label_push(label_id: int, *, adapter: LangfuseAdapter | None = None) -> Label:
+def label_push(label_id: int, *, adapter: LangfuseAdapter | None = None) -> Label | None:
     """Send one label. Permanent failures are recorded on the label; retryable ones raise
-    LangfuseError so the caller (a Celery task) can try again later."""
-    label = Label.objects.select_related("item__trace", "reviewer").get(pk=label_id)
+    LangfuseError so the caller (a Celery task) can try again later. None when the label
+    was undone: before sending nothing goes out, after it the score is taken back."""
+    label = Label.objects.select_related("item__trace", "reviewer").filter(pk=label_id).first()
+    if label is None:
+        return None
     if label.value == LabelValue.SKIPPED:
         return label
     error = _send(
@@ -60,11 +66,37 @@ def label_push(label_id: int, *, adapter: LangfuseAdapter | None = None) -> Labe
     # Only if the label is still what we sent: a newer value has its own push on the way.
     same = Label.objects.filter(pk=label.pk, updated_at=label.updated_at)
     if error is None:
-        same.update(langfuse_sent_at=timezone.now(), langfuse_error="")
+        kept = same.update(langfuse_sent_at=timezone.now(), langfuse_error="")
     else:
-        same.update(langfuse_error=error)
+        kept = same.update(langfuse_error=error)
+    if not kept and not Label.objects.filter(pk=label.pk).exists():
+        # Undone while on its way: the undo's own retraction may have run before this write.
+        from .tasks import retract_label_later
+
+        retract_label_later(score_id(label))
+        return None
     label.refresh_from_db()
     return label
+
+
+def label_retract(label_score_id: str, *, adapter: LangfuseAdapter | None = None) -> bool:
+    """Delete an undone label's score; False when Langfuse has none (never sent, or gone).
+
+    Retryable failures raise LangfuseError for the task to try again; a permanent one is
+    logged, as there is no label left to keep it on.
+    """
+    own = adapter is None
+    adapter = adapter or LangfuseAdapter.from_env()
+    try:
+        return adapter.delete_score(label_score_id)
+    except LangfuseError as e:
+        if e.retryable:
+            raise
+        log.warning("undone label's score %s stays in Langfuse: %s", label_score_id, e)
+        return False
+    finally:
+        if own:
+            adapter.close()
 
 
 def final_push(item_id: int, *, adapter: LangfuseAdapter | None = None) -> BatchItem:

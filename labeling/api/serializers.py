@@ -146,6 +146,14 @@ class LabelCreateSerializer(serializers.Serializer):
     )
 
 
+class LabelUndoSerializer(serializers.Serializer):
+    label = serializers.IntegerField(
+        required=False,
+        help_text="The label meant; a repeated request then finds it gone (409) instead of "
+        "taking back the label before it.",
+    )
+
+
 class BatchItemSerializer(serializers.ModelSerializer):
     trace = serializers.SerializerMethodField()
     labels = LabelSerializer(many=True, read_only=True)

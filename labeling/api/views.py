@@ -97,6 +97,17 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(s.BatchItemSerializer(item, context=_item_context(request, batch)).data)
 
+    @extend_schema(request=s.LabelUndoSerializer, responses={200: s.BatchItemSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsReviewer])
+    def undo(self, request, pk=None):
+        """Take back the caller's most recent label or skip in this batch; returns its item,
+        held for the caller to label again. 409 when there is none, an operator settled the
+        item, or another reviewer holds it now."""
+        batch = self.get_object()
+        data = validated(s.LabelUndoSerializer, request.data)
+        item = services.label_undo(reviewer=request.user, batch=batch, label_id=data.get("label"))
+        return Response(s.BatchItemSerializer(item, context=_item_context(request, batch)).data)
+
     @extend_schema(
         # Not "format": DRF reserves that query parameter for content negotiation.
         parameters=[OpenApiParameter("as", str, enum=["csv", "jsonl"], default="jsonl")],

@@ -4,7 +4,7 @@ Served paths (all but health need HTTP basic auth with the public/secret key pai
   GET  /api/public/health
   GET  /api/public/v2/observations
   GET  /api/public/v3/scores
-  POST /api/public/scores
+  POST /api/public/scores            DELETE /api/public/scores/{scoreId}
   GET  /api/public/score-configs      POST /api/public/score-configs
   POST /_standin/faults   (queue a fault: {"status": 429, "count": 2, "retry_after": "1"})
 
@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .store import BadRequest, Fault, Store
 
@@ -167,6 +167,8 @@ class StandinHandler(BaseHTTPRequestHandler):
             )
             return
         route = ROUTES.get(path)
+        if route is None and path.startswith(SCORE_PATH_PREFIX):
+            route = ROUTES[SCORE_PATH_PREFIX]
         if route is None:
             self._send(404, {"message": f"No route for {path}"})
             return
@@ -180,6 +182,13 @@ class StandinHandler(BaseHTTPRequestHandler):
             self._send(400, {"message": str(exc)})
             return
         self._send(status, body)
+
+
+SCORE_PATH_PREFIX = "/api/public/scores/"  # a score's own path: the id follows
+
+
+def _score_id_of(raw_path: str) -> str:
+    return unquote(urlsplit(raw_path).path.rstrip("/")[len(SCORE_PATH_PREFIX) :])
 
 
 def _faults(handler: StandinHandler, store: Store, query) -> tuple[int, Any]:
@@ -198,6 +207,7 @@ ROUTES: dict[str, dict[str, Callable[[StandinHandler, Store, Any], tuple[int, An
     "/api/public/v2/observations": {"GET": lambda h, s, q: s.list_observations(q)},
     "/api/public/v3/scores": {"GET": lambda h, s, q: s.list_scores(q)},
     "/api/public/scores": {"POST": lambda h, s, q: s.create_scores(h._read_json())},
+    SCORE_PATH_PREFIX: {"DELETE": lambda h, s, q: s.delete_score(_score_id_of(h.path))},
     "/api/public/score-configs": {
         "GET": lambda h, s, q: s.list_score_configs(q),
         "POST": lambda h, s, q: s.create_score_config(h._read_json()),

@@ -684,6 +684,16 @@ class Store:
         if trace_id:
             self._scores_by_trace.setdefault(trace_id, set()).add(score["id"])
 
+    def delete_score(self, score_id: str) -> tuple[int, Any]:
+        with self._lock:
+            score = self._scores.pop(score_id, None)
+            if score is None:
+                return 404, {"message": "Score not found within authorized project"}
+            trace_id = _score_trace(score)
+            if trace_id:
+                self._scores_by_trace.get(trace_id, set()).discard(score_id)
+        return 200, {"message": "Score deleted successfully"}
+
     # -- score configs
 
     def list_score_configs(self, query: Mapping[str, list[str]]) -> tuple[int, Any]:

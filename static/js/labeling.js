@@ -4,10 +4,21 @@
   const form = document.getElementById("label-form");
   if (!root || !form) return;
   const sheet = document.getElementById("cheatsheet");
+  const undoForm = document.getElementById("undo-form");
+  // One request per page: a second key press while the first is on its way would label
+  // the next item blind, or undo the label before the one meant.
+  let sent = false;
+  const submit = (target, submitter) => {
+    if (sent || !target) return;
+    sent = true;
+    target.requestSubmit(submitter);
+  };
+  // A page restored from the back/forward cache sent nothing yet.
+  window.addEventListener("pageshow", () => { sent = false; });
   const go = (url) => { if (url) window.location.assign(url); };
   const choose = (value) => {
     form.querySelector(`input[name=value][value="${value}"]`).checked = true;
-    form.requestSubmit();
+    submit(form);
   };
   document.addEventListener("click", (event) => {
     const toggle = event.target.closest("[data-toggle]");
@@ -23,8 +34,8 @@
     switch (event.key) {
       case "1": choose("weak_sufficient"); break;
       case "2": choose("strong_needed"); break;
-      case "s": document.getElementById("skip").click(); break;
-      case "u": go(root.dataset.undo); break;
+      case "s": submit(form, document.getElementById("skip")); break;
+      case "u": submit(undoForm); break;
       case "ArrowLeft": go(root.dataset.prev); break;
       case "ArrowRight": go(root.dataset.next); break;
       case "?": sheet.hidden = !sheet.hidden; break;

@@ -69,13 +69,16 @@ def test_reviewer_labels_a_blind_batch_with_the_keyboard(page, live_server, blin
     values = dict(Label.objects.values_list("item__trace__langfuse_id", "value"))
     assert sorted(values.values()) == ["strong_needed", "strong_needed", "weak_sufficient"]
 
-    # After labeling, the item reveals the tier; "u" goes back to the last labeled item.
+    # After labeling, the item reveals the tier; "u" takes back the last label, wherever
+    # the reviewer is, and shows its item again.
     page.goto(labeled[0])
     expect(page.locator(".tier-pill")).to_be_visible()
     page.keyboard.press("?")
     expect(page.locator("#cheatsheet")).to_be_visible()
     page.keyboard.press("u")
     expect(page).to_have_url(labeled[2])
+    expect(page.locator(".blind-note")).to_be_visible()  # unlabeled again: blind again
+    assert Label.objects.count() == 2
 
     # The hostile prompt is shown as text and never ran.
     xss_position = blind_batch.items.get(trace__langfuse_id="trace-0").position
@@ -87,13 +90,17 @@ def test_reviewer_labels_a_blind_batch_with_the_keyboard(page, live_server, blin
     assert dialogs == []
 
 
-def test_a_skipped_item_stays_blind_when_the_reviewer_goes_back(page, live_server, blind_batch):
-    page.goto(f"{live_server.url}/login/?next=/labeling/batches/{blind_batch.pk}/work/")
+def start_work_as_rita(page, live_server, batch) -> None:
+    """Log in as the reviewer and land on the first item of ``batch``, blind."""
+    page.goto(f"{live_server.url}/login/?next=/labeling/batches/{batch.pk}/work/")
     page.fill("input[name=username]", "rita")
     page.fill("input[name=password]", "pw-for-tests-only")
     page.click("button[type=submit]")
-
     expect(page.locator(".blind-note")).to_be_visible()
+
+
+def test_a_skipped_item_stays_blind_when_the_reviewer_goes_back(page, live_server, blind_batch):
+    start_work_as_rita(page, live_server, blind_batch)
     skipped = page.url
     page.wait_for_load_state()  # the keyboard script is loaded
     page.keyboard.press("s")
@@ -101,8 +108,9 @@ def test_a_skipped_item_stays_blind_when_the_reviewer_goes_back(page, live_serve
     assert Label.objects.get().value == "skipped"
 
     page.wait_for_load_state()
-    page.keyboard.press("u")  # back to the item just passed
+    page.keyboard.press("u")  # the skip is taken back: the item just passed shows again
     expect(page).to_have_url(skipped)
+    assert not Label.objects.exists()
     expect(page.locator(".blind-note")).to_be_visible()
     expect(page.locator(".tier-pill")).to_have_count(0)
     expect(page.locator("#routing-panel")).not_to_contain_text("Matched")
@@ -113,3 +121,28 @@ def test_a_skipped_item_stays_blind_when_the_reviewer_goes_back(page, live_serve
     expect(page).not_to_have_url(skipped)
     page.goto(skipped)
     expect(page.locator(".tier-pill")).to_be_visible()
+
+
+def test_undo_takes_back_a_label_so_the_item_can_be_labeled_again(page, live_server, blind_batch):
+    start_work_as_rita(page, live_server, blind_batch)
+    first = page.url
+    page.wait_for_load_state()  # the keyboard script is loaded
+    page.keyboard.press("1")
+    expect(page).not_to_have_url(first)
+    label = Label.objects.get()
+    assert label.value == "weak_sufficient"
+
+    page.wait_for_load_state()
+    page.keyboard.press("u")
+    expect(page).to_have_url(first)  # the same item, to label afresh
+    expect(page.locator(".messages")).to_contain_text("undone")
+    expect(page.locator("#label-form input[name=value]:checked")).to_have_count(0)
+    expect(page.locator(".blind-note")).to_be_visible()  # no judgement: the tier stays hidden
+    assert not Label.objects.exists()
+
+    page.wait_for_load_state()
+    page.keyboard.press("2")
+    expect(page).not_to_have_url(first)
+    relabeled = Label.objects.get()
+    assert relabeled.value == "strong_needed"
+    assert relabeled.item_id == label.item_id and relabeled.pk != label.pk

@@ -57,6 +57,26 @@ def test_reviewer_claims_and_labels_through_the_api(api, batch, reviewer):
     assert Label.objects.get().reviewer == reviewer
 
 
+def test_a_reviewer_undoes_their_last_label_through_the_api(api, batch, reviewer, make_user):
+    client = api.as_(reviewer)
+    item = client.post(f"{BASE}/batches/{batch.pk}/next/").json()
+    label = client.post(
+        f"{BASE}/labels/", {"item": item["id"], "value": "weak_sufficient"}, format="json"
+    ).json()
+    url = f"{BASE}/batches/{batch.pk}/undo/"
+    assert api.as_(make_user("rob", "reviewer")).post(url).status_code == 409  # has none
+
+    response = api.as_(reviewer).post(url, {"label": label["id"]}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == item["id"] and body["labels"] == []
+    assert "tier" not in body["trace"]  # still blind
+    assert not Label.objects.exists()
+    again = client.post(url, {"label": label["id"]}, format="json")
+    assert again.status_code == 409 and "undone already" in again.json()["detail"]
+    assert client.post(f"{BASE}/batches/{batch.pk}/next/").json()["id"] == item["id"]
+
+
 def test_operators_see_the_tier_in_blind_batches(api, batch, operator):
     items = api.as_(operator).get(f"{BASE}/batches/{batch.pk}/items/").json()["results"]
     assert "tier" in items[0]["trace"]
@@ -197,6 +217,7 @@ def test_batch_options_are_read_with_their_types(api, synced, operator):
         ("get", "/sync-runs/"),
         ("post", "/labels/"),
         ("post", "/batches/{id}/next/"),
+        ("post", "/batches/{id}/undo/"),
     ],
 )
 def test_users_without_a_role_get_nothing(api, batch, nobody, method, path):

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from labeling import services
@@ -430,3 +431,171 @@ def test_the_labeling_home_costs_the_same_queries_for_one_batch_or_five(
         html = client.get("/labeling/").content.decode()
     assert len(five) == len(one)
     assert html.count('class="bar"') == 5  # a progress bar for each batch
+
+
+# --- undo --------------------------------------------------------------------------------
+
+
+def test_undo_takes_back_the_last_label_and_serves_its_item_again(batch, reviewer):
+    first = services.item_claim_next(batch=batch, reviewer=reviewer)
+    services.label_submit(reviewer=reviewer, item=first, value=LabelValue.WEAK_SUFFICIENT)
+    second = services.item_claim_next(batch=batch, reviewer=reviewer)
+    label = services.label_submit(
+        reviewer=reviewer, item=second, value=LabelValue.STRONG_NEEDED, comment="hm"
+    )
+
+    item = services.label_undo(reviewer=reviewer, batch=batch)
+
+    assert item.pk == second.pk
+    assert not Label.objects.filter(pk=label.pk).exists()
+    assert Label.objects.filter(reviewer=reviewer).get().item_id == first.pk  # only the last
+    assert (item.claimed_by, item.claimed_until > timezone.now()) == (reviewer, True)
+    assert services.item_claim_next(batch=batch, reviewer=reviewer).pk == second.pk
+    event = AuditEvent.objects.get(action="label.undo")
+    assert event.object_id == str(label.pk) and event.actor == reviewer
+    assert (event.before["value"], event.before["comment"]) == ("strong_needed", "hm")
+    assert event.after["value"] is None
+    # Labeled afresh, it counts once.
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+    assert batch_progress(batch).labels == 2
+
+
+def test_undo_takes_back_a_skip_too(synced, make_batch, reviewer):
+    batch = make_batch(size=1, seed=1)
+    [item] = batch.items.all()
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.SKIPPED)
+    assert services.item_claim_next(batch=batch, reviewer=reviewer) is None
+    assert services.label_undo(reviewer=reviewer, batch=batch).pk == item.pk
+    assert services.item_claim_next(batch=batch, reviewer=reviewer).pk == item.pk
+
+
+def test_undo_touches_only_the_reviewers_own_labels_in_this_batch(
+    synced, make_batch, reviewer, make_user
+):
+    batch, other_batch = make_batch(size=3, seed=1), make_batch(size=3, seed=2)
+    other = make_user("rob", "reviewer")
+    elsewhere = other_batch.items.first()
+    services.label_submit(reviewer=reviewer, item=elsewhere, value="weak_sufficient")
+    services.label_submit(reviewer=other, item=batch.items.first(), value="strong_needed")
+    with pytest.raises(Conflict, match="no label in this batch"):
+        services.label_undo(reviewer=reviewer, batch=batch)
+    assert Label.objects.count() == 2
+
+
+def test_a_repeated_undo_stops_instead_of_taking_back_the_label_before(batch, reviewer):
+    first, second = batch.items.filter(reviews_required=1)[:2]
+    services.label_submit(reviewer=reviewer, item=first, value=LabelValue.WEAK_SUFFICIENT)
+    label = services.label_submit(reviewer=reviewer, item=second, value=LabelValue.STRONG_NEEDED)
+    services.label_undo(reviewer=reviewer, batch=batch, label_id=label.pk)
+    with pytest.raises(Conflict, match="undone already"):
+        services.label_undo(reviewer=reviewer, batch=batch, label_id=label.pk)
+    assert Label.objects.get(reviewer=reviewer).item_id == first.pk
+
+
+def test_an_adjudicated_item_cannot_be_undone(batch, reviewer, make_user, operator):
+    item = batch.items.filter(reviews_required=2).first()
+    services.label_submit(reviewer=make_user("rob", "reviewer"), item=item, value="strong_needed")
+    services.label_submit(reviewer=reviewer, item=item, value="weak_sufficient")
+    services.item_adjudicate(actor=operator, item=item, value=LabelValue.STRONG_NEEDED)
+    with pytest.raises(Conflict, match="settled"):
+        services.label_undo(reviewer=reviewer, batch=batch)
+    assert Label.objects.filter(item=item).count() == 2
+    assert not AuditEvent.objects.filter(action="label.undo").exists()
+
+
+def test_an_undone_skip_is_not_taken_from_another_reviewer(synced, make_batch, reviewer, make_user):
+    batch = make_batch(size=1, seed=1)
+    [item] = batch.items.all()
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.SKIPPED)
+    other = make_user("rob", "reviewer")
+    assert services.item_claim_next(batch=batch, reviewer=other).pk == item.pk  # rob holds it
+    with pytest.raises(Conflict, match="Another reviewer"):
+        services.label_undo(reviewer=reviewer, batch=batch)
+    services.label_submit(reviewer=other, item=item, value=LabelValue.STRONG_NEEDED)
+    with pytest.raises(Conflict, match="needs no label from you"):  # rob labeled it meanwhile
+        services.label_undo(reviewer=reviewer, batch=batch)
+    assert Label.objects.get(reviewer=reviewer).value == "skipped"  # nothing changed
+
+
+def test_an_undone_label_is_taken_back_from_langfuse(
+    batch, reviewer, langfuse, eager_tasks, django_capture_on_commit_callbacks
+):
+    item = batch.items.filter(reviews_required=1).first()
+    with django_capture_on_commit_callbacks(execute=True):
+        label = services.label_submit(reviewer=reviewer, item=item, value="weak_sufficient")
+    old_score = score_id(label)
+    assert old_score in {s["id"] for s in langfuse.scores()}
+
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        services.label_undo(reviewer=reviewer, batch=batch)
+    assert len(queued) == 1
+    assert old_score not in {s["id"] for s in langfuse.scores()}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        label = services.label_submit(reviewer=reviewer, item=item, value="strong_needed")
+    scores = [s for s in langfuse.scores() if s["subject"]["id"] == item.trace.langfuse_id]
+    assert [(s["id"], s["value"]) for s in scores if s["name"] == "routing_label"] == [
+        (score_id(label), "strong_needed")
+    ]
+
+
+def test_a_label_undone_while_its_push_waited_is_not_sent(batch, reviewer, langfuse, eager_tasks):
+    item = batch.items.first()
+    label = services.label_submit(reviewer=reviewer, item=item, value="weak_sufficient")
+    services.label_undo(reviewer=reviewer, batch=batch)  # its retraction not run (no commit)
+    assert label_push(label.pk) is None
+    assert score_id(label) not in {s["id"] for s in langfuse.scores()}
+
+
+def test_a_label_undone_while_its_push_was_on_the_way_is_taken_back(
+    batch, reviewer, langfuse, eager_tasks, monkeypatch
+):
+    from labeling import writeback
+
+    item = batch.items.first()
+    label = services.label_submit(reviewer=reviewer, item=item, value="weak_sufficient")
+    send = writeback._send
+
+    def send_then_undo(score, adapter):
+        result = send(score, adapter)
+        Label.objects.filter(pk=label.pk).delete()  # the undo commits meanwhile
+        return result
+
+    monkeypatch.setattr(writeback, "_send", send_then_undo)
+    assert label_push(label.pk) is None
+    assert score_id(label) not in {s["id"] for s in langfuse.scores()}
+
+
+def test_the_undo_page_is_a_csrf_protected_post_for_reviewers(batch, reviewer, nobody):
+    from django.test import Client
+
+    item = batch.items.first()
+    url = f"/labeling/batches/{batch.pk}/undo/"
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(reviewer)
+    page = csrf_client.get(f"/labeling/batches/{batch.pk}/items/{item.position}/")
+    assert 'id="undo-form"' not in page.content.decode()  # nothing to undo yet
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+
+    assert csrf_client.get(url).status_code == 405
+    assert csrf_client.post(url).status_code == 403  # no CSRF token
+    assert Label.objects.exists()
+    page = csrf_client.get(f"/labeling/batches/{batch.pk}/items/{item.position}/")
+    html = page.content.decode()
+    assert 'id="undo-form"' in html
+    token = csrf_client.cookies["csrftoken"].value
+    label = Label.objects.get()
+    response = csrf_client.post(url, {"csrfmiddlewaretoken": token, "label": label.pk})
+    assert response.status_code == 302
+    assert response.url == f"/labeling/batches/{batch.pk}/items/{item.position}/"
+    assert not Label.objects.exists()
+
+    # Again (a second key press): nothing more is undone, the reviewer stays where they were.
+    response = csrf_client.post(
+        url, {"csrfmiddlewaretoken": token, "label": label.pk, "position": item.position}
+    )
+    assert response.url == f"/labeling/batches/{batch.pk}/items/{item.position}/"
+
+    nobody_client = Client()
+    nobody_client.force_login(nobody)
+    assert nobody_client.post(url).status_code == 403

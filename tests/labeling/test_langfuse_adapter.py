@@ -392,6 +392,44 @@ def test_scores_can_be_read_by_time_window(adapter, traffic):
     assert {s.id for s in scores} == expected
 
 
+def without_private_http_client(adapter):
+    """The adapter as it would be on an SDK without ``api._client_wrapper``: the public
+    resource clients are built first (each keeps its own reference, as a future SDK would
+    have them work), then the private attribute goes from this one client object."""
+    adapter.api.observations, adapter.api.scores, adapter.api.score_configs  # noqa: B018
+    del adapter.api._client_wrapper
+    return adapter
+
+
+def test_reads_fall_back_to_the_public_sdk_methods_without_the_private_client(
+    make_adapter, store, traffic, sleeps, caplog
+):
+    private, public = make_adapter(), without_private_http_client(make_adapter())
+    trace_ids = sorted({o["traceId"] for o in traffic.roots})
+    middle = END - timedelta(days=1)
+
+    def by_id(scores):
+        return sorted(scores, key=lambda s: s.id)
+
+    with caplog.at_level("WARNING", logger="labeling.langfuse_adapter"):
+        _, records, skipped = read_all(public, page_size=37)
+        scores = by_id(public.fetch_scores(trace_ids))
+        window = by_id(public.iter_scores(middle, END))
+
+    _, expected_records, expected_skipped = read_all(private, page_size=37)
+    assert records == expected_records and len(records) > 100
+    assert [s.reason for s in skipped] == [s.reason for s in expected_skipped]
+    assert scores == by_id(private.fetch_scores(trace_ids)) and scores
+    assert window == by_id(private.iter_scores(middle, END)) and window
+    warnings = [r for r in caplog.records if "public get_many" in r.getMessage()]
+    assert len(warnings) == 1  # once per adapter, not per page
+
+    # Errors keep their meaning on the public path: a 429 is waited out as asked.
+    store.inject_fault(status=429, count=1, retry_after="3")
+    next(public.iter_root_observations(SINCE, END))
+    assert sleeps == [3.0]
+
+
 def test_labels_are_written_as_categorical_annotations_and_read_back(adapter, store, traffic):
     first, second = (o["traceId"] for o in traffic.roots[:2])
     result = adapter.write_label_scores(
@@ -423,6 +461,15 @@ def test_writing_a_label_again_updates_the_same_score(adapter, store, traffic):
     [score] = adapter.fetch_scores([trace_id], name="routing_label")
     assert score.value == STRONG_NEEDED
     assert len(store.score_configs()) == 1  # the config is found, not created twice
+
+
+def test_a_score_is_deleted_once_and_a_missing_one_is_no_error(adapter, store, traffic):
+    trace_id = traffic.roots[0]["traceId"]
+    [sent] = adapter.write_label_scores([LabelScore(trace_id, WEAK_SUFFICIENT)]).sent_ids
+
+    assert adapter.delete_score(sent) is True
+    assert adapter.fetch_scores([trace_id], name="routing_label") == []
+    assert adapter.delete_score(sent) is False  # gone already: a repeat is harmless
 
 
 def test_a_partial_batch_reports_which_scores_failed_and_is_not_retried(

@@ -1,12 +1,13 @@
 """Sampling: reproducible draws, honest weights, discovery kept out of headline estimates."""
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db.models import Count
 
 from labeling.models import BatchKind, Trace
-from labeling.sampling import draw, period_traces, retry_candidates
+from labeling.sampling import RETRY_WINDOW_LIMIT, draw, period_traces, retry_candidates
 from labeling.similarity import similarity
 from labeling.sync import input_fingerprint
 
@@ -127,6 +128,45 @@ def test_retries_need_the_same_user_a_similar_input_and_five_minutes(db):
     _trace(8, "u4", t0 + timedelta(minutes=2), "what is the capital of France?")  # unrelated
     found = retry_candidates(Trace.objects.all())
     assert found == [first.pk]
+
+
+def test_a_retry_is_found_past_an_unrelated_request_in_between(db):
+    t0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    ask = "파이썬에서 리스트를 정렬하는 방법 알려줘"
+    first = _trace(1, "u1", t0, ask)  # A: a weak answer
+    _trace(2, "u1", t0 + timedelta(minutes=1), "what is the capital of France?")  # B
+    _trace(3, "u1", t0 + timedelta(minutes=4, seconds=30), ask + "요")  # A' after B
+    assert retry_candidates(Trace.objects.all()) == [first.pk]
+
+
+def test_a_similar_request_six_minutes_later_is_not_a_retry(db):
+    t0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    ask = "how do I sort a list of dicts by a key in python"
+    _trace(1, "u1", t0, ask)
+    _trace(2, "u1", t0 + timedelta(minutes=1), "configure nginx ssl")
+    _trace(3, "u1", t0 + timedelta(minutes=6), ask + "?")
+    assert retry_candidates(Trace.objects.all()) == []
+
+
+def test_each_retried_trace_is_listed_once(db):
+    t0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    ask = "리스트 정렬 방법 알려줘"
+    first = _trace(1, "u1", t0, ask)
+    second = _trace(2, "u1", t0 + timedelta(minutes=1), ask + "요")  # weak again
+    _trace(3, "u1", t0 + timedelta(minutes=2), ask + "요?")  # retries both
+    assert retry_candidates(Trace.objects.all()) == [first.pk, second.pk]
+
+
+def test_the_retry_window_holds_a_bounded_number_of_traces(db):
+    t0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    ask = "how do I sort a list of dicts by a key in python"
+    _trace(1, "u1", t0, ask)
+    # A burst of distinct weak requests, more than the window keeps, pushes A out of it.
+    for n in range(RETRY_WINDOW_LIMIT):
+        text = hashlib.sha256(str(n).encode()).hexdigest()
+        _trace(10 + n, "u1", t0 + timedelta(seconds=1 + n), text)
+    _trace(2, "u1", t0 + timedelta(minutes=2), ask)
+    assert retry_candidates(Trace.objects.all()) == []
 
 
 @pytest.mark.parametrize(

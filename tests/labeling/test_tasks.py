@@ -99,3 +99,67 @@ def test_concurrent_reviewers_never_claim_the_same_item(synced, make_batch, make
     assert errors == []
     items = [pk for pk in claimed if pk is not None]
     assert len(items) == len(set(items)) == min(batch.items.count(), len(reviewers))
+
+
+# --- retry timing ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "retry_after,backoff,countdown",
+    [
+        (None, 120, 120),  # Langfuse said nothing: our backoff
+        (45.0, 120, 45.0),  # it asked for less: its word
+        (600.0, 30, 600.0),  # or more
+        (86_400.0, 30, 900),  # a day is not believed: 15 minutes at most
+        (-5.0, 30, 0.0),
+    ],
+)
+def test_the_retry_countdown_honours_retry_after_within_bounds(retry_after, backoff, countdown):
+    from labeling.tasks import retry_countdown
+
+    assert retry_countdown(retry_after, backoff) == countdown
+
+
+class Retried(Exception):
+    pass
+
+
+def capture_retry(task, monkeypatch):
+    """Stand in for ``task.retry``: record its arguments instead of queueing a retry."""
+    asked = {}
+
+    def retry(**kwargs):
+        asked.update(kwargs)
+        raise Retried
+
+    monkeypatch.setattr(task, "retry", retry)
+    return asked
+
+
+def test_a_sync_task_waits_as_long_as_langfuse_asks(langfuse, monkeypatch):
+    from labeling.standin import Fault
+
+    # Over the adapter's own wait limit, so the error reaches the task at once.
+    langfuse.inject_fault(
+        Fault(status=429, count=1, retry_after="600", path="/api/public/v2/observations")
+    )
+    run = sync_start(since=TRAFFIC_END - timedelta(days=3), until=TRAFFIC_END)
+    asked = capture_retry(sync_traces, monkeypatch)
+    with pytest.raises(Retried):
+        sync_traces(run.pk)
+    assert asked["countdown"] == 600.0
+    assert SyncRun.objects.get(pk=run.pk).status == SyncStatus.RUNNING  # resumed, queued
+
+
+def test_a_label_push_waits_at_most_the_bound(langfuse, synced, make_batch, reviewer, monkeypatch):
+    from labeling.models import Label
+    from labeling.standin import Fault
+    from labeling.tasks import MAX_RETRY_AFTER, push_label
+
+    item = make_batch(size=1, seed=1).items.get()
+    label = Label.objects.create(item=item, reviewer=reviewer, value="strong_needed")
+    langfuse.inject_fault(Fault(status=503, count=1, retry_after="7200"))
+    asked = capture_retry(push_label, monkeypatch)
+    with pytest.raises(Retried):
+        push_label(label.pk)
+    assert asked["countdown"] == MAX_RETRY_AFTER
