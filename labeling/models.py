@@ -173,6 +173,9 @@ class BatchItem(models.Model):
     # The final value goes to Langfuse as the trace's label score, like a reviewer's label.
     final_sent_at = models.DateTimeField(null=True, blank=True)
     final_error = models.TextField(blank=True)
+    # When a label of this item was last taken back: a deletion leaves no updated_at behind,
+    # and metric reports must still notice that their inputs changed.
+    label_removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "position"]

@@ -260,7 +260,8 @@ def label_undo(*, reviewer, batch: Batch, label_id: int | None = None) -> BatchI
         transaction.on_commit(lambda: retract_label_later(sent_as))
     label.delete()
     item.claimed_by, item.claimed_until = reviewer, now + CLAIM_FOR
-    item.save(update_fields=["claimed_by", "claimed_until"])
+    item.label_removed_at = now
+    item.save(update_fields=["claimed_by", "claimed_until", "label_removed_at"])
     return item
 
 

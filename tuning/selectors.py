@@ -104,7 +104,8 @@ def stream(queryset, *fields: str, chunk_size: int = STREAM_CHUNK) -> Iterator[t
 
 
 def labels_changed_since(report: MetricReport) -> bool:
-    """Did a label or adjudication in the report's scope change after it was computed?"""
+    """Did a label or adjudication in the report's scope change (or a label go) after it
+    was computed?"""
     if report.computed_at is None:
         return True
     scope = Q(
@@ -114,13 +115,14 @@ def labels_changed_since(report: MetricReport) -> bool:
         item__batch__kind=BatchKind.HEADLINE,
     )
     latest = Label.objects.filter(scope).aggregate(at=Max("updated_at"))["at"]
-    adjudicated = BatchItem.objects.filter(
+    items = BatchItem.objects.filter(
         trace__started_at__gte=report.period_start,
         trace__started_at__lt=report.period_end,
         trace__classifier_version=report.version,
         batch__kind=BatchKind.HEADLINE,
-    ).aggregate(at=Max("adjudicated_at"))["at"]
-    return any(at and at > report.computed_at for at in (latest, adjudicated))
+    ).aggregate(adjudicated=Max("adjudicated_at"), removed=Max("label_removed_at"))
+    changes = (latest, items["adjudicated"], items["removed"])
+    return any(at and at > report.computed_at for at in changes)
 
 
 def refreshable_reports(now: datetime):
@@ -134,7 +136,9 @@ def refreshable_reports(now: datetime):
     """
     since = now - REFRESH_WINDOW
     touched = BatchItem.objects.filter(
-        Q(labels__updated_at__gte=since) | Q(adjudicated_at__gte=since),
+        Q(labels__updated_at__gte=since)
+        | Q(adjudicated_at__gte=since)
+        | Q(label_removed_at__gte=since),
         batch__kind=BatchKind.HEADLINE,
         trace__classifier_version=OuterRef("version"),
         trace__started_at__gte=OuterRef("period_start"),

@@ -174,3 +174,21 @@ def test_the_refresh_checks_only_reports_that_recent_labeling_touched(reviewer, 
     assert sorted(checked) == sorted(result["queued"]) == sorted([relabeled.pk, adjudicated.pk])
     assert MetricReport.objects.get(pk=old.pk).status == JobStatus.SUCCEEDED
     assert MetricReport.objects.get(pk=relabeled.pk).status == JobStatus.QUEUED
+
+
+def test_a_label_taken_back_makes_its_report_stale(reviewer):
+    from labeling import services as labeling_services
+
+    now = timezone.now()
+    report = _labeled_report(
+        reviewer, "undone", period_end=now - timedelta(days=1),
+        computed_at=now - timedelta(minutes=5), label_at=now - timedelta(hours=1),
+    )  # fmt: skip
+    assert not selectors.labels_changed_since(report)
+    batch = Batch.objects.get(name="undone")
+
+    labeling_services.label_undo(reviewer=reviewer, batch=batch)  # no label left behind
+
+    assert not Label.objects.filter(item__batch=batch).exists()
+    assert selectors.labels_changed_since(report)
+    assert report in selectors.refreshable_reports(timezone.now())
