@@ -617,8 +617,8 @@ def ensure_history(reviewer, period_start: datetime) -> None:
             first_trace = number * 7 * SYNTH_PER_DAY + 1  # that week's first trace
             cursor.execute(
                 "INSERT INTO labeling_batchitem (batch_id, trace_id, position, stratum, weight,"
-                " reviews_required, final_value) "
-                "SELECT %s, t.id, row_number() OVER (ORDER BY t.id), '', 1.0, 1, '' "
+                " reviews_required, final_value, final_error) "
+                "SELECT %s, t.id, row_number() OVER (ORDER BY t.id), '', 1.0, 1, '', '' "
                 "FROM labeling_trace t WHERE t.langfuse_id >= %s ORDER BY t.langfuse_id "
                 "LIMIT %s",
                 [batch.pk, f"{BENCH_PREFIX}{first_trace:08d}", HISTORY_SIZE],
