@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import ahocorasick_rs
 
 from .config import ValidConfig, validate_config
-from .text import conversation_text, require_unicode
+from .text import MessagesError, conversation_text, require_unicode
 
 WEAK = "weak"
 STRONG = "strong"
@@ -80,7 +80,12 @@ class Classifier:
 
     def classify(self, messages: Sequence[Any]) -> Decision:
         """Route one conversation. Raises MessagesError on malformed messages."""
-        return self.classify_text(conversation_text(messages), len(messages))
+        text = conversation_text(messages, check_unicode=False)
+        try:
+            return self.classify_text(text, len(messages))
+        except MessagesError:
+            conversation_text(messages)  # raises again, naming the message at fault
+            raise
 
     def classify_text(self, text: str, turn_count: int) -> Decision:
         """Route already-joined text. Raises MessagesError on a lone surrogate."""
