@@ -288,6 +288,10 @@ def _race(*calls):
 def test_two_operators_clicking_advance_at_once_advance_one_stage(k8s, cluster_route, v8, operator):
     rollout = start(operator, cluster_route, v8)
     k8s.clear_requests()
+    # The first to get the lock reads the route slowly: the other surely arrives meanwhile,
+    # so only the row lock can keep it from advancing too (run one after the other, the
+    # stale expected_stage alone would refuse it).
+    k8s.delay_next(0.5, method="GET")
 
     def click():
         return services.rollout_advance(actor=operator, rollout=rollout, expected_stage=1)
@@ -308,6 +312,7 @@ def test_two_beat_ticks_at_once_advance_one_stage(k8s, cluster_route, v8, operat
         stage_started_at=timezone.now() - timedelta(seconds=5)
     )
     k8s.clear_requests()
+    k8s.delay_next(0.5, method="GET")  # both ticks are surely inside at once (see above)
 
     def tick():
         return services.rollout_evaluate(rollout_id=rollout.pk)
