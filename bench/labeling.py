@@ -292,7 +292,7 @@ def report_sync(title, run, start, wall, cpu, adapter, page_marks) -> None:
             pages_phase - seconds["observations"] - seconds["parse"],
         ),
         ("feedback: scores by time window (HTTP + decoding)", seconds["scores"]),
-        ("feedback: PostgreSQL (select traces, UPDATE FROM unnest)", feedback_phase - seconds["scores"]),
+        ("feedback: PostgreSQL (select, UPDATE FROM unnest)", feedback_phase - seconds["scores"]),
     ]
     for name, value in parts:
         print(
