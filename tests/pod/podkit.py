@@ -38,6 +38,9 @@ def chat(text: str, **extra) -> dict:
     return {"model": "anything", "messages": [{"role": "user", "content": text}], **extra}
 
 
+ROUTED = ("/v1/chat/completions", "/v1/completions")
+
+
 class Pod:
     """``python -m routing.pod`` as a child process; stderr is collected in ``log``."""
 
@@ -63,7 +66,18 @@ class Pod:
             self.stop()
             raise RuntimeError("pod did not start:\n" + self.log)
         self.url = f"http://127.0.0.1:{self._port}"
-        self.client = httpx.Client(base_url=self.url, timeout=10, trust_env=False)
+        self.answered = 0  # routed requests this client got an answer to
+        self.client = httpx.Client(
+            base_url=self.url,
+            timeout=10,
+            trust_env=False,
+            event_hooks={"response": [self._count_answer]},
+        )
+
+    def _count_answer(self, response: httpx.Response) -> None:
+        request = response.request
+        if request.method == "POST" and request.url.path in ROUTED:
+            self.answered += 1
 
     def _read(self) -> None:
         for line in self.proc.stderr:
@@ -82,7 +96,18 @@ class Pod:
         return self.client.post("/v1/chat/completions", json=payload, **kwargs)
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
-        """Samples as {(name, sorted label items): value}."""
+        """Samples as {(name, sorted label items): value}, once every request this client got
+        an answer to is counted: the pod records a request after its last byte is sent, so
+        right after an answer its metrics may still be on the way."""
+        deadline = time.monotonic() + 5
+        while True:
+            out = self._read_metrics()
+            counted = sum(v for (n, _), v in out.items() if n == "cascade_pod_requests_total")
+            if counted >= self.answered or time.monotonic() > deadline:
+                return out
+            time.sleep(0.02)
+
+    def _read_metrics(self) -> dict[tuple[str, tuple], float]:
         text = self.client.get("/metrics").text
         out = {}
         for family in text_string_to_metric_families(text):
