@@ -1,10 +1,11 @@
 """The sync task on a real Celery worker with the real Redis broker."""
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cascade_admin.celery import app
 from labeling.models import SyncRun, SyncStatus, Trace
 from labeling.sync import sync_start
 from labeling.tasks import sync_traces
@@ -120,23 +121,21 @@ def test_the_retry_countdown_honours_retry_after_within_bounds(retry_after, back
     assert retry_countdown(retry_after, backoff) == countdown
 
 
-class Retried(Exception):
-    pass
+def held_retry_countdown(sent_at: datetime, timeout: float = 20) -> float:
+    """Seconds from ``sent_at`` to the ETA of the retry the real worker now holds (a retry
+    goes back through Redis with its ETA; the worker keeps it until then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = app.control.inspect(timeout=1).scheduled() or {}
+        etas = [datetime.fromisoformat(e["eta"]) for entries in held.values() for e in entries]
+        if etas:
+            (eta,) = etas
+            return (eta - sent_at).total_seconds()
+        time.sleep(0.2)
+    raise AssertionError("the worker holds no retry")
 
 
-def capture_retry(task, monkeypatch):
-    """Stand in for ``task.retry``: record its arguments instead of queueing a retry."""
-    asked = {}
-
-    def retry(**kwargs):
-        asked.update(kwargs)
-        raise Retried
-
-    monkeypatch.setattr(task, "retry", retry)
-    return asked
-
-
-def test_a_sync_task_waits_as_long_as_langfuse_asks(langfuse, monkeypatch):
+def test_a_sync_task_waits_as_long_as_langfuse_asks(langfuse):
     from labeling.standin import Fault
 
     # Over the adapter's own wait limit, so the error reaches the task at once.
@@ -144,14 +143,15 @@ def test_a_sync_task_waits_as_long_as_langfuse_asks(langfuse, monkeypatch):
         Fault(status=429, count=1, retry_after="600", path="/api/public/v2/observations")
     )
     run = sync_start(since=TRAFFIC_END - timedelta(days=3), until=TRAFFIC_END)
-    asked = capture_retry(sync_traces, monkeypatch)
-    with pytest.raises(Retried):
-        sync_traces(run.pk)
-    assert asked["countdown"] == 600.0
+    with running_worker():
+        sent_at = datetime.now(UTC)
+        sync_traces.delay(run.pk)
+        countdown = held_retry_countdown(sent_at)
+    assert 600 <= countdown < 610
     assert SyncRun.objects.get(pk=run.pk).status == SyncStatus.RUNNING  # resumed, queued
 
 
-def test_a_label_push_waits_at_most_the_bound(langfuse, synced, make_batch, reviewer, monkeypatch):
+def test_a_label_push_waits_at_most_the_bound(langfuse, synced, make_batch, reviewer):
     from labeling.models import Label
     from labeling.standin import Fault
     from labeling.tasks import MAX_RETRY_AFTER, push_label
@@ -159,7 +159,8 @@ def test_a_label_push_waits_at_most_the_bound(langfuse, synced, make_batch, revi
     item = make_batch(size=1, seed=1).items.get()
     label = Label.objects.create(item=item, reviewer=reviewer, value="strong_needed")
     langfuse.inject_fault(Fault(status=503, count=1, retry_after="7200"))
-    asked = capture_retry(push_label, monkeypatch)
-    with pytest.raises(Retried):
-        push_label(label.pk)
-    assert asked["countdown"] == MAX_RETRY_AFTER
+    with running_worker():
+        sent_at = datetime.now(UTC)
+        push_label.delay(label.pk)
+        countdown = held_retry_countdown(sent_at)
+    assert MAX_RETRY_AFTER <= countdown < MAX_RETRY_AFTER + 10
