@@ -271,7 +271,7 @@ def item_adjudicate(*, actor, item: BatchItem, value: str, note: str = "") -> Ba
     for Langfuse as the trace's label score. Only open disagreements can be settled."""
     if value not in (LabelValue.WEAK_SUFFICIENT, LabelValue.STRONG_NEEDED):
         raise ValidationError({"value": ["Choose weak_sufficient or strong_needed."]})
-    item = BatchItem.objects.select_for_update().get(pk=item.pk)
+    item = BatchItem.objects.select_for_update().select_related("trace").get(pk=item.pk)
     if not disagreements().filter(pk=item.pk).exists():
         raise Conflict(
             "This item is settled already." if item.final_value else "This item is not disputed."

@@ -65,6 +65,7 @@ UPDATE_FIELDS = [
     "synced_at",
 ]
 FEEDBACK_FIELDS = ["feedback_score", "thumbs_down", "feedback_comment"]
+COMMENT_FIELD = Trace._meta.get_field("feedback_comment")
 
 
 def sync_overlap() -> timedelta:
@@ -121,8 +122,7 @@ def apply_feedback(traces: dict[str, Trace], scores: list[FeedbackScore]) -> int
             trace.thumbs_down = not bool(score.value)
         else:
             continue
-        comment = (score.comment or trace.feedback_comment or "").replace("\x00", "")
-        trace.feedback_comment = comment[:5000]
+        trace.feedback_comment = (score.comment or trace.feedback_comment or "")[:5000]
         applied += 1
     return applied
 
@@ -237,7 +237,7 @@ def _save_feedback(traces: list[Trace]) -> None:
                 [t.pk for t in traces],
                 [t.feedback_score for t in traces],
                 [t.thumbs_down for t in traces],
-                [t.feedback_comment for t in traces],
+                [_copy_value(COMMENT_FIELD, t) for t in traces],  # NUL-free, as the upsert
             ],
         )
 

@@ -49,34 +49,32 @@ def sync_traces(self, run_id: int) -> dict:
     return {"run": run.pk, "status": run.status, "created": run.created, "skipped": run.skipped}
 
 
+def _write_back(task, write, *args) -> None:
+    """Run one write to Langfuse; a retryable failure tries again later (Langfuse being
+    down only delays a write), a permanent one is kept by ``write`` itself."""
+    try:
+        write(*args)
+    except LangfuseError as e:
+        countdown = retry_countdown(e.retry_after, push_backoff(task.request.retries))
+        raise task.retry(countdown=countdown, exc=e) from e
+
+
 @shared_task(bind=True, acks_late=True, max_retries=6)
 def push_label(self, label_id: int) -> None:
-    """Write one label to Langfuse; Langfuse being down only delays it."""
-    try:
-        label_push(label_id)
-    except LangfuseError as e:
-        countdown = retry_countdown(e.retry_after, push_backoff(self.request.retries))
-        raise self.retry(countdown=countdown, exc=e) from e
+    """Write one label to Langfuse."""
+    _write_back(self, label_push, label_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=6)
 def push_final(self, item_id: int) -> None:
-    """Write one adjudicated final value to Langfuse, retried like a label."""
-    try:
-        final_push(item_id)
-    except LangfuseError as e:
-        countdown = retry_countdown(e.retry_after, push_backoff(self.request.retries))
-        raise self.retry(countdown=countdown, exc=e) from e
+    """Write one adjudicated final value to Langfuse."""
+    _write_back(self, final_push, item_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=6)
 def retract_label(self, score_id: str) -> None:
     """Delete an undone label's score from Langfuse; one never sent counts as deleted."""
-    try:
-        label_retract(score_id)
-    except LangfuseError as e:
-        countdown = retry_countdown(e.retry_after, push_backoff(self.request.retries))
-        raise self.retry(countdown=countdown, exc=e) from e
+    _write_back(self, label_retract, score_id)
 
 
 def retract_label_later(score_id: str) -> None:

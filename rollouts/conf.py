@@ -73,10 +73,7 @@ def prometheus_url() -> str:
 def prometheus_timeout() -> float:
     # Short: each evaluation tick runs two queries per gate, so a hung Prometheus must fail
     # fast rather than overrun the tick; a query that times out leaves its gate unknown.
-    seconds = env_int("PROMETHEUS_TIMEOUT", 3, minimum=1)
-    if seconds > 30:
-        raise ImproperlyConfigured(f"PROMETHEUS_TIMEOUT={seconds} must be at most 30.")
-    return float(seconds)
+    return float(env_int("PROMETHEUS_TIMEOUT", 3, minimum=1, maximum=30))
 
 
 def evaluate_interval() -> int:
@@ -84,10 +81,7 @@ def evaluate_interval() -> int:
 
 
 def daily_check_hour() -> int:
-    hour = env_int("ROLLOUT_DAILY_CHECK_HOUR", 6, minimum=0)
-    if hour > 23:
-        raise ImproperlyConfigured(f"ROLLOUT_DAILY_CHECK_HOUR={hour} must be at most 23.")
-    return hour
+    return env_int("ROLLOUT_DAILY_CHECK_HOUR", 6, minimum=0, maximum=23)
 
 
 def notify_webhook_url() -> str:

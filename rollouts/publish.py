@@ -31,7 +31,7 @@ from audit.services import audit_record
 from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
-from . import conf, targets
+from . import conf, selectors, targets
 from .k8s_adapter import KubeError, PodAddress, retry_on_conflict
 from .models import (
     HOLDS_ROUTE,
@@ -83,11 +83,7 @@ def _check_slot_takes(version: ClassifierVersion, slot: Slot) -> None:
         for route in Route.objects.filter(Q(stable_slot=slot) | Q(canary_slot=slot))
         if (route.stable_weight if route.stable_slot_id == slot.pk else route.canary_weight) > 0
     ]
-    serving = (
-        Publication.objects.filter(slot=slot, state=PublicationState.SUCCEEDED)
-        .select_related("version")
-        .first()
-    )
+    serving = selectors.slot_serving(slot)
     if live and serving is not None and serving.version_id != version.pk:
         raise Conflict(
             f"{slot} serves {serving.version} to live traffic on {live[0]}: publish {version} "

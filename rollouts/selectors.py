@@ -17,6 +17,7 @@ from .models import (
     PodState,
     PodStatus,
     Publication,
+    PublicationState,
     Rollout,
     RolloutTransition,
     Route,
@@ -59,6 +60,16 @@ def publication_list() -> QuerySet[Publication]:
             confirmed_count=Count("pods", filter=Q(pods__state=PodState.CONFIRMED)),
         )
         .order_by("-created_at", "-id")
+    )
+
+
+def slot_serving(slot) -> Publication | None:
+    """The publication whose config ``slot``'s pods serve: the last one to succeed there."""
+    return (
+        Publication.objects.filter(slot=slot, state=PublicationState.SUCCEEDED)
+        .select_related("version")
+        .order_by("-finished_at", "-id")
+        .first()
     )
 
 

@@ -215,15 +215,6 @@ def _locked(rollout: Rollout) -> Rollout:
     )
 
 
-def _latest_succeeded(version=None, slot=None) -> Publication | None:
-    if slot is None:
-        return None
-    found = Publication.objects.filter(slot=slot, state=PublicationState.SUCCEEDED)
-    if version is not None:
-        found = found.filter(version=version)
-    return found.select_related("version").order_by("-finished_at", "-id").first()
-
-
 def _serving_publication(version: ClassifierVersion, slot) -> Publication | None:
     """The publication through which ``slot`` serves ``version``: its newest one, succeeded.
 
@@ -282,7 +273,7 @@ def rollout_start(
                 f"Route {route} already has an active rollout (or a failed one whose canary "
                 "still has traffic: roll it back first)."
             )
-        stable = _latest_succeeded(slot=route.stable_slot)
+        stable = selectors.slot_serving(route.stable_slot) if route.stable_slot else None
         try:
             with transaction.atomic():
                 rollout = Rollout.objects.create(
@@ -467,7 +458,15 @@ def _describe(gate: Gate) -> str:
     return f"{gate.name} {gate.last_result} ({value}; {gate.last_detail or str(gate)})"
 
 
-EVALUATED_STATES = (RolloutState.STAGE, RolloutState.PAUSED)
+# The states automation watches (gates, rollback triggers, the daily check). A pause holds
+# the weights; it does not switch the watching off.
+WATCHED_STATES = (RolloutState.STAGE, RolloutState.PAUSED)
+
+
+def watched_rollout_ids() -> list[int]:
+    return list(
+        Rollout.objects.filter(state__in=WATCHED_STATES).order_by("pk").values_list("pk", flat=True)
+    )
 
 
 def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout:
@@ -479,7 +478,7 @@ def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout
     the automatic rollback (a canary paused during a 5xx burst must not keep its traffic).
     """
     rollout = Rollout.objects.select_related("route", "version").get(pk=rollout_id)
-    if rollout.state not in EVALUATED_STATES:
+    if rollout.state not in WATCHED_STATES:
         return rollout
     state, stage = rollout.state, rollout.stage
     gate_rows = list(rollout.gates.all())
@@ -680,8 +679,6 @@ def rollout_set_gates(
 
 # --- daily misroute check -------------------------------------------------------------------
 
-DAILY_STATES = (RolloutState.STAGE, RolloutState.PAUSED)
-
 
 def _pct(value: float | None) -> str:
     return percent(value) or "?"
@@ -733,12 +730,12 @@ def rollout_daily_check(
     now = now or timezone.now()
     day = day or (now.astimezone(UTC) - timedelta(days=1)).date()
     rollout = Rollout.objects.select_related("route", "version").get(pk=rollout_id)
-    if rollout.state not in DAILY_STATES:
+    if rollout.state not in WATCHED_STATES:
         return None
     estimate = selectors.misroute_estimate(rollout.version.name, day)  # before the lock
     with transaction.atomic():
         rollout = _locked(rollout)
-        if rollout.state not in DAILY_STATES:
+        if rollout.state not in WATCHED_STATES:
             return None
         rate = estimate.rate
         threshold, minimum = rollout.misroute_threshold, rollout.misroute_min_labels
@@ -778,10 +775,3 @@ def rollout_daily_check(
             check.action = {"rolled_back": "rollback", "failed": "failed"}.get(outcome, "retry")
             check.save(update_fields=["action"])
     return check
-
-
-def daily_checks_due() -> list[int]:
-    """Ids of the rollouts the daily check looks at."""
-    return list(
-        Rollout.objects.filter(state__in=DAILY_STATES).order_by("pk").values_list("pk", flat=True)
-    )

@@ -5,14 +5,8 @@ from datetime import date
 from celery import shared_task
 
 from . import notify
-from .models import Rollout
 from .publish import publication_execute
-from .services import (
-    EVALUATED_STATES,
-    daily_checks_due,
-    rollout_daily_check,
-    rollout_evaluate,
-)
+from .services import rollout_daily_check, rollout_evaluate, watched_rollout_ids
 
 
 @shared_task(acks_late=True, time_limit=300)
@@ -37,11 +31,7 @@ def evaluate_rollouts() -> list[int]:
     never cuts another's decision short. The row lock in ``rollout_evaluate`` keeps
     overlapping ticks from acting twice.
     """
-    ids = list(
-        Rollout.objects.filter(state__in=EVALUATED_STATES)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    ids = watched_rollout_ids()
     for rollout_id in ids:
         evaluate_rollout.delay(rollout_id)
     return ids
@@ -52,7 +42,7 @@ def daily_misroute_checks() -> list[dict]:
     """Beat, once a day: the previous UTC day's misroute check of every rollout in a stage
     or paused. A rollback the cluster refused for now is retried by ``daily_misroute_check``."""
     done = []
-    for rollout_id in daily_checks_due():
+    for rollout_id in watched_rollout_ids():
         check = rollout_daily_check(rollout_id=rollout_id)
         if check is None:
             continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .models import Gate, GateEvaluation
 
 WIDTH, HEIGHT, PAD = 240, 48, 3
+VIEW_BOX = f"0 0 {WIDTH} {HEIGHT}"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from routing.errors import Conflict
 from . import publish, selectors, services
 from .forms import ActionForm, GateForm, MisrouteCheckForm, PublishForm, StartForm
 from .models import Publication, PublicationState, Rollout
-from .trend import HEIGHT, WIDTH, gate_trends
+from .trend import VIEW_BOX, gate_trends
 
 ACTIONS = {
     "advance": services.rollout_advance,
@@ -51,7 +51,7 @@ def _detail_context(rollout: Rollout) -> dict:
         "transitions": list(rollout.transitions.all()),
         "history": history,
         "history_points": selectors.HISTORY_POINTS,
-        "trend_box": f"0 0 {WIDTH} {HEIGHT}",
+        "trend_box": VIEW_BOX,
         "daily_checks": selectors.daily_checks(rollout),
     }
 
