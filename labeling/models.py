@@ -158,6 +158,9 @@ class BatchItem(models.Model):
     position = models.PositiveIntegerField()
     stratum = models.CharField(max_length=32, blank=True)
     weight = models.FloatField(default=1.0)
+    # Requests this item's label stands for: the drawn requests that sent its input
+    # (headline), or the frame's requests with its input (discovery). Tuning counts each.
+    requests = models.PositiveIntegerField(default=1)
     reviews_required = models.PositiveSmallIntegerField(default=1)
     # A reviewer holds an item while looking at it, so two never get the same one.
     claimed_by = models.ForeignKey(
@@ -221,3 +224,85 @@ class Label(models.Model):
 
     def __str__(self):
         return f"{self.item}: {self.value}"
+
+
+class LabelImport(models.Model):
+    """One file of labels brought in from outside (e.g. the spec's labeling sheets).
+
+    Imported labels are training labels only: they feed tuning (candidates, proposals,
+    sweeps, keyword health), never traffic figures, agreement or headline rate estimates,
+    and they are not written to Langfuse. Undoing an import removes its labels and brings
+    back the ones it had replaced; the record itself stays, for the audit trail.
+    """
+
+    name = models.CharField(max_length=120)
+    filename = models.CharField(max_length=255, blank=True)
+    format = models.CharField(max_length=8)
+    sha256 = models.CharField(max_length=64)
+    records = models.PositiveIntegerField(help_text="Records in the file.")
+    imported = models.PositiveIntegerField(help_text="Labels stored.")
+    replaced = models.PositiveIntegerField(default=0, help_text="Earlier labels it replaced.")
+    skipped = models.JSONField(default=list, help_text="Bad rows skipped: [line, reason].")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The same file twice would count its labels twice; after an undo it may return.
+            models.UniqueConstraint(
+                fields=["sha256"], condition=Q(undone_at__isnull=True), name="import_file_once"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.undone_at is None
+
+
+class ImportedLabel(models.Model):
+    """One imported labeled conversation. ``replaced_by`` is set when a later import
+    brought a label for the same ``external_id``: only rows without it count."""
+
+    label_import = models.ForeignKey(LabelImport, on_delete=models.CASCADE, related_name="labels")
+    line = models.PositiveIntegerField()
+    external_id = models.CharField(max_length=200, blank=True)
+    messages = models.JSONField()
+    input_text = models.TextField()
+    input_hash = models.CharField(max_length=64, db_index=True)
+    char_count = models.PositiveIntegerField()
+    turn_count = models.PositiveIntegerField()
+    label = models.CharField(max_length=16, choices=LabelValue.choices)
+    tier = models.CharField(max_length=8, choices=Tier.choices, blank=True)
+    user_id = models.CharField(max_length=200, blank=True)
+    labeled_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    replaced_by = models.ForeignKey(
+        LabelImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["label_import", "line"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=Q(replaced_by__isnull=True) & ~Q(external_id=""),
+                name="imported_id_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(label__in=["strong_needed", "weak_sufficient"]),
+                name="imported_label_is_judgement",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.label_import} line {self.line}"

@@ -46,6 +46,7 @@ class Draw:
     distinct: int = 0
     strata: dict[int, str] = field(default_factory=dict)
     weights: dict[int, float] = field(default_factory=dict)
+    requests: dict[int, int] = field(default_factory=dict)  # requests each item stands for
 
 
 def period_traces(start: datetime, end: datetime, *, classifier_version: str = "") -> QuerySet:
@@ -65,28 +66,31 @@ def simple_random(inputs: dict[int, int], size: int, rng: random.Random) -> Draw
     """Discovery queues: a random ``size`` of the distinct inputs, unweighted."""
     ids = sorted(inputs)
     chosen = rng.sample(ids, min(size, len(ids)))
-    return Draw(chosen, sum(inputs.values()), distinct=len(ids))
+    requests = {trace_id: inputs[trace_id] for trace_id in chosen}
+    return Draw(chosen, sum(inputs.values()), distinct=len(ids), requests=requests)
 
 
 def _requests(traces: QuerySet) -> list[int]:
     return list(traces.order_by("id").values_list("id", flat=True).iterator(chunk_size=20_000))
 
 
-def _collapse(drawn: list[int], scale: float) -> tuple[list[int], dict[int, float]]:
-    """Drawn requests -> one item per input (the first drawn), weighing its count x scale."""
+def _collapse(drawn: list[int], scale: float) -> tuple[list[int], dict[int, float], dict[int, int]]:
+    """Drawn requests -> one item per input (the first drawn), weighing its count x scale;
+    also each item's count of drawn requests."""
     hashes = dict(Trace.objects.filter(id__in=drawn).values_list("id", "input_hash"))
     items: dict[str, list[int]] = {}
     for trace_id in drawn:
         items.setdefault(hashes[trace_id], []).append(trace_id)
     firsts = [group[0] for group in items.values()]
-    return firsts, {group[0]: len(group) * scale for group in items.values()}
+    weights = {group[0]: len(group) * scale for group in items.values()}
+    return firsts, weights, {group[0]: len(group) for group in items.values()}
 
 
 def headline_random(traces: QuerySet, size: int, rng: random.Random) -> Draw:
     requests = _requests(traces)
     drawn = rng.sample(requests, min(size, len(requests)))
-    items, weights = _collapse(drawn, len(requests) / len(drawn) if drawn else 1.0)
-    return Draw(items, len(requests), distinct=len(items), weights=weights)
+    items, weights, counts = _collapse(drawn, len(requests) / len(drawn) if drawn else 1.0)
+    return Draw(items, len(requests), distinct=len(items), weights=weights, requests=counts)
 
 
 def headline_stratified(traces: QuerySet, size: int, rng: random.Random) -> Draw:
@@ -96,17 +100,18 @@ def headline_stratified(traces: QuerySet, size: int, rng: random.Random) -> Draw
     tiers = traces.order_by("id").values_list("id", "tier").iterator(chunk_size=20_000)
     for trace_id, tier in tiers:
         strata.setdefault(tier or "unknown", []).append(trace_id)
-    items, labels, weights = [], {}, {}
+    items, labels, weights, counts = [], {}, {}, {}
     for name in sorted(strata):
         members = strata[name]
         share = max(1, round(size * len(members) / len(requests))) if size else 0
         drawn = rng.sample(members, min(share, len(members)))
-        firsts, stratum_weights = _collapse(drawn, len(members) / len(drawn))
+        firsts, stratum_weights, stratum_counts = _collapse(drawn, len(members) / len(drawn))
         items += firsts
         weights.update(stratum_weights)
+        counts.update(stratum_counts)
         labels.update(dict.fromkeys(firsts, name))
     rng.shuffle(items)  # labeling order must not reveal the stratum
-    return Draw(items, len(requests), len(items), labels, weights)
+    return Draw(items, len(requests), len(items), labels, weights, counts)
 
 
 def retry_candidates(traces: QuerySet) -> list[int]:

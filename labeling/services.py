@@ -7,19 +7,31 @@ queued on commit, so a rolled-back label never reaches Langfuse.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import PurePath
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
 from routing.errors import Conflict
 
-from .models import Batch, BatchItem, BatchKind, Label, LabelValue
+from .label_files import LabelFileError, ParsedFile, parse_label_file
+from .models import (
+    Batch,
+    BatchItem,
+    BatchKind,
+    ImportedLabel,
+    Label,
+    LabelImport,
+    LabelValue,
+)
 from .sampling import double_review_ids, draw, period_traces
 from .selectors import disagreements
+from .sync import input_fingerprint
 
 MAX_BATCH_SIZE = 5_000
 CLAIM_FOR = timedelta(minutes=10)
@@ -89,6 +101,7 @@ def batch_create(
             position=position,
             stratum=sample.strata.get(trace_id, ""),
             weight=sample.weights.get(trace_id, 1.0),
+            requests=sample.requests.get(trace_id, 1),
             reviews_required=2 if trace_id in doubled else 1,
         )
         for position, trace_id in enumerate(sample.trace_ids, start=1)
@@ -299,3 +312,197 @@ def item_adjudicate(*, actor, item: BatchItem, value: str, note: str = "") -> Ba
 
     transaction.on_commit(lambda: push_final.delay(item.pk))
     return item
+
+
+PREVIEW_ROWS = 10
+AUDITED_REPLACEMENTS = 1_000  # replaced labels listed in the audit record (all are counted)
+
+
+@dataclass
+class ImportOutcome:
+    """What an import did, or (dry run) would do."""
+
+    parsed: ParsedFile
+    label_import: LabelImport | None
+    replaced: int
+    dry_run: bool
+
+    def summary(self) -> dict:
+        rows = self.parsed.rows
+        return {
+            "format": self.parsed.format,
+            "sha256": self.parsed.sha256,
+            "records": self.parsed.total,
+            "imported": 0 if self.dry_run else len(rows),
+            "valid": len(rows),
+            "strong_needed": sum(r.label == LabelValue.STRONG_NEEDED for r in rows),
+            "weak_sufficient": sum(r.label == LabelValue.WEAK_SUFFICIENT for r in rows),
+            "replaces": self.replaced,
+            "bad_rows": [{"line": b.line, "reason": b.reason} for b in self.parsed.bad],
+            "preview": [
+                {
+                    "line": r.line,
+                    "id": r.external_id,
+                    "label": r.label,
+                    "turns": r.turn_count,
+                    "text": r.text[:200],
+                }
+                for r in rows[:PREVIEW_ROWS]
+            ],
+            "dry_run": self.dry_run,
+            "import": self.label_import.pk if self.label_import else None,
+        }
+
+
+class _DryRun(Exception):
+    """Rolls a dry run's transaction back after it has counted what it would replace."""
+
+
+def label_import_create(
+    *,
+    actor,
+    data: bytes,
+    filename: str = "",
+    name: str = "",
+    dry_run: bool = False,
+    skip_bad: bool = False,
+) -> ImportOutcome:
+    """Import a file of labels (JSONL or CSV) as training labels.
+
+    A file with a bad row imports nothing and lists every bad row, unless ``skip_bad``. The
+    same file twice is refused while its first import stands; a row whose id was imported
+    before replaces that label. A dry run reports the same and writes nothing.
+    """
+    try:
+        parsed = parse_label_file(data, filename)
+    except LabelFileError as e:
+        raise ValidationError({"file": [str(e)]}) from None
+    if parsed.bad and not skip_bad:
+        raise ValidationError(
+            {"file": [f"{len(parsed.bad)} bad row(s); nothing imported."]}
+            | {"rows": [f"line {b.line}: {b.reason}" for b in parsed.bad]}
+        )
+    if not parsed.rows:
+        raise ValidationError({"file": ["No usable rows; nothing imported."]})
+    name = (name or PurePath(filename).name or f"import {parsed.sha256[:12]}")[:120]
+    outcome = None
+    try:
+        with transaction.atomic():
+            outcome = _import(actor, parsed, filename, name, dry_run)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    return outcome
+
+
+def _import(actor, parsed: ParsedFile, filename: str, name: str, dry_run: bool) -> ImportOutcome:
+    earlier = LabelImport.objects.filter(sha256=parsed.sha256, undone_at__isnull=True).first()
+    if earlier is not None:
+        raise Conflict(
+            f"This file was imported already as {earlier.name!r} (import {earlier.pk}, "
+            f"{earlier.created_at:%Y-%m-%d %H:%M} UTC); undo that import to bring it in again."
+        )
+    ids = [r.external_id for r in parsed.rows if r.external_id]
+    replaced = list(
+        ImportedLabel.objects.select_for_update()
+        .filter(external_id__in=ids, replaced_by__isnull=True, label_import__undone_at__isnull=True)
+        .values("id", "external_id", "label", "label_import_id")
+    )
+    if dry_run:
+        return ImportOutcome(parsed, None, len(replaced), True)
+    try:
+        with transaction.atomic():
+            label_import = LabelImport.objects.create(
+                name=name,
+                filename=filename[:255],
+                format=parsed.format,
+                sha256=parsed.sha256,
+                records=parsed.total,
+                imported=len(parsed.rows),
+                replaced=len(replaced),
+                skipped=[[b.line, b.reason] for b in parsed.bad],
+                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            )
+    except IntegrityError:
+        raise Conflict("The same file is being imported right now.") from None
+    ImportedLabel.objects.filter(id__in=[r["id"] for r in replaced]).update(
+        replaced_by=label_import
+    )
+    ImportedLabel.objects.bulk_create(
+        (
+            ImportedLabel(
+                label_import=label_import,
+                line=r.line,
+                external_id=r.external_id,
+                messages=r.messages,
+                input_text=r.text,
+                input_hash=input_fingerprint(r.text),
+                char_count=len(r.text),
+                turn_count=r.turn_count,
+                label=r.label,
+                tier=r.tier,
+                user_id=r.user_id,
+                labeled_at=r.timestamp,
+                comment=r.comment,
+            )
+            for r in parsed.rows
+        ),
+        batch_size=1_000,
+    )
+    new_labels = {r.external_id: r.label for r in parsed.rows if r.external_id}
+    audit_record(
+        actor=actor,
+        action="label_import.create",
+        obj=label_import,
+        after={
+            "filename": filename,
+            "format": parsed.format,
+            "sha256": parsed.sha256,
+            "imported": len(parsed.rows),
+            "skipped": len(parsed.bad),
+            "replaced": len(replaced),
+            "replacements": [
+                {
+                    "id": r["external_id"],
+                    "import": r["label_import_id"],
+                    "before": r["label"],
+                    "after": new_labels[r["external_id"]],
+                }
+                for r in replaced[:AUDITED_REPLACEMENTS]
+            ],
+        },
+    )
+    return ImportOutcome(parsed, label_import, len(replaced), False)
+
+
+@transaction.atomic
+def label_import_undo(*, actor, label_import: LabelImport) -> LabelImport:
+    """Take a whole import back: its labels go, the labels it had replaced come back."""
+    label_import = LabelImport.objects.select_for_update().get(pk=label_import.pk)
+    if label_import.undone_at is not None:
+        raise Conflict(f"Import {label_import.pk} was undone already.")
+    removed = label_import.labels.count()
+    label_import.labels.all().delete()
+    restored = 0
+    for row in ImportedLabel.objects.select_for_update().filter(replaced_by=label_import):
+        holder = (
+            ImportedLabel.objects.filter(external_id=row.external_id, replaced_by__isnull=True)
+            .exclude(label_import=label_import)
+            .first()
+        )
+        # A later import may hold the id by now: the old label stays replaced, by that one.
+        row.replaced_by = holder.label_import if holder else None
+        row.save(update_fields=["replaced_by"])
+        restored += holder is None
+    label_import.undone_at = timezone.now()
+    label_import.undone_by = actor if getattr(actor, "is_authenticated", False) else None
+    label_import.save(update_fields=["undone_at", "undone_by"])
+    audit_record(
+        actor=actor,
+        action="label_import.undo",
+        obj=label_import,
+        before={"labels": removed},
+        after={"removed": removed, "restored": restored},
+    )
+    return label_import

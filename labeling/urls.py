@@ -13,6 +13,8 @@ urlpatterns = [
     path("batches/<int:batch_id>/work/", views.work, name="work"),
     path("batches/<int:batch_id>/items/<int:position>/", views.item, name="item"),
     path("batches/<int:batch_id>/undo/", views.undo, name="undo"),
+    path("imports/", views.imports, name="imports"),
+    path("imports/<int:import_id>/undo/", views.import_undo, name="import-undo"),
     path("adjudication/", views.adjudication, name="adjudication"),
     path("adjudication/<int:item_id>/", views.adjudicate, name="adjudicate"),
 ]

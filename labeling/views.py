@@ -16,7 +16,7 @@ from routing.errors import Conflict
 
 from . import selectors, services
 from .forms import REASON_TAGS, BatchForm, LabelForm
-from .models import Batch, BatchItem, Label, LabelValue, SyncRun
+from .models import Batch, BatchItem, Label, LabelImport, LabelValue, SyncRun
 from .sync import sync_start
 from .tasks import sync_traces
 
@@ -223,3 +223,58 @@ def adjudicate(request, item_id):
     except (ValidationError, Conflict) as e:
         messages.error(request, error_text(e))
     return redirect("labeling:adjudication")
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(OPERATOR)
+def imports(request):
+    """Upload labels (preview first), and the list of imports with their undo."""
+    context = {"imports": LabelImport.objects.select_related("created_by", "undone_by")[:50]}
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        preview = request.POST.get("action") == "preview"
+        if upload is None:
+            messages.error(request, "file: choose a JSONL or CSV file.")
+            return redirect("labeling:imports")
+        try:
+            outcome = services.label_import_create(
+                actor=request.user,
+                data=upload.read(),
+                filename=upload.name or "",
+                name=request.POST.get("name", "").strip(),
+                dry_run=preview,
+                skip_bad=request.POST.get("skip_bad") == "on",
+            )
+        except (ValidationError, Conflict) as e:
+            context["errors"] = (
+                [f"{f}: {m}" for f, ms in e.message_dict.items() for m in ms]
+                if isinstance(e, ValidationError) and hasattr(e, "error_dict")
+                else [error_text(e)]
+            )
+            return render(request, "labeling/imports.html", context, status=400)
+        if preview:
+            context["summary"] = outcome.summary()
+            return render(request, "labeling/imports.html", context)
+        s = outcome.summary()
+        messages.success(
+            request,
+            f"Imported {s['imported']} labels from {upload.name}"
+            + (f", replacing {s['replaces']}" if s["replaces"] else "")
+            + (f"; {len(s['bad_rows'])} bad rows skipped" if s["bad_rows"] else "")
+            + ".",
+        )
+        return redirect("labeling:imports")
+    return render(request, "labeling/imports.html", context)
+
+
+@require_POST
+@role_required(OPERATOR)
+def import_undo(request, import_id):
+    label_import = get_object_or_404(LabelImport, pk=import_id)
+    try:
+        services.label_import_undo(actor=request.user, label_import=label_import)
+    except Conflict as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Import “{label_import.name}” undone.")
+    return redirect("labeling:imports")

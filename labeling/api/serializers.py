@@ -1,7 +1,16 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Batch, BatchItem, BatchKind, Label, LabelValue, SyncRun, Trace
+from ..models import (
+    Batch,
+    BatchItem,
+    BatchKind,
+    Label,
+    LabelImport,
+    LabelValue,
+    SyncRun,
+    Trace,
+)
 
 
 class TraceSerializer(serializers.ModelSerializer):
@@ -193,3 +202,45 @@ class BatchItemSerializer(serializers.ModelSerializer):
 class AdjudicateSerializer(serializers.Serializer):
     value = serializers.ChoiceField(choices=[LabelValue.WEAK_SUFFICIENT, LabelValue.STRONG_NEEDED])
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class LabelImportSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    undone_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = LabelImport
+        fields = [
+            "id", "name", "filename", "format", "sha256", "records", "imported", "replaced",
+            "skipped", "created_by", "created_at", "undone_at", "undone_by",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class LabelImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="JSONL (messages, label) or CSV (as pandas writes).")
+    name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    dry_run = serializers.BooleanField(required=False, default=False)
+    skip_bad = serializers.BooleanField(required=False, default=False)
+
+
+class BadRowSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class LabelImportResultSerializer(serializers.Serializer):
+    """What an import did or, for a dry run, would do."""
+
+    format = serializers.CharField()
+    sha256 = serializers.CharField()
+    records = serializers.IntegerField()
+    valid = serializers.IntegerField()
+    imported = serializers.IntegerField()
+    strong_needed = serializers.IntegerField()
+    weak_sufficient = serializers.IntegerField()
+    replaces = serializers.IntegerField()
+    bad_rows = BadRowSerializer(many=True)
+    preview = serializers.ListField(child=serializers.DictField())
+    dry_run = serializers.BooleanField()
+    label_import = LabelImportSerializer(allow_null=True)

@@ -8,5 +8,6 @@ router.register("sync-runs", views.SyncRunViewSet, basename="sync-run")
 router.register("batches", views.BatchViewSet, basename="batch")
 router.register("labels", views.LabelViewSet, basename="label")
 router.register("items", views.ItemViewSet, basename="item")
+router.register("label-imports", views.LabelImportViewSet, basename="label-import")
 
 urlpatterns = router.urls

@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.permissions import IsOperator, IsReviewer
@@ -15,7 +16,7 @@ from accounts.roles import OPERATOR, has_role
 from cascade_admin.api import validated
 
 from .. import export, services
-from ..models import Batch, BatchItem, Label, SyncRun, Trace
+from ..models import Batch, BatchItem, Label, LabelImport, SyncRun, Trace
 from ..sync import sync_start
 from ..tasks import sync_traces
 from . import serializers as s
@@ -161,3 +162,43 @@ class ItemViewSet(viewsets.GenericViewSet):
         data = validated(s.AdjudicateSerializer, request.data)
         item = services.item_adjudicate(actor=request.user, item=item, **data)
         return Response(s.BatchItemSerializer(item).data)
+
+
+class LabelImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Files of labels brought in as training labels (never traffic, never headline rates)."""
+
+    queryset = LabelImport.objects.select_related("created_by", "undone_by")
+    serializer_class = s.LabelImportSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": s.LabelImportRequestSerializer},
+        responses={201: s.LabelImportResultSerializer, 200: s.LabelImportResultSerializer},
+    )
+    def create(self, request):
+        """Import a JSONL or CSV file; ``dry_run`` only checks and counts. A file with a bad
+        row imports nothing (400 listing every bad row) unless ``skip_bad``."""
+        data = validated(s.LabelImportRequestSerializer, request.data)
+        upload = data["file"]
+        outcome = services.label_import_create(
+            actor=request.user,
+            data=upload.read(),
+            filename=upload.name or "",
+            name=data["name"],
+            dry_run=data["dry_run"],
+            skip_bad=data["skip_bad"],
+        )
+        body = outcome.summary()
+        body["label_import"] = (
+            s.LabelImportSerializer(outcome.label_import).data if outcome.label_import else None
+        )
+        return Response(body, status=status.HTTP_200_OK if data["dry_run"] else 201)
+
+    @extend_schema(request=None, responses=s.LabelImportSerializer)
+    @action(detail=True, methods=["post"])
+    def undo(self, request, pk=None):
+        """Take the whole import back (audited); the labels it replaced come back."""
+        label_import = services.label_import_undo(
+            actor=request.user, label_import=self.get_object()
+        )
+        return Response(s.LabelImportSerializer(label_import).data)
