@@ -101,6 +101,18 @@ class SyncRun(models.Model):
     def __str__(self):
         return f"sync {self.since:%Y-%m-%d %H:%M} – {self.until:%Y-%m-%d %H:%M} ({self.status})"
 
+    @property
+    def empty_note(self) -> str:
+        """For a run that succeeded and found nothing: which window it read, what to try."""
+        if self.status != SyncStatus.SUCCEEDED or self.fetched:
+            return ""
+        return (
+            f"Found no traces between {self.since:%Y-%m-%d %H:%M} and "
+            f"{self.until:%Y-%m-%d %H:%M} UTC. For older traffic, sync from an earlier "
+            f"date (sync_traces --since {self.since:%Y-%m-%d} with an earlier day, or the "
+            "API's since), or everything with sync_traces --all."
+        )
+
 
 class BatchKind(models.TextChoices):
     HEADLINE = "headline", "Headline (random sample)"

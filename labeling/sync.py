@@ -14,7 +14,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
@@ -29,6 +29,7 @@ from .models import SyncRun, SyncStatus, Trace
 log = logging.getLogger(__name__)
 
 DEFAULT_FIRST_WINDOW = timedelta(days=7)
+ALL_SINCE = datetime(2000, 1, 1, tzinfo=UTC)  # "everything": before any Langfuse project
 # Traces land in Langfuse a little after they start; leave the newest minutes for next time.
 INGEST_LAG = timedelta(minutes=2)
 # Some land much later (batched exporters, a pod reconnecting): each sync re-reads this much

@@ -1,4 +1,6 @@
-"""Pages for reviewers (labeling) and operators (batches, sync, adjudication)."""
+"""Pages for reviewers (labeling) and operators (batches, sync, adjudication, imports)."""
+
+from datetime import UTC, datetime
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -7,6 +9,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.db.models.functions import Left
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import role_required
@@ -17,7 +20,7 @@ from routing.errors import Conflict
 from . import selectors, services
 from .forms import REASON_TAGS, BatchForm, LabelForm
 from .models import Batch, BatchItem, Label, LabelImport, LabelValue, SyncRun
-from .sync import sync_start
+from .sync import ALL_SINCE, sync_start
 from .tasks import sync_traces
 
 
@@ -80,8 +83,17 @@ def sync_runs(request):
 @require_POST
 @role_required(OPERATOR)
 def sync_now(request):
+    since = None
+    if request.POST.get("all") == "on":
+        since = ALL_SINCE
+    elif request.POST.get("since"):
+        day = parse_date(request.POST["since"])
+        if day is None:
+            messages.error(request, "since: give a date (YYYY-MM-DD).")
+            return redirect("labeling:home")
+        since = datetime(day.year, day.month, day.day, tzinfo=UTC)
     try:
-        run = sync_start(actor=request.user)
+        run = sync_start(actor=request.user, since=since)
     except Conflict as e:
         messages.error(request, str(e))
     else:

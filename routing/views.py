@@ -52,6 +52,8 @@ def version_detail(request, name):
             "history": audit_for_object(version, limit=50),
             "copy_form": CopyForm(initial={"name": _next_name(version)}),
             "children": version.children.all(),
+            # A draft made by a proposal says where its changes came from.
+            "proposal": getattr(version, "proposal", None),
         },
     )
 

@@ -14,8 +14,8 @@ from django.utils.dateparse import parse_datetime
 
 from routing.models import ClassifierVersion
 
-from . import keywords, replay, sweep
-from .selectors import cost_settings
+from . import keywords, proposals, replay, sweep
+from .selectors import SOURCES, cost_settings
 
 
 def parse_period(params: dict) -> tuple[datetime, datetime]:
@@ -45,7 +45,8 @@ def run_replay(params: dict, progress: Callable[[int], None]) -> dict:
     candidate = version_named(params.get("version"))
     baseline_name = params.get("baseline") or ""
     baseline = version_named(baseline_name, "baseline") if baseline_name else None
-    labels = replay.replay_labeled(candidate, start, end, baseline=baseline)
+    sources = tuple(params.get("labels") or ("headline",))
+    labels = replay.replay_labeled(candidate, start, end, baseline=baseline, sources=sources)
     progress(20)
     traffic = replay.replay_traffic(
         candidate,
@@ -75,7 +76,15 @@ def run_sweep(params: dict, progress: Callable[[int], None]) -> dict:
     start, end = parse_period(params)
     version = version_named(params.get("version"))
     target = params.get("target") or [0.60, 0.70]
-    return sweep.sweep(version, start, end, target=tuple(target), progress=progress)
+    sources = tuple(params.get("labels") or SOURCES)
+    return sweep.sweep(
+        version, start, end, target=tuple(target), sources=sources, progress=progress
+    )
 
 
-RUNNERS = {"replay": run_replay, "candidates": run_candidates, "sweep": run_sweep}
+RUNNERS = {
+    "replay": run_replay,
+    "candidates": run_candidates,
+    "sweep": run_sweep,
+    "proposal": proposals.run,
+}

@@ -6,18 +6,17 @@ informative Dirichlet prior (Monroe, Colaresi & Quinn 2008): the prior is the te
 of all labeled text, so rare terms are not over-trusted, and the z-score accounts for how
 many documents a difference rests on.
 
-Tokenization works for Korean: particles and endings attach to nouns without spaces
-("교착상태가", "교착상태를"), so each Hangul word gives its particle-stripped stem and its
-character 2-4-grams; English gives words (plural "s" stripped too) and word bigrams. Code
-blocks are dropped first: pasted code is noise. Every candidate is then checked the way
-the engine would use it (a lower-cased substring of the whole text) on the labeled items
-(FN fixed, FP added) and on the period's traffic (the SLM usage it would take away).
+Terms come from the prose only (``tuning.terms``): code, fenced or pasted, is dropped, and
+Korean words come from a morphological analyser, so particles and endings are never terms.
+Every candidate is then checked the way the engine would use it (a lower-cased substring
+of the whole text) on the labeled requests (FN fixed, FP added; a collapsed item counts
+once per request it stands for) and on the period's traffic (the SLM usage it would take
+away).
 """
 
 from __future__ import annotations
 
 import math
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -28,77 +27,15 @@ import ahocorasick_rs
 from routing.models import ClassifierVersion
 from routing.selectors import classifier_for
 
-from .selectors import labeled_rows, period_traffic, stream
+from .selectors import period_traffic, stream, training_rows
 
 STRONG, WEAK_OK = "strong_needed", "weak_sufficient"
 PRIOR_STRENGTH = 500.0  # alpha_0: how many pseudo-terms the background prior is worth
 MIN_SUPPORT = 2
 
-_CODE = re.compile(r"```.*?(```|$)|`[^`\n]*`", re.DOTALL)
-_WORDS = re.compile(r"[a-z][a-z0-9+#]*|[\uac00-\ud7a3]+")
-# Particles and common endings, longest first, so "에서는" is stripped before "는".
-PARTICLES = tuple(
-    sorted(
-        (
-            "이에요", "예요", "입니다", "합니다", "해주세요", "해줘", "줘요", "에서는", "에서도",
-            "에게서", "으로는", "으로도", "으로", "로는", "로도", "에서", "에게", "한테", "께서",
-            "까지", "부터", "처럼", "보다", "이랑", "하고", "마다", "조차", "밖에", "이나", "이란",
-            "이라는", "라는", "에는", "에도", "와는", "과는", "은", "는", "이", "가", "을", "를",
-            "에", "의", "로", "와", "과", "도", "만", "랑", "나", "요", "야",
-        ),
-        key=len,
-        reverse=True,
-    )
-)  # fmt: skip
-STOPWORDS = frozenset(
-    (
-        "the", "and", "for", "with", "this", "that", "what", "how", "why", "can", "you", "are",
-        "is", "was", "were", "not", "but", "from", "have", "has", "into", "out", "about", "your",
-        "our", "its", "just", "like", "use", "using", "get", "make", "code", "file", "please",
-        "help", "want", "need", "does", "did", "there", "their", "then", "than", "when",
-        "where", "which", "who", "will", "would", "could", "should", "may", "one", "all", "any",
-        "some", "more", "most", "also", "very", "much", "too", "here", "them", "they", "these",
-        "those", "been", "being",
-    )
-)  # fmt: skip
-
 
 def _normalize(text: str) -> str:
     return unicodedata.normalize("NFC", text).lower()
-
-
-def _stem(word: str) -> str:
-    for particle in PARTICLES:
-        if word.endswith(particle) and len(word) - len(particle) >= 2:
-            return word[: -len(particle)]
-    return word
-
-
-def terms(text: str) -> set[str]:
-    """The candidate terms of one request (each counted once per request)."""
-    prose = _CODE.sub(" ", _normalize(text))
-    found: set[str] = set()
-    previous_english = None
-    for word in _WORDS.findall(prose):
-        if word[0].isascii():
-            if len(word) < 3 or word in STOPWORDS:
-                previous_english = None
-                continue
-            found.add(word)
-            if len(word) > 4 and word.endswith("s"):
-                found.add(word[:-1])
-            if previous_english:
-                found.add(f"{previous_english} {word}")
-            previous_english = word
-            continue
-        previous_english = None
-        stem = _stem(word)
-        if len(stem) >= 2:
-            found.add(stem)
-        for size in (2, 3, 4):
-            for start in range(len(word) - size + 1):
-                found.add(word[start : start + size])
-    return found
 
 
 def log_odds_z(y_a: int, n_a: float, y_b: int, n_b: float, alpha_w: float, alpha_0: float) -> float:
@@ -146,12 +83,14 @@ def mine(
     limit: int = 20,
     progress: Callable[[int], None] = lambda p: None,
 ) -> dict:
-    """Candidates for ``version`` from all labeled items of the period (discovery batches
-    too: this finds keywords, it does not estimate rates)."""
-    rows, inputs = labeled_rows(start, end, headline_only=False)
+    """Candidates for ``version`` from every labeled request of the period: headline,
+    discovery and imported labels (this finds keywords, it does not estimate rates)."""
+    from .terms import terms_many
+
+    rows, inputs = training_rows(start, end)
     classifier = classifier_for(version)
     tiers = [classifier.classify_text(r.text, r.turn_count).tier for r in rows]
-    docs = [terms(r.text) for r in rows]
+    docs = terms_many([r.text for r in rows])
     fn = [i for i, r in enumerate(rows) if r.label == STRONG and tiers[i] == "weak"]
     weak_ok = [i for i, r in enumerate(rows) if r.label == WEAK_OK]
     scored = score_terms((docs[i] for i in fn), (docs[i] for i in weak_ok), docs)
@@ -177,7 +116,9 @@ def mine(
                 "support": support,
                 "in_weak_sufficient": in_weak,
                 "fn_fixed": len(fixed),
+                "fn_fixed_requests": sum(rows[i].requests for i in fixed),
                 "fp_added": sum(1 for i in fp_pool if term in texts[i]),
+                "fp_added_requests": sum(rows[i].requests for i in fp_pool if term in texts[i]),
                 "examples": [rows[i].langfuse_id for i in sorted(fixed)[:3]],
             }
         )
@@ -197,6 +138,7 @@ def mine(
         "since": start.isoformat(),
         "until": end.isoformat(),
         "labeled": len(rows),
+        "labels": inputs["counts"],
         "false_negatives": len(fn),
         "weak_sufficient": len(weak_ok),
         "traffic_requests": traffic["requests"],

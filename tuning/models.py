@@ -160,10 +160,11 @@ class JobKind(models.TextChoices):
     REPLAY = "replay", "What-if replay"
     CANDIDATES = "candidates", "Keyword candidates"
     SWEEP = "sweep", "Threshold sweep"
+    PROPOSAL = "proposal", "Next-version proposal"
 
 
 class Job(models.Model):
-    """A long tuning computation (replay, keyword mining, sweep) run on a worker.
+    """A long tuning computation (replay, keyword mining, sweep, proposal) run on a worker.
 
     Clients poll ``status`` and ``progress``; ``result`` holds the answer once it succeeded.
     """
@@ -180,6 +181,14 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A proposal's draft, once made: the version page shows where its changes came from.
+    draft = models.OneToOneField(
+        "routing.ClassifierVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="proposal",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

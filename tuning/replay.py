@@ -9,13 +9,14 @@ flat in the number of traces.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from routing.models import ClassifierVersion
 from routing.selectors import classifier_for
 
 from .models import CostSettings
-from .selectors import LabeledRow, labeled_rows, period_traffic, stream
+from .selectors import SOURCES, LabeledRow, period_traffic, source_counts, stream, training_rows
 from .stats import Confusion, mcnemar, proportion
 
 MAX_FLIPS = 500
@@ -33,6 +34,7 @@ def replay_labeled(
     *,
     baseline: ClassifierVersion | None = None,
     headline_only: bool = True,
+    sources: tuple[str, ...] | None = None,
     rows: list[LabeledRow] | None = None,
 ) -> dict:
     """Candidate vs baseline on the same labeled items.
@@ -40,11 +42,57 @@ def replay_labeled(
     The baseline is another version replayed the same way, or (None) the live tiers the
     traces were routed with. Returns both predicted confusion matrices, the flips (items
     whose tier changes) and McNemar's test on the paired right/wrong outcomes.
+
+    Headline labels by default: with their weights the rates estimate the traffic's.
+    ``sources`` adds discovery or imported labels, each weighing the requests it stands for
+    (not an estimate of traffic rates any more; the result says which labels it used). When
+    the candidate was made by a proposal, the labels that proposal searched on are
+    in-sample for it: the result counts them and repeats the comparison without them.
     """
+    summary = None
     if rows is None:
-        rows, _ = labeled_rows(start, end, headline_only=headline_only)
+        sources = sources or (("headline",) if headline_only else SOURCES)
+        rows, summary = training_rows(start, end, sources=tuple(sources))
+        if tuple(sources) != ("headline",):
+            rows = [replace(r, weight=float(r.requests)) for r in rows]
     new_classifier = classifier_for(candidate)
     old_classifier = classifier_for(baseline) if baseline is not None else None
+    result = {
+        "candidate": candidate.name,
+        "baseline": baseline.name if baseline is not None else "live",
+        "labels": summary["counts"] if summary else source_counts(rows),
+        "label_sources": list(sources or ()),
+        **_compare(rows, new_classifier, old_classifier),
+    }
+    built = _proposal_keys(candidate)
+    if built is not None:
+        proposal_id, seen_keys = built
+        unseen = [r for r in rows if r.key not in seen_keys]
+        seen = len(rows) - len(unseen)
+        result["built_from"] = {
+            "proposal": proposal_id,
+            "seen": seen,
+            "unseen": len(unseen),
+            "unseen_comparison": _compare(unseen, new_classifier, old_classifier),
+        }
+        if seen:
+            result["warning"] = (
+                f"{candidate.name} was made by proposal #{proposal_id} from {seen} of these "
+                f"{len(rows)} labels: on them its figures are in sample (optimistic). The "
+                f"comparison on the {len(unseen)} labels it never saw is shown beside."
+            )
+    return result
+
+
+def _proposal_keys(version: ClassifierVersion) -> tuple[int, set[str]] | None:
+    """(proposal id, keys of the labels it searched on) when a proposal made ``version``."""
+    proposal = getattr(version, "proposal", None)
+    if proposal is None:
+        return None
+    return proposal.pk, set(proposal.result.get("label_keys") or ())
+
+
+def _compare(rows: list[LabeledRow], new_classifier, old_classifier) -> dict:
     new_confusion, old_confusion = Confusion(), Confusion()
     flips, b, c, compared = [], 0, 0, 0
     for row in rows:
@@ -68,6 +116,7 @@ def replay_labeled(
                     "item": row.item_id,
                     "batch": row.batch_id,
                     "trace": row.langfuse_id,
+                    "source": row.source,
                     "old_tier": old_tier,
                     "new_tier": decision.tier,
                     "label": row.label,
@@ -77,8 +126,6 @@ def replay_labeled(
                 }
             )
     return {
-        "candidate": candidate.name,
-        "baseline": baseline.name if baseline is not None else "live",
         "items": compared,
         "candidate_metrics": new_confusion.metrics(),
         "baseline_metrics": old_confusion.metrics(),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Exists, Max, OuterRef, Prefetch, Q
 
-from labeling.models import BatchItem, BatchKind, Label, Trace
+from labeling.models import BatchItem, BatchKind, ImportedLabel, Label, Trace
 from labeling.selectors import final_label
 
 from .models import CostSettings, JobStatus, MetricReport, SloTarget
@@ -22,9 +22,9 @@ REFRESH_WINDOW = timedelta(days=1)
 class LabeledRow:
     """One labeled trace with what the live classifier did and what a reviewer decided."""
 
-    item_id: int
-    batch_id: int
-    trace_id: int
+    item_id: int | None  # None for imported labels
+    batch_id: int | None
+    trace_id: int | None
     langfuse_id: str
     started_at: datetime
     weight: float
@@ -36,24 +36,39 @@ class LabeledRow:
     char_count: int
     messages: list
     matched_keywords: tuple[str, ...]
+    source: str = "headline"  # headline / discovery / imported
+    requests: int = 1  # requests the label stands for (a collapsed item stands for several)
+    input_hash: str = ""
+    key: str = ""  # "item:<id>" or "import:<id>": which label this is, across sources
+
+
+SOURCES = ("headline", "discovery", "imported")
 
 
 def labeled_rows(
-    start: datetime, end: datetime, *, version: str = "", headline_only: bool = True
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    version: str = "",
+    headline_only: bool = True,
 ) -> tuple[list[LabeledRow], dict]:
-    """Labeled traces started in [start, end), each once, with a final label.
+    """Labeled traces started in [start, end) (None: unbounded), each once, with a final label.
 
     Headline batches only by default: they are the ones fit for rates. A trace in two
     batches counts once (its earliest batch). Skipped and unresolved items do not count;
     the second value says how many there were and which batches fed the rows.
     """
-    items = BatchItem.objects.filter(trace__started_at__gte=start, trace__started_at__lt=end)
+    items = BatchItem.objects.all()
+    if start is not None:
+        items = items.filter(trace__started_at__gte=start)
+    if end is not None:
+        items = items.filter(trace__started_at__lt=end)
     if headline_only:
         items = items.filter(batch__kind=BatchKind.HEADLINE)
     if version:
         items = items.filter(trace__classifier_version=version)
     items = (
-        items.select_related("trace")
+        items.select_related("trace", "batch")
         .prefetch_related(Prefetch("labels", queryset=Label.objects.order_by("created_at", "id")))
         .order_by("batch_id", "position")
     )
@@ -85,9 +100,82 @@ def labeled_rows(
                 char_count=t.char_count,
                 messages=t.messages,
                 matched_keywords=tuple(t.matched_keywords or ()),
+                source="headline" if item.batch.kind == BatchKind.HEADLINE else "discovery",
+                requests=item.requests,
+                input_hash=t.input_hash,
+                key=f"item:{item.pk}",
             )
         )
     return rows, {"batches": sorted(batches), "unresolved": unresolved, "labeled": len(rows)}
+
+
+def imported_rows() -> list[LabeledRow]:
+    """The labels of every import that was not undone (and not replaced by a later one)."""
+    labels = ImportedLabel.objects.filter(
+        label_import__undone_at__isnull=True, replaced_by__isnull=True
+    ).order_by("id")
+    return [
+        LabeledRow(
+            item_id=None,
+            batch_id=None,
+            trace_id=None,
+            langfuse_id=label.external_id or f"import-{label.label_import_id}:{label.line}",
+            started_at=label.labeled_at,
+            weight=1.0,
+            label=label.label,
+            tier=label.tier,
+            version="",
+            text=label.input_text,
+            turn_count=label.turn_count,
+            char_count=label.char_count,
+            messages=label.messages,
+            matched_keywords=(),
+            source="imported",
+            requests=1,
+            input_hash=label.input_hash,
+            key=f"import:{label.pk}",
+        )
+        for label in labels.iterator(chunk_size=STREAM_CHUNK)
+    ]
+
+
+def training_rows(
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    sources: tuple[str, ...] = SOURCES,
+) -> tuple[list[LabeledRow], dict]:
+    """Every labeled request the tuning tools learn from, from the chosen sources.
+
+    Traced labels (headline and discovery batches) come from traces started in the period;
+    imported labels have no traffic period and all count. The summary gives inputs and
+    requests per source: a collapsed item counts once per request it stands for.
+    """
+    unknown = set(sources) - set(SOURCES)
+    if unknown:
+        raise ValueError(f"unknown label sources: {', '.join(sorted(unknown))}")
+    rows: list[LabeledRow] = []
+    inputs: dict = {"batches": [], "unresolved": 0}
+    if {"headline", "discovery"} & set(sources):
+        traced, inputs = labeled_rows(start, end, headline_only="discovery" not in sources)
+        rows += [r for r in traced if r.source in sources]
+    if "imported" in sources:
+        rows += imported_rows()
+    return rows, {
+        "sources": list(sources),
+        "counts": source_counts(rows),
+        "batches": inputs["batches"],
+        "unresolved": inputs["unresolved"],
+    }
+
+
+def source_counts(rows: list[LabeledRow]) -> dict[str, dict[str, int]]:
+    """Inputs (labeled items) and requests per label source, every source listed."""
+    counts = {s: {"inputs": 0, "requests": 0} for s in SOURCES}
+    for row in rows:
+        counts[row.source]["inputs"] += 1
+        counts[row.source]["requests"] += row.requests
+    return counts
 
 
 def period_traffic(start: datetime, end: datetime, *, version: str = ""):

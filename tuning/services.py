@@ -22,6 +22,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from cascade_admin.ui import error_text
 from routing import services as routing_services
+from routing.engine import normalize_keyword
 from routing.errors import Conflict
 from routing.models import ClassifierVersion
 
@@ -228,17 +229,26 @@ def cost_settings_update(*, actor, **changes) -> CostSettings:
 @transaction.atomic
 def job_start(*, actor, kind: str, params: dict[str, Any]) -> Job:
     """Record a tuning job and queue it; the caller polls the job for progress."""
-    if kind not in JobKind.values:
-        raise ValidationError({"kind": [f"Must be one of {', '.join(JobKind.values)}."]})
-    job = Job.objects.create(
-        kind=kind,
-        params=params,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
-    )
+    job = _job_create(actor, kind, params)
     from .tasks import run_job
 
     transaction.on_commit(lambda: run_job.delay(job.pk))
     return job
+
+
+def job_run_here(*, actor, kind: str, params: dict[str, Any]) -> Job:
+    """Record a job and run it in this process (commands): the same runner a worker uses."""
+    return job_run(_job_create(actor, kind, params).pk)
+
+
+def _job_create(actor, kind: str, params: dict[str, Any]) -> Job:
+    if kind not in JobKind.values:
+        raise ValidationError({"kind": [f"Must be one of {', '.join(JobKind.values)}."]})
+    return Job.objects.create(
+        kind=kind,
+        params=params,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
 
 
 def job_run(job_id: int) -> Job | None:
@@ -291,3 +301,116 @@ def keyword_adopt(*, actor, version: ClassifierVersion, text: str, evidence: dic
         after={"text": text, "evidence": evidence},
     )
     return keyword
+
+
+@transaction.atomic
+def proposal_draft(*, actor, job: Job, name: str = "") -> ClassifierVersion:
+    """Make a proposal's draft: the base's keywords less the removals plus the additions
+    (each with its evidence as rationale), and the proposed thresholds."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.kind != JobKind.PROPOSAL or job.status != JobStatus.SUCCEEDED:
+        raise Conflict("Only a finished proposal can become a draft.")
+    if job.draft_id is not None:
+        raise Conflict(f"This proposal already made the draft {job.draft.name}.")
+    result = job.result
+    if not result.get("changes"):
+        raise Conflict("The proposal changes nothing; there is no draft to make.")
+    name = (name or result.get("name") or "").strip()
+    if not name:
+        raise ValidationError({"name": ["Name the new version."]})
+    try:
+        base = ClassifierVersion.objects.select_related("keyword_set").get(
+            name=result["base_version"]
+        )
+    except ClassifierVersion.DoesNotExist:
+        raise Conflict(f"The base version {result['base_version']} no longer exists.") from None
+    if base.config_sha256 != result["base_sha256"]:
+        raise Conflict(f"{base.name} changed since the proposal was made; propose again.")
+    removed = {c["term"] for c in result["changes"] if c["op"] == "remove"}
+    keywords = [
+        {"text": k.text, "language": k.language, "rationale": k.rationale}
+        for k in base.keyword_set.keywords.all()
+        if normalize_keyword(k.text) not in removed
+    ]
+    for change in result["changes"]:
+        if change["op"] == "add":
+            ev = change["evidence"]
+            keywords.append(
+                {
+                    "text": change["term"],
+                    "rationale": (
+                        f"Proposal {job.pk}: fixes {ev['fn_fixed']} FN, adds {ev['fp_added']} FP "
+                        f"on labels ({ev['fixed_requests']} / {ev['broken_requests']} requests)."
+                    ),
+                }
+            )
+    estimate = result["estimate"]["misroute"]
+    version = routing_services.version_create_draft(
+        actor=actor,
+        name=name,
+        keywords=keywords,
+        token_threshold=result["rule"]["token_threshold"],
+        turn_threshold=result["rule"]["turn_threshold"],
+        byte_threshold=base.byte_threshold,
+        parent=base,
+        notes=(
+            f"Proposed from {base.name} by proposal {job.pk} "
+            f"(labels {result['label_snapshot'][:12]}, seed {result['seed']}): "
+            f"cross-validated misroute {estimate['value']:.1%} "
+            f"[{estimate['low']:.1%}, {estimate['high']:.1%}]. {result['verdict']}"
+        ),
+    )
+    job.draft = version
+    job.save(update_fields=["draft"])
+    audit_record(
+        actor=actor,
+        action="proposal.draft",
+        obj=version,
+        after={
+            "proposal": job.pk,
+            "base": base.name,
+            "changes": result["changes"],
+            "label_snapshot": result["label_snapshot"],
+            "seed": result["seed"],
+            "estimate": result["estimate"]["misroute"],
+        },
+    )
+    return version
+
+
+@transaction.atomic
+def sweep_apply(
+    *, actor, job: Job, version: ClassifierVersion, token_threshold: int, turn_threshold: int
+) -> ClassifierVersion:
+    """Put one of a sweep's points (its thresholds) into a draft."""
+    if job.kind != JobKind.SWEEP or job.status != JobStatus.SUCCEEDED:
+        raise Conflict("Only a finished sweep's points can be applied.")
+    points = [*job.result.get("points", []), *job.result.get("table", [])]
+    point = next(
+        (
+            p
+            for p in points
+            if (p["token_threshold"], p["turn_threshold"]) == (token_threshold, turn_threshold)
+        ),
+        None,
+    )
+    if point is None:
+        raise ValidationError(
+            {
+                "token_threshold": [
+                    f"({token_threshold}, {turn_threshold}) is not a point of sweep {job.pk}."
+                ]
+            }
+        )
+    if not version.is_draft:
+        raise Conflict(f"{version.name} is {version.status}; thresholds go into drafts only.")
+    version = routing_services.version_update_draft(
+        actor=actor, version=version, token_threshold=token_threshold, turn_threshold=turn_threshold
+    )
+    audit_record(
+        actor=actor,
+        action="sweep.apply",
+        obj=version,
+        after={"sweep": job.pk, "point": point, "labels": job.result.get("labels")},
+    )
+    return version

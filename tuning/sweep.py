@@ -1,35 +1,32 @@
-"""Threshold sweep: misroute (labels) and SLM usage (traffic) across length and turn thresholds.
+"""Threshold sweep: misroute (labels) and SLM share (traffic) across length and turn thresholds.
 
 The version's keywords (and byte threshold) stay as they are; only ``token_threshold`` and
-``turn_threshold`` vary. Labeled items and traffic are each read once: traffic becomes a
-histogram over (length bucket, turn count), so every grid point costs a sum, not a replay.
-The Pareto front holds the points no other point beats on both misroute and SLM share;
-calibration picks, within a target SLM-share range, the point with the lowest misroute.
+``turn_threshold`` vary, over the breakpoints present in the data: every length halfway
+between two labeled requests' lengths, the traffic's length quantiles, and every labeled
+turn count (or given grids). Labels and traffic are each read once; every grid point is then
+a lookup in a cumulative sum (``tuning.search``), not a replay.
+
+Every labeled request counts (headline, discovery and imported labels by default; a
+collapsed item once per request it stands for). The Pareto front holds the points no other
+point beats on both misroute and SLM share; the recommended point is, within the target
+SLM range, the one with the lowest misroute, and is always shown in the table.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
+
+import numpy as np
 
 from routing.models import ClassifierVersion
 from routing.selectors import classifier_for
 
-from .selectors import labeled_rows, period_traffic, stream
-from .stats import Confusion
+from . import proposals, selectors
+from .search import Rule, Search, Settings, hit_matrix
+from .stats import wilson_interval
 
-TOKEN_GRID = (150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 1000, 1200, 1500, 2000)
-TURN_GRID = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15)
-
-
-def _forced_strong(classifier, text: str) -> bool:
-    """Strong whatever the length and turn thresholds: a keyword or the byte rule."""
-    if classifier.scan(text):
-        return True
-    limit = classifier.config.byte_threshold
-    return limit is not None and len(text.encode("utf-8")) > limit
+CHART_POINTS = 600  # grid points sent to the chart besides the front (evenly thinned)
 
 
 def sweep(
@@ -37,95 +34,102 @@ def sweep(
     start: datetime,
     end: datetime,
     *,
-    token_grid: Sequence[int] = TOKEN_GRID,
-    turn_grid: Sequence[int] = TURN_GRID,
+    token_grid: Sequence[int] | None = None,
+    turn_grid: Sequence[int] | None = None,
     target: tuple[float, float] = (0.60, 0.70),
+    sources: tuple[str, ...] = selectors.SOURCES,
     progress: Callable[[int], None] = lambda p: None,
 ) -> dict:
-    classifier = classifier_for(version)
-    token_grid, turn_grid = sorted(set(token_grid)), sorted(set(turn_grid))
-    rows, _ = labeled_rows(start, end)
-    labeled = [
-        (_forced_strong(classifier, r.text), len(r.text), r.turn_count, r.label, r.weight)
-        for r in rows
-    ]
+    config = classifier_for(version).config
+    keywords = list(config.keywords)
+    rows, summary = selectors.training_rows(start, end, sources=sources)
+    labels = proposals.labels_from(rows, config.byte_threshold)
+    rule = Rule(frozenset(keywords), config.token_threshold, config.turn_threshold)
     progress(10)
-    # Traffic: requests not forced strong, by (first token-grid index whose threshold their
-    # length does not exceed, turn count capped just past the grid).
-    histogram: Counter = Counter()
-    requests = 0
-    turn_cap = turn_grid[-1] + 1
-    for text, turns in stream(period_traffic(start, end), "input_text", "turn_count"):
-        requests += 1
-        if not _forced_strong(classifier, text):
-            histogram[(bisect_left(token_grid, len(text)), min(turns, turn_cap))] += 1
+    traffic = proposals.traffic_loader(start, end, config.byte_threshold)(keywords)
     progress(80)
-    points = []
-    for ti, token in enumerate(token_grid):
-        for turn in turn_grid:
-            weak = sum(
-                count
-                for (bucket, turns), count in histogram.items()
-                if bucket <= ti and turns <= turn
-            )
-            confusion = Confusion()
-            for forced, chars, turns, label, weight in labeled:
-                strong = forced or chars > token or turns > turn
-                confusion.add("strong" if strong else "weak", label, weight)
-            metrics = confusion.metrics()
-            points.append(
-                {
-                    "token_threshold": token,
-                    "turn_threshold": turn,
-                    "slm_usage": weak / requests if requests else None,
-                    "misroute": metrics["misroute"],
-                    "fn_rate": metrics["fn_rate"]["value"],
-                    "fp_rate": metrics["fp_rate"]["value"],
-                }
-            )
-    current = {"token_threshold": version.token_threshold, "turn_threshold": version.turn_threshold}
-    return {
+    current = {"token_threshold": rule.token_threshold, "turn_threshold": rule.turn_threshold}
+    result = {
         "version": version.name,
         "since": start.isoformat(),
         "until": end.isoformat(),
-        "labeled": len(labeled),
-        "requests": requests,
+        "labels": summary["counts"],
+        "label_sources": list(sources),
+        "labeled": len(rows),
+        "requests": traffic.size if traffic is not None else 0,
         "current": current,
         "target": list(target),
-        "points": points,
-        "pareto": pareto(points),
-        "calibrated": calibrate(points, target, current),
+        "points": [],
+        "pareto": [],
+        "table": [],
+        "calibrated": None,
     }
+    if not rows and traffic is None:
+        return result
+    search = Search(
+        labels, hit_matrix(keywords, labels.texts), keywords, traffic, rule,
+        Settings(band=tuple(target)),
+    )  # fmt: skip
+    if token_grid:
+        search.T_grid = np.unique(np.asarray(token_grid, dtype=np.int64))
+    if turn_grid:
+        search.U_grid = np.unique(np.asarray(turn_grid, dtype=np.int64))
+    if token_grid or turn_grid:
+        search.prepare_cells()
+    g = search.grid(frozenset(keywords))
+    n_eff = float(labels.weight.sum() ** 2 / (labels.weight**2).sum()) if rows else 0.0
 
+    def point(i: int, j: int) -> dict:
+        misroute = float(g["fn"][i, j] + g["fp"][i, j])
+        rate = {"value": None, "low": None, "high": None, "n": 0}  # no labels: no misroute
+        if rows:
+            low, high = wilson_interval(misroute * n_eff, n_eff)
+            rate = {"value": misroute, "low": low, "high": high, "n": n_eff}
+        return {
+            "token_threshold": int(search.T_grid[i]),
+            "turn_threshold": int(search.U_grid[j]),
+            "slm_usage": float(g["slm"][i, j]) if traffic is not None else None,
+            "misroute": rate,
+            "fn_rate": float(g["fn"][i, j]) if rows else None,
+            "fp_rate": float(g["fp"][i, j]) if rows else None,
+        }
 
-def _usable(point: dict) -> bool:
-    return point["slm_usage"] is not None and point["misroute"]["value"] is not None
-
-
-def pareto(points: list[dict]) -> list[dict]:
-    """Points no other point beats on both (lower misroute, higher SLM share), by SLM share."""
-    usable = sorted(
-        (p for p in points if _usable(p)),
-        key=lambda p: (-p["slm_usage"], p["misroute"]["value"]),
+    misroute = g["fn"] + g["fp"]
+    front = _front(misroute, g["slm"]) if traffic is not None and rows else []
+    cells = sorted(set(front) | set(_thin(misroute.shape, CHART_POINTS)))
+    result["points"] = [point(i, j) for i, j in cells]
+    result["pareto"] = [point(i, j) for i, j in front]
+    if traffic is not None and rows and (g["violation"] == 0).any():
+        i, j = search.pick(misroute, g["violation"], rule)
+        result["calibrated"] = point(i, j)
+    now = np.argwhere(
+        (search.T_grid[:, None] == rule.token_threshold)
+        & (search.U_grid[None, :] == rule.turn_threshold)
     )
-    front, best = [], float("inf")
-    for point in usable:
-        if point["misroute"]["value"] < best:
-            front.append(point)
-            best = point["misroute"]["value"]
+    result["current_point"] = point(*now[0]) if len(now) else None
+    table = {(p["token_threshold"], p["turn_threshold"]): p for p in result["pareto"]}
+    for key in ("calibrated", "current_point"):
+        p = result[key]
+        if p is not None:
+            table.setdefault((p["token_threshold"], p["turn_threshold"]), p)
+    result["table"] = sorted(table.values(), key=lambda p: -(p["slm_usage"] or 0))
+    return result
+
+
+def _front(misroute: np.ndarray, slm: np.ndarray) -> list[tuple[int, int]]:
+    """Cells no other cell beats on both (lower misroute, higher SLM share), by SLM share."""
+    cells = np.argwhere(np.ones_like(misroute, dtype=bool))
+    order = np.lexsort((misroute.ravel(), -slm.ravel()))
+    front, best = [], np.inf
+    for index in order:
+        value = misroute.ravel()[index]
+        if value < best - 1e-12:
+            front.append(tuple(int(x) for x in cells[index]))
+            best = value
     return front
 
 
-def calibrate(points: list[dict], target: tuple[float, float], current: dict) -> dict | None:
-    """Within the target SLM range, the lowest misroute (ties: nearest the current setting)."""
-    low, high = target
-    inside = [p for p in points if _usable(p) and low <= p["slm_usage"] <= high]
-    if not inside:
-        return None
-
-    def distance(p):
-        return abs(p["token_threshold"] - current["token_threshold"]) / 100 + abs(
-            p["turn_threshold"] - current["turn_threshold"]
-        )
-
-    return min(inside, key=lambda p: (p["misroute"]["value"], distance(p)))
+def _thin(shape: tuple[int, int], most: int) -> list[tuple[int, int]]:
+    total = shape[0] * shape[1]
+    step = max(1, total // most)
+    return [divmod(k, shape[1]) for k in range(0, total, step)]

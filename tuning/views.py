@@ -18,7 +18,8 @@ from cascade_admin.ui import error_text
 from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
-from . import costs, selectors, services, slo
+from . import costs, health, selectors, services, slo
+from . import proposals as proposal_defaults
 from .metrics import SLICE_KINDS
 from .models import Job, JobKind, JobStatus, MetricReport, SloTarget
 
@@ -158,6 +159,7 @@ JOB_PAGES = {
     JobKind.REPLAY: ("tuning/replay.html", "What-if replay"),
     JobKind.CANDIDATES: ("tuning/candidates.html", "Keyword candidates"),
     JobKind.SWEEP: ("tuning/sweep.html", "Threshold sweep"),
+    JobKind.PROPOSAL: ("tuning/proposal.html", "Proposal"),
 }
 
 
@@ -176,6 +178,12 @@ def _job_page(request, kind: str):
             }
             if kind == JobKind.REPLAY:
                 params["baseline"] = request.POST.get("baseline", "")
+            if kind in (JobKind.REPLAY, JobKind.SWEEP):
+                params["labels"] = request.POST.getlist("labels") or (
+                    ["headline"] if kind == JobKind.REPLAY else list(selectors.SOURCES)
+                )
+                if set(params["labels"]) - set(selectors.SOURCES):
+                    raise ValidationError({"labels": ["Unknown label source."]})
             if kind == JobKind.SWEEP:
                 params["target"] = [
                     float(request.POST.get("target_low") or 0.6),
@@ -194,6 +202,7 @@ def _job_page(request, kind: str):
             "kind": kind,
             "title": title,
             "jobs": Job.objects.filter(kind=kind).select_related("created_by")[:20],
+            "sources": selectors.SOURCES,
             "versions": ClassifierVersion.objects.order_by("-created_at").only("name", "status"),
             "dates": _default_dates(),
         },
@@ -221,13 +230,118 @@ def sweep(request):
     return _job_page(request, JobKind.SWEEP)
 
 
+@role_required(REVIEWER)
+def proposals(request):
+    """The proposal form (operators) and the recent proposals."""
+    if request.method == "POST":
+        if not _is_operator(request.user):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied("Proposing needs the operator role.")
+        try:
+            params = _proposal_params(request.POST)
+            job = services.job_start(actor=request.user, kind=JobKind.PROPOSAL, params=params)
+        except (ValueError, ValidationError) as e:
+            messages.error(request, error_text(e))
+            return redirect("tuning:proposals")
+        return redirect("tuning:job", job_id=job.pk)
+    return render(
+        request,
+        "tuning/proposal_form.html",
+        {
+            "jobs": Job.objects.filter(kind=JobKind.PROPOSAL).select_related("created_by", "draft")[
+                :20
+            ],
+            "versions": ClassifierVersion.objects.order_by("-created_at").only("name", "status"),
+            "band": proposal_defaults.default_band(),
+            "sources": selectors.SOURCES,
+        },
+    )
+
+
+def _proposal_params(post) -> dict:
+    """The form's fields as proposal params, checked before anything is queued."""
+
+    def day(field: str, extra: timedelta = timedelta()) -> str:
+        return (_day(post[field], field) + extra).isoformat() if post.get(field) else ""
+
+    params = {
+        "base": post.get("base", ""),
+        "name": post.get("name", "").strip(),
+        "labels": post.getlist("labels"),
+        "fn_weight": post.get("fn_weight") or 1,
+        "max_changes": post.get("max_changes") or 20,
+        "folds": post.get("folds") or 10,
+        "seed": post.get("seed") or 0,
+        "holdout": post.get("holdout") or 0,
+        "pinned": [p.strip() for p in post.get("pinned", "").split(",") if p.strip()],
+        "since": day("since"),
+        "until": day("until", timedelta(days=1)),
+    }
+    if not params["labels"]:
+        raise ValidationError({"labels": ["Choose at least one label source."]})
+    low, high = post.get("slm_low"), post.get("slm_high")
+    if low or high:
+        params["slm_band"] = [float(low or 0), float(high or 1)]
+    proposal_defaults.check_params(params)
+    return params
+
+
+@require_POST
+@role_required(OPERATOR)
+def proposal_draft(request, job_id):
+    job = get_object_or_404(Job, pk=job_id, kind=JobKind.PROPOSAL)
+    try:
+        version = services.proposal_draft(
+            actor=request.user, job=job, name=request.POST.get("name", "").strip()
+        )
+    except (Conflict, ValidationError) as e:
+        messages.error(request, error_text(e))
+        return redirect("tuning:job", job_id=job.pk)
+    messages.success(request, f"Draft {version.name} created from proposal #{job.pk}.")
+    return redirect("routing:version-detail", version.name)
+
+
+@require_POST
+@role_required(OPERATOR)
+def sweep_apply(request, job_id):
+    job = get_object_or_404(Job, pk=job_id, kind=JobKind.SWEEP)
+    version = get_object_or_404(ClassifierVersion, name=request.POST.get("draft", ""))
+    try:
+        services.sweep_apply(
+            actor=request.user,
+            job=job,
+            version=version,
+            token_threshold=int(request.POST.get("token_threshold", "")),
+            turn_threshold=int(request.POST.get("turn_threshold", "")),
+        )
+    except ValueError:
+        messages.error(request, "token_threshold, turn_threshold: whole numbers are required.")
+    except (Conflict, ValidationError) as e:
+        messages.error(request, error_text(e))
+    else:
+        messages.success(request, f"Thresholds of sweep #{job.pk} applied to {version.name}.")
+        return redirect("routing:version-detail", version.name)
+    return redirect("tuning:job", job_id=job.pk)
+
+
+@require_GET
+@role_required(REVIEWER)
+def keyword_health(request, name):
+    """The version page's keyword-health table (loaded after the page: it reads every label)."""
+    version = get_object_or_404(ClassifierVersion, name=name)
+    return render(
+        request, "tuning/_keyword_health.html", {"health": health.keyword_health(version)}
+    )
+
+
 @require_GET
 @role_required(REVIEWER)
 def job_detail(request, job_id):
-    job = get_object_or_404(Job.objects.select_related("created_by"), pk=job_id)
+    job = get_object_or_404(Job.objects.select_related("created_by", "draft"), pk=job_id)
     template, title = JOB_PAGES[job.kind]
     drafts = []
-    if job.kind == JobKind.CANDIDATES:
+    if job.kind in (JobKind.CANDIDATES, JobKind.SWEEP):
         drafts = list(
             ClassifierVersion.objects.filter(status=VersionStatus.DRAFT).values_list(
                 "name", flat=True
@@ -242,8 +356,19 @@ def job_detail(request, job_id):
             "result": job.result,
             "finished": job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED),
             "drafts": drafts,
+            "rows": _proposal_rows(job.result) if job.kind == JobKind.PROPOSAL else [],
         },
     )
+
+
+def _proposal_rows(result: dict) -> list[tuple[str, dict]]:
+    if not result.get("estimate"):
+        return []
+    return [
+        ("Proposal, out of sample", result["estimate"]),
+        (f"Base {result.get('base_version', '')}", result["base"]),
+        ("Proposal, in sample", result["in_sample"]),
+    ]
 
 
 @require_POST

@@ -60,6 +60,10 @@ class BlindTraceSerializer(TraceSerializer):
 
 
 class SyncRunSerializer(serializers.ModelSerializer):
+    empty_note = serializers.CharField(
+        read_only=True, help_text="When a run found nothing: the window it read, what to try."
+    )
+
     class Meta:
         model = SyncRun
         exclude = ["created_by"]
@@ -69,6 +73,14 @@ class SyncRunSerializer(serializers.ModelSerializer):
 class SyncRunCreateSerializer(serializers.Serializer):
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
+    all = serializers.BooleanField(
+        required=False, default=False, help_text="Read everything (may be a great many traces)."
+    )
+
+    def validate(self, data):
+        if data.get("all") and data.get("since"):
+            raise serializers.ValidationError({"all": "Give since or all, not both."})
+        return data
 
 
 class BatchSerializer(serializers.ModelSerializer):

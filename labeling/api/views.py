@@ -17,7 +17,7 @@ from cascade_admin.api import validated
 
 from .. import export, services
 from ..models import Batch, BatchItem, Label, LabelImport, SyncRun, Trace
-from ..sync import sync_start
+from ..sync import ALL_SINCE, sync_start
 from ..tasks import sync_traces
 from . import serializers as s
 
@@ -58,6 +58,8 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ingest lag); runs on a worker. An interrupted run of the same window is resumed
         from its cursor and returned instead of a new one."""
         data = validated(s.SyncRunCreateSerializer, request.data)
+        if data.pop("all"):
+            data["since"] = ALL_SINCE
         run = sync_start(actor=request.user, **data)
         transaction.on_commit(lambda: sync_traces.delay(run.pk))
         return Response(s.SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

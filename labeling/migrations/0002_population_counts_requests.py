@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0001_initial'),
+        ("labeling", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='batch',
-            name='population',
-            field=models.PositiveIntegerField(help_text='Requests in the frame sampled from.'),
+            model_name="batch",
+            name="population",
+            field=models.PositiveIntegerField(help_text="Requests in the frame sampled from."),
         ),
     ]

@@ -26,73 +26,150 @@ def requests_of_headline_items(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0004_item_label_removed_at'),
+        ("labeling", "0004_item_label_removed_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='batchitem',
-            name='requests',
+            model_name="batchitem",
+            name="requests",
             field=models.PositiveIntegerField(default=1),
         ),
         migrations.CreateModel(
-            name='LabelImport',
+            name="LabelImport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120)),
-                ('filename', models.CharField(blank=True, max_length=255)),
-                ('format', models.CharField(max_length=8)),
-                ('sha256', models.CharField(max_length=64)),
-                ('records', models.PositiveIntegerField(help_text='Records in the file.')),
-                ('imported', models.PositiveIntegerField(help_text='Labels stored.')),
-                ('replaced', models.PositiveIntegerField(default=0, help_text='Earlier labels it replaced.')),
-                ('skipped', models.JSONField(default=list, help_text='Bad rows skipped: [line, reason].')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('undone_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('undone_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120)),
+                ("filename", models.CharField(blank=True, max_length=255)),
+                ("format", models.CharField(max_length=8)),
+                ("sha256", models.CharField(max_length=64)),
+                ("records", models.PositiveIntegerField(help_text="Records in the file.")),
+                ("imported", models.PositiveIntegerField(help_text="Labels stored.")),
+                (
+                    "replaced",
+                    models.PositiveIntegerField(default=0, help_text="Earlier labels it replaced."),
+                ),
+                (
+                    "skipped",
+                    models.JSONField(default=list, help_text="Bad rows skipped: [line, reason]."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("undone_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "undone_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ImportedLabel',
+            name="ImportedLabel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('line', models.PositiveIntegerField()),
-                ('external_id', models.CharField(blank=True, max_length=200)),
-                ('messages', models.JSONField()),
-                ('input_text', models.TextField()),
-                ('input_hash', models.CharField(db_index=True, max_length=64)),
-                ('char_count', models.PositiveIntegerField()),
-                ('turn_count', models.PositiveIntegerField()),
-                ('label', models.CharField(choices=[('weak_sufficient', 'Weak sufficient'), ('strong_needed', 'Strong needed'), ('skipped', 'Skipped')], max_length=16)),
-                ('tier', models.CharField(blank=True, choices=[('weak', 'Weak'), ('strong', 'Strong')], max_length=8)),
-                ('user_id', models.CharField(blank=True, max_length=200)),
-                ('labeled_at', models.DateTimeField(blank=True, null=True)),
-                ('comment', models.TextField(blank=True)),
-                ('label_import', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='labels', to='labeling.labelimport')),
-                ('replaced_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='labeling.labelimport')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("line", models.PositiveIntegerField()),
+                ("external_id", models.CharField(blank=True, max_length=200)),
+                ("messages", models.JSONField()),
+                ("input_text", models.TextField()),
+                ("input_hash", models.CharField(db_index=True, max_length=64)),
+                ("char_count", models.PositiveIntegerField()),
+                ("turn_count", models.PositiveIntegerField()),
+                (
+                    "label",
+                    models.CharField(
+                        choices=[
+                            ("weak_sufficient", "Weak sufficient"),
+                            ("strong_needed", "Strong needed"),
+                            ("skipped", "Skipped"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "tier",
+                    models.CharField(
+                        blank=True, choices=[("weak", "Weak"), ("strong", "Strong")], max_length=8
+                    ),
+                ),
+                ("user_id", models.CharField(blank=True, max_length=200)),
+                ("labeled_at", models.DateTimeField(blank=True, null=True)),
+                ("comment", models.TextField(blank=True)),
+                (
+                    "label_import",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="labels",
+                        to="labeling.labelimport",
+                    ),
+                ),
+                (
+                    "replaced_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="labeling.labelimport",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['label_import', 'line'],
+                "ordering": ["label_import", "line"],
             },
         ),
         migrations.AddConstraint(
-            model_name='labelimport',
-            constraint=models.UniqueConstraint(condition=models.Q(('undone_at__isnull', True)), fields=('sha256',), name='import_file_once'),
+            model_name="labelimport",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("undone_at__isnull", True)),
+                fields=("sha256",),
+                name="import_file_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='importedlabel',
-            constraint=models.UniqueConstraint(condition=models.Q(('replaced_by__isnull', True), models.Q(('external_id', ''), _negated=True)), fields=('external_id',), name='imported_id_once'),
+            model_name="importedlabel",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    ("replaced_by__isnull", True), models.Q(("external_id", ""), _negated=True)
+                ),
+                fields=("external_id",),
+                name="imported_id_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='importedlabel',
-            constraint=models.CheckConstraint(condition=models.Q(('label__in', ['strong_needed', 'weak_sufficient'])), name='imported_label_is_judgement'),
+            model_name="importedlabel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("label__in", ["strong_needed", "weak_sufficient"])),
+                name="imported_label_is_judgement",
+            ),
         ),
         migrations.RunPython(requests_of_headline_items, migrations.RunPython.noop),
     ]

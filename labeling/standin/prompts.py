@@ -10,7 +10,7 @@ that trip the length rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,108 @@ RETRY_PREFIXES = {
     "ko": ("", "", "다시 답해줘. ", "제대로 답해줘: ", "아니 그게 아니라, "),
     "en": ("", "", "Try again: ", "That's wrong. ", "Please answer properly: "),
     "mixed": ("", "", "다시: ", "no, "),
+}
+
+# A second, disjoint set of wordings of the same tasks, as different people would ask them,
+# for measuring whether rules learned from labelled traffic generalise to wordings never
+# seen in training: ``generate_traffic(..., wordings="test")`` draws from these. Never use
+# them to mine keywords or fit anything, or the measurement stops being honest. Entry i is
+# TEMPLATES[i]'s task (same lang, hard, answer, weight and slots), reworded naturally; the
+# v7 keywords turn up about as often as in TEMPLATES, not always in the same entries.
+# fmt: off
+_TEST_TEXTS = (
+    # ---- easy, Korean
+    "배열을 큰 값부터 내림차순으로 정렬하고 싶어요. {lang_name} 코드로 보여주실 수 있나요?",
+    "{short_code}\n위 코드 동작을 간단히 요약해 주세요",
+    "방금 올린 커밋 메시지에 오타가 있는데, 코드는 그대로 두고 메시지만 고칠 수 있나요?",
+    "실행하니까 이런 게 나오는데 어떤 의미인가요?\n{error}",
+    "{thing} 처리하는 함수인데 영어 이름 뭐가 좋을까? 후보 몇 개만 줘",
+    "새 프로젝트에 {lib} 추가하려면 터미널에 뭐라고 치면 되나요?",
+    "이메일 주소 유효성 체크용 정규 표현식 간단한 거 있을까요?",
+    "{short_code}\n여기 결과를 정렬하고 싶은데 ORDER BY는 몇 번째 줄에 들어가야 하나요?",
+    "로컬에서 {lib} DEBUG 켜려면 환경 변수 뭐로 설정해?",
+    "이번에 처음 설계 문서를 써보는데 목차 예시 좀 보여주실래요?",
+    # ---- hard, Korean
+    "스레드 8개로 돌리면 80000이 나와야 하는데 매번 숫자가 모자라. 락도 걸었는데 왜 이래?\n{counter_code}",
+    "{handler_code}\n부하 걸리면 요청이 다 멈춰버려요. 원인이 뭘까요?",
+    "모놀리스에 있는 {thing} 부분을 별도 서비스로 떼어내려고 해. 서비스 경계랑 통신 방식은 어떻게 설계하는 게 좋을까?",
+    "{sql_code}\n2억 row 테이블인데 너무 느려요. 쿼리 최적화 좀 해주세요",
+    "몇 년 묵은 {lib} 코드베이스를 최신 메이저 버전으로 마이그레이션해야 하는데, 어떤 순서로 진행해야 안전할까요?",
+    "{long_code}\n{thing} 코드 좀 읽기 좋게 리팩토링하고 테스트도 붙여 주세요",
+    "PG사에서 같은 웹훅을 두세 번씩 보내서 결제가 중복으로 반영돼요. 한 번만 처리되게 하려면 어떻게 설계해야 할까요?",
+    "주문이 동시에 몰릴 때 재고가 마이너스로 떨어지는 걸 막고 싶어. Redis 락 같은 거 안 쓰고 DB만으로 가능해?",
+    "{long_code}\n메모리가 조금씩 새는 것 같아. 어디서 새는지 어떻게 찾아?",
+    # ---- easy, English
+    "What's the idiomatic way to flip the order of an array in {lang_name}?",
+    "{short_code}\nI found this in our codebase, what is it for?",
+    "Add a short doc comment explaining the inputs and return value:\n{short_code}",
+    "In {lang_name}, how do I loop over a collection and get the index at the same time, like enumerate() in Python?",
+    "{short_code}\nrewrite the string formatting here with f-strings please",
+    "Is there a quick shell one-liner that totals up the line count across every Python file in a repo?",
+    "I keep getting this and don't understand it: {error}",
+    "I did a little refactoring in the {thing}, nothing functional. What should the commit message say?",
+    "Do Brits spell 'design' any differently, like they do with 'colour'?",
+    "How do I get {lib} to log at DEBUG level?",
+    # ---- hard, English
+    "{counter_code}\nI'm running 8 threads x 10000 increments and the final count always comes up short. There's a lock in there, so what am I missing?",
+    "Performance is awful here for users with lots of orders, the dashboard takes ~6 seconds to load. Can you speed it up?\n{dashboard_code}",
+    "We need per-tenant request quotas on our {lib} API, backed by Redis. How would you architect that?",
+    "Is this safe to ship? Check for security holes and races.\n{handler_code}",
+    "We have to move production from MySQL 5.7 to Postgres 16 without taking the app offline. How would you run the migration?",
+    "Since we bumped {lib} to the new release, tail latency is roughly 2x worse. Where do I start debugging this?",
+    "I need an SPSC circular queue without mutexes in {lang_name}, plus tests that hammer it from two threads.",
+    "{handler_code}\nWhat makes this hang at peak load?",
+    # ---- easy, mixed Korean/English
+    "list comprehension 문법을 {lang_name} sample code로 보고 싶어요",
+    "{lib} 프로젝트에서 환경변수 config는 보통 어떻게 관리해요? 추천하는 pattern 있나요?",
+    "{short_code}\n여기 function signature에 type annotation 붙여줄래?",
+    "'{thing} 버그 수정' 이걸 PR 제목으로 쓸 건데 영어로 natural하게 바꿔줘",
+    # ---- hard, mixed Korean/English
+    "{stack}\n{lib} background job에서 이 error가 간헐적으로 터집니다. 근본 원인이 뭘까요?",
+    "{dashboard_code}\n이 function 로딩이 너무 느린데 어디가 bottleneck인지 봐줄 수 있어요?",
+    "{thing} 모듈을 event sourcing 방식으로 새로 짜면 pros/cons가 어떻게 될까요?",
+    "container가 memory limit 넘어서 계속 OOMKilled로 재시작돼요. heap dump 떠서 분석하는 방법 step by step으로 알려주세요",
+)
+# fmt: on
+TEST_WORDINGS = tuple(
+    replace(template, text=text) for template, text in zip(TEMPLATES, _TEST_TEXTS, strict=True)
+)
+
+# fmt: off
+_TEST_FOLLOW_UP_QUESTIONS = {
+    "ko": (
+        "감사합니다! 이 부분 단위 테스트도 짜 주실 수 있나요?",
+        "알려주신 대로 돌렸더니 {error} 에러가 발생합니다",
+        "잘 이해가 안 되는데 단계별로 다시 풀어서 얘기해 줄래?",
+        "같은 걸 {lang_name} 버전으로도 짜 주세요",
+    ),
+    "en": (
+        "Great, could you also write some tests for it?",
+        "I ran your version and got {error}",
+        "I don't quite follow step two, could you go over it again?",
+        "What would this look like in {lang_name}?",
+    ),
+    "mixed": (
+        "굿, test case도 몇 개 짜줄 수 있어?",
+        "실행해보니 {error} error가 나는데요",
+        "빈 값이나 corner case 들어와도 안 터지게 해줘",
+    ),
+}
+# fmt: on
+TEST_FOLLOW_UPS = {
+    lang: tuple(
+        (question, answer)
+        for question, (_, answer) in zip(
+            _TEST_FOLLOW_UP_QUESTIONS[lang], FOLLOW_UPS[lang], strict=True
+        )
+    )
+    for lang in FOLLOW_UPS
+}
+
+TEST_RETRY_PREFIXES = {
+    "ko": ("", "", "한 번 더 봐 주세요. ", "답이 틀린 것 같은데요. ", "그 얘기가 아니고요, "),
+    "en": ("", "", "Again please: ", "That didn't work. ", "No, read my question again: "),
+    "mixed": ("", "", "again, ", "아니요, "),
 }
 
 WEAK_SHALLOW = {

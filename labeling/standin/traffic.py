@@ -8,7 +8,9 @@ of the same question after a weak answer, and a few malformed traces.
 
 ``generate_traffic`` is deterministic for a given seed, volume and ``end``. The ground
 truth (did the request need the strong tier?) is returned beside the data, never inside
-it, so demos and tests can simulate reviewers.
+it, so demos and tests can simulate reviewers. ``wordings="test"`` asks the same tasks in
+the disjoint wordings of ``prompts.TEST_WORDINGS``, for measuring whether rules learned
+from the default ("train") traffic generalise to phrasings they never saw.
 """
 
 from __future__ import annotations
@@ -51,15 +53,39 @@ HOURLY_LOAD = (
 CLIENTS = ("web", "cline", "continue", "aider")
 
 
+@dataclass(frozen=True)
+class _Wordings:
+    """One set of phrasings: templates parallel to ``prompts.TEMPLATES``, follow-ups and
+    retry prefixes parallel to theirs, so the same random draws pick the same tasks."""
+
+    templates: tuple[prompts.Template, ...]
+    follow_ups: dict[str, tuple[tuple[str, str], ...]]
+    retry_prefixes: dict[str, tuple[str, ...]]
+
+
+WORDINGS = {
+    "train": _Wordings(prompts.TEMPLATES, prompts.FOLLOW_UPS, prompts.RETRY_PREFIXES),
+    "test": _Wordings(prompts.TEST_WORDINGS, prompts.TEST_FOLLOW_UPS, prompts.TEST_RETRY_PREFIXES),
+}
+
+
 @dataclass
 class Traffic:
-    """Generated data in the API's wire format, plus what a reviewer would decide."""
+    """Generated data in the API's wire format (``observations``, ``scores``), plus what
+    the generator knows and the data doesn't say: what a reviewer would decide (``truth``),
+    which traces were broken and how, which traces retry which, and each trace's task.
+
+    ``families`` maps every trace id to the index into ``prompts.TEMPLATES`` (equally
+    ``prompts.TEST_WORDINGS``) of the task it asks; follow-ups and retries keep the family
+    of the request they continue, so benchmarks can group by task.
+    """
 
     observations: list[dict[str, Any]] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)
     truth: dict[str, str] = field(default_factory=dict)  # trace id -> label value
     malformed: dict[str, str] = field(default_factory=dict)  # trace id -> how
     retries: dict[str, str] = field(default_factory=dict)  # retry trace id -> first trace id
+    families: dict[str, int] = field(default_factory=dict)  # trace id -> index into TEMPLATES
 
     @property
     def roots(self) -> list[dict[str, Any]]:
@@ -84,6 +110,7 @@ class _Request:
     lang: str
     hard: bool
     answer: str
+    family: int  # index into prompts.TEMPLATES of the task this conversation is about
     retry_of: str | None = None
 
 
@@ -131,11 +158,13 @@ def _fill(rng: random.Random, text: str) -> str:
     )
 
 
-def _pick_template(rng: random.Random, lang: str) -> prompts.Template:
+def _pick_family(rng: random.Random, lang: str) -> int:
+    """The index of a task in ``prompts.TEMPLATES``; every wording set is parallel to it."""
     # About a third of requests need the strong tier.
     hard = rng.random() < 0.3
-    options = [t for t in prompts.TEMPLATES if t.lang == lang and t.hard == hard]
-    return rng.choices(options, weights=[t.weight for t in options])[0]
+    templates = prompts.TEMPLATES
+    options = [i for i, t in enumerate(templates) if t.lang == lang and t.hard == hard]
+    return rng.choices(options, weights=[templates[i].weight for i in options])[0]
 
 
 def _answer(rng: random.Random, request: _Request, tier: str) -> tuple[str, bool]:
@@ -307,14 +336,24 @@ def generate_traffic(
     malformed_rate: float = 0.004,
     retry_rate: float = 0.35,
     config: dict[str, Any] | None = None,
+    wordings: str = "train",
 ) -> Traffic:
     """``days`` of traffic ending at ``end`` (default: now), about ``per_day`` requests a day.
 
     Retries come on top of ``per_day``. Each trace has a root GENERATION observation and a
     non-root ``classify`` SPAN, so a reader that forgets the root filter sees double.
+
+    ``wordings`` is "train" (``prompts.TEMPLATES``, what the demo and tuning see) or
+    "test" (``prompts.TEST_WORDINGS`` and the test follow-ups and retry prefixes): the
+    same tasks and the same random draws, phrased differently. Which tier v7 picks depends
+    on the wording, and later draws depend on the tier, so the two diverge after the first
+    request routed differently; the planned requests' tasks are the same.
     """
     if days < 1 or per_day < 1:
         raise ValueError("days and per_day must be positive")
+    if wordings not in WORDINGS:
+        raise ValueError(f"wordings must be one of {sorted(WORDINGS)}, got {wordings!r}")
+    phrasing = WORDINGS[wordings]
     rng = random.Random(seed)
     classifier = build_classifier(config or V7_CONFIG)
     end = (end or datetime.now(UTC)).astimezone(UTC)
@@ -332,7 +371,8 @@ def generate_traffic(
         for _ in range(volume):
             user = rng.choices(users, weights=activity)[0]
             lang = rng.choices(("ko", "en", "mixed"), weights=user.lang_weights)[0]
-            template = _pick_template(rng, lang)
+            family = _pick_family(rng, lang)
+            template = phrasing.templates[family]
             messages = []
             if user.system_prompt:
                 messages.append({"role": "system", "content": user.system_prompt})
@@ -346,10 +386,11 @@ def generate_traffic(
                     lang=lang,
                     hard=template.hard,
                     answer=template.answer,
+                    family=family,
                 )
             )
     requests.sort(key=lambda r: r.at)
-    requests.extend(_follow_ups(rng, requests))
+    requests.extend(_follow_ups(rng, requests, phrasing))
     requests = [r for r in requests if window_start <= r.at < end]
 
     traffic = Traffic()
@@ -361,6 +402,7 @@ def generate_traffic(
         root, child, tier, bad = _root_observation(rng, request, classifier, trace_id)
         traffic.observations.extend((root, child))
         traffic.truth[trace_id] = _truth(rng, request.hard)
+        traffic.families[trace_id] = request.family
         if request.retry_of:
             traffic.retries[trace_id] = request.retry_of
         if request.at >= end:
@@ -369,7 +411,7 @@ def generate_traffic(
         if score is not None:
             traffic.scores.append(score)
         if bad and request.retry_of is None and rng.random() < retry_rate:
-            pending.append(_retry(rng, request, trace_id))
+            pending.append(_retry(rng, request, trace_id, phrasing))
         if rng.random() < malformed_rate:
             traffic.malformed[trace_id] = _break(rng, root)
     return traffic
@@ -383,10 +425,12 @@ def _next(queue: list[_Request], pending: list[_Request]) -> _Request:
     return queue.pop(0)
 
 
-def _retry(rng: random.Random, request: _Request, first_trace: str) -> _Request:
+def _retry(
+    rng: random.Random, request: _Request, first_trace: str, phrasing: _Wordings
+) -> _Request:
     """The same user asks the same question again a little later, maybe reworded."""
     messages = [dict(m) for m in request.messages]
-    prefix = rng.choice(prompts.RETRY_PREFIXES[request.lang])
+    prefix = rng.choice(phrasing.retry_prefixes[request.lang])
     messages[-1]["content"] = prefix + messages[-1]["content"]
     # Mostly within five minutes; some later, so the window matters.
     delay = rng.uniform(15, 290) if rng.random() < 0.85 else rng.uniform(320, 1800)
@@ -398,11 +442,14 @@ def _retry(rng: random.Random, request: _Request, first_trace: str) -> _Request:
         lang=request.lang,
         hard=request.hard,
         answer=request.answer,
+        family=request.family,
         retry_of=first_trace,
     )
 
 
-def _follow_ups(rng: random.Random, requests: list[_Request]) -> list[_Request]:
+def _follow_ups(
+    rng: random.Random, requests: list[_Request], phrasing: _Wordings
+) -> list[_Request]:
     """Continue some conversations: later requests in the same session carry the history,
     so turn counts grow (and cross the turn threshold) as they do in real sessions."""
     extra = []
@@ -412,7 +459,7 @@ def _follow_ups(rng: random.Random, requests: list[_Request]) -> list[_Request]:
         history, at, hard = list(request.messages), request.at, request.hard
         answer = request.answer
         for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
-            question, next_answer = rng.choice(prompts.FOLLOW_UPS[request.lang])
+            question, next_answer = rng.choice(phrasing.follow_ups[request.lang])
             history = [
                 *history,
                 {"role": "assistant", "content": answer},
@@ -431,6 +478,7 @@ def _follow_ups(rng: random.Random, requests: list[_Request]) -> list[_Request]:
                     lang=request.lang,
                     hard=hard,
                     answer=answer,
+                    family=request.family,
                 )
             )
     return extra

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
+import random
+import re
 import statistics
+import string
 import subprocess
 import sys
 import threading
@@ -20,8 +25,10 @@ from labeling.standin import (
     V7_CONFIG,
     Store,
     generate_traffic,
+    prompts,
     start_in_thread,
 )
+from labeling.standin.traffic import _fill
 from routing.engine import build_classifier
 
 END = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
@@ -346,3 +353,199 @@ def test_every_trace_has_a_child_span_that_is_not_a_root(traffic):
     roots = {o["id"] for o in traffic.roots}
     assert len(children) == len(roots)
     assert {c["parentObservationId"] for c in children} == roots
+
+
+# ---------------------------------------------------------------- test wordings
+
+TRAIN_WORDINGS = (prompts.TEMPLATES, prompts.FOLLOW_UPS, prompts.RETRY_PREFIXES)
+TEST_WORDINGS = (prompts.TEST_WORDINGS, prompts.TEST_FOLLOW_UPS, prompts.TEST_RETRY_PREFIXES)
+
+
+def literal(text):
+    """The fixed text of a template, slots left out."""
+    return "".join(part for part, _, _, _ in string.Formatter().parse(text))
+
+
+def slots(text):
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def template_pattern(text):
+    """A regex for any instantiation of ``text``: literal parts verbatim, slots anything."""
+    return "".join(
+        re.escape(part) + ("" if name is None else "(?:.*?)")
+        for part, name, _, _ in string.Formatter().parse(text)
+    )
+
+
+def user_message_matcher(wordings):
+    """A regex that fully matches every user message a wording set can produce: a
+    template or a follow-up question, maybe behind a retry prefix."""
+    templates, follow_ups, retry_prefixes = wordings
+    texts = [t.text for t in templates] + [q for pairs in follow_ups.values() for q, _ in pairs]
+    prefixes = sorted({p for ps in retry_prefixes.values() for p in ps if p}, key=len)
+    prefix = "(?:" + "|".join(re.escape(p) for p in prefixes) + ")?"
+    body = "|".join(template_pattern(t) for t in texts)
+    return re.compile(f"{prefix}(?:{body})", re.DOTALL)
+
+
+def user_messages(root):
+    return [m["content"] for m in json.loads(root["input"]) if m["role"] == "user"]
+
+
+@pytest.fixture(scope="module")
+def reworded():
+    return generate_traffic(
+        seed=11, days=3, per_day=400, end=END, malformed_rate=0.02, wordings="test"
+    )
+
+
+def test_test_wordings_are_the_same_tasks_reworded():
+    train, test = prompts.TEMPLATES, prompts.TEST_WORDINGS
+    assert len(test) == len(train) == 45
+    train_texts = {t.text for t in train}
+    rng = random.Random(0)
+    for index, (old, new) in enumerate(zip(train, test, strict=True)):
+        same = (new.lang, new.hard, new.answer, new.weight)
+        assert same == (old.lang, old.hard, old.answer, old.weight), index
+        assert new.text not in train_texts, index
+        assert slots(new.text) == slots(old.text), index
+        assert _fill(rng, new.text)  # every slot is one _fill knows
+        # Substantially reworded, not the same sentence with a word swapped.
+        similarity = difflib.SequenceMatcher(None, literal(old.text), literal(new.text))
+        assert similarity.ratio() < 0.7, index
+    assert len({t.text for t in test}) == len(test)
+
+
+def test_test_wordings_keep_each_language():
+    def hangul(text):
+        return any("\uac00" <= c <= "\ud7a3" for c in text)
+
+    def latin(text):
+        return any("a" <= c.lower() <= "z" for c in text)
+
+    for template in prompts.TEST_WORDINGS:
+        text = literal(template.text)
+        if template.lang == "ko":
+            assert hangul(text), template.text
+        elif template.lang == "en":
+            assert text.isascii() and latin(text), template.text
+        else:
+            assert hangul(text) and latin(text), template.text
+
+
+def test_test_follow_ups_and_retry_prefixes_are_parallel_rewordings():
+    assert prompts.TEST_FOLLOW_UPS.keys() == prompts.FOLLOW_UPS.keys()
+    train_questions = {q for pairs in prompts.FOLLOW_UPS.values() for q, _ in pairs}
+    rng = random.Random(0)
+    for lang, pairs in prompts.FOLLOW_UPS.items():
+        test_pairs = prompts.TEST_FOLLOW_UPS[lang]
+        assert len(test_pairs) == len(pairs)
+        for (old_q, old_a), (new_q, new_a) in zip(pairs, test_pairs, strict=True):
+            assert new_a == old_a
+            assert new_q not in train_questions
+            assert slots(new_q) == slots(old_q)
+            assert _fill(rng, new_q)
+
+    assert prompts.TEST_RETRY_PREFIXES.keys() == prompts.RETRY_PREFIXES.keys()
+    train_prefixes = {p for ps in prompts.RETRY_PREFIXES.values() for p in ps if p}
+    for lang, prefixes in prompts.RETRY_PREFIXES.items():
+        test_prefixes = prompts.TEST_RETRY_PREFIXES[lang]
+        assert len(test_prefixes) == len(prefixes)
+        # Verbatim retries stay verbatim; the worded ones are worded differently.
+        assert [p == "" for p in test_prefixes] == [p == "" for p in prefixes]
+        assert not {p for p in test_prefixes if p} & train_prefixes
+
+
+def test_test_wordings_traffic_is_reproducible(reworded):
+    again = generate_traffic(
+        seed=11, days=3, per_day=400, end=END, malformed_rate=0.02, wordings="test"
+    )
+    assert again.observations == reworded.observations
+    assert again.scores == reworded.scores
+    assert again.truth == reworded.truth
+    assert again.families == reworded.families
+
+
+def test_test_wordings_traffic_uses_only_test_wordings(traffic, reworded):
+    train_matcher = user_message_matcher(TRAIN_WORDINGS)
+    test_matcher = user_message_matcher(TEST_WORDINGS)
+    # Each train template's fixed opening, up to its first slot; a few very short ones
+    # ("What's the ") are common openers rather than a template's text: the full matchers
+    # below cover those templates.
+    train_prefixes = [t.text.split("{")[0] for t in prompts.TEMPLATES]
+    train_prefixes = [p for p in train_prefixes if len(p) >= 12]
+    assert len(train_prefixes) > 30
+
+    def checked(generated):
+        return [
+            r for r in generated.roots if r["traceId"] not in generated.malformed and r["input"]
+        ]
+
+    test_roots, train_roots = checked(reworded), checked(traffic)
+    assert len(test_roots) > 1000
+    for root in test_roots:
+        messages = user_messages(root)
+        assert not messages[0].startswith(tuple(train_prefixes)), messages[0]
+        for message in messages:
+            assert test_matcher.fullmatch(message), message
+            assert not train_matcher.fullmatch(message), message
+    # The matchers tell the sets apart: the default traffic is all train wordings.
+    for root in train_roots:
+        for message in user_messages(root):
+            assert train_matcher.fullmatch(message), message
+            assert not test_matcher.fullmatch(message), message
+
+
+def test_families_name_the_task_of_every_trace(traffic, reworded):
+    for generated, templates in ((traffic, prompts.TEMPLATES), (reworded, prompts.TEST_WORDINGS)):
+        assert generated.families.keys() == generated.truth.keys()
+        assert set(generated.families.values()) == set(range(len(templates)))
+        for retry_id, first_id in generated.retries.items():
+            assert generated.families[retry_id] == generated.families[first_id]
+        patterns = [re.compile(f".*?{template_pattern(t.text)}", re.DOTALL) for t in templates]
+        for root in generated.roots:
+            if root["traceId"] in generated.malformed or not root["input"]:
+                continue
+            first = user_messages(root)[0]
+            assert patterns[generated.families[root["traceId"]]].fullmatch(first), first
+
+
+def test_test_wordings_ask_the_same_tasks_as_often(traffic, reworded):
+    def planned(generated):
+        return Counter(f for t, f in generated.families.items() if t not in generated.retries)
+
+    # The same random draws pick the same tasks; only retries (after weak answers, which
+    # depend on the wording's keywords and length) differ.
+    assert planned(reworded) == planned(traffic)
+
+    def strong_share(generated):
+        return Counter(generated.truth.values())["strong_needed"] / len(generated.truth)
+
+    assert abs(strong_share(reworded) - strong_share(traffic)) < 0.03
+    assert reworded.observations != traffic.observations
+
+
+def test_default_wordings_are_the_train_wordings_and_unchanged():
+    default = generate_traffic(seed=11, days=1, per_day=200, end=END)
+    train = generate_traffic(seed=11, days=1, per_day=200, end=END, wordings="train")
+    assert train.observations == default.observations
+    assert train.scores == default.scores
+    assert train.truth == default.truth
+    assert train.families == default.families
+    # Pinned from the generator before wordings existed: existing tests and demo data rely
+    # on these exact traces. Change it only when changing the generator on purpose.
+    rows = [
+        [r["traceId"], r["startTime"], r["input"], train.truth[r["traceId"]]] for r in train.roots
+    ]
+    digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+    assert (len(rows), digest) == (
+        244,
+        "bae57b50a2c61add7112ee38bc42e4479b528d6226e2f76b84d1febf6ab3dfe6",
+    )
+
+
+@pytest.mark.parametrize("wordings", ["", "Test", "validation", None])
+def test_unknown_wordings_are_refused(wordings):
+    with pytest.raises(ValueError, match="wordings"):
+        generate_traffic(seed=1, days=1, per_day=10, end=END, wordings=wordings)

@@ -172,6 +172,54 @@ def test_the_management_command_reads_plain_dates_and_naive_times_as_utc(langfus
     assert run.status == SyncStatus.SUCCEEDED
 
 
+def test_a_sync_that_finds_nothing_names_its_window_and_what_to_try(langfuse):
+    out = io.StringIO()
+    # The stand-in holds the two days before TRAFFIC_END; a month before it holds nothing.
+    later = TRAFFIC_END - timedelta(days=60)
+    until = (later + timedelta(days=30)).isoformat()
+    call_command(
+        "sync_traces",
+        "--since",
+        later.isoformat(),
+        "--until",
+        until,
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+
+    run = SyncRun.objects.get()
+    assert run.status == SyncStatus.SUCCEEDED and run.fetched == 0
+    text = out.getvalue()
+    assert f"between {later:%Y-%m-%d %H:%M} and" in text and "--since" in text and "--all" in text
+    assert run.empty_note in text
+
+
+def test_sync_all_reads_everything_with_a_warning(langfuse, traffic):
+    err = io.StringIO()
+    call_command("sync_traces", "--all", "--until", TRAFFIC_END.isoformat(), stdout=io.StringIO(),
+                 stderr=err)  # fmt: skip
+
+    run = SyncRun.objects.get()
+    assert run.since == datetime(2000, 1, 1, tzinfo=UTC) and not run.empty_note
+    assert Trace.objects.count() == run.created > 0
+    assert "Warning: --all reads every trace" in err.getvalue()
+    with pytest.raises(CommandError, match="not both"):
+        call_command("sync_traces", "--all", "--since", "2026-11-01")
+
+
+def test_the_api_starts_a_sync_of_everything_and_lists_the_empty_note(api, operator, langfuse):
+    client = api.as_(operator)
+
+    response = client.post("/api/v1/sync-runs/", {"all": True}, format="json")
+    both = client.post("/api/v1/sync-runs/", {"all": True, "since": "2026-11-01T00:00:00Z"},
+                       format="json")  # fmt: skip
+
+    assert response.status_code == 202, response.content
+    assert response.json()["since"].startswith("2000-01-01")
+    assert "empty_note" in response.json()
+    assert both.status_code == 400 and "all" in both.json()
+
+
 def test_the_management_command_rejects_bad_dates(langfuse):
     with pytest.raises(CommandError, match="not a date"):
         call_command("sync_traces", "--since", "last tuesday")

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from labeling.models import Batch, BatchItem, Label, Trace
-from tuning.keywords import log_odds_z, mine, score_terms, terms
+from tuning.keywords import log_odds_z, mine, score_terms
+from tuning.terms import terms
 
 pytestmark_db = pytest.mark.django_db
 

@@ -5,13 +5,14 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.urls import reverse
 
 from labeling.models import Trace
 from routing import services as routing_services
 from tuning import costs
 from tuning.models import CostSettings
 from tuning.replay import replay_labeled, replay_traffic
-from tuning.sweep import calibrate, pareto, sweep
+from tuning.sweep import sweep
 
 from .conftest import PERIOD
 
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_each_sweep_point_equals_a_replay_with_those_thresholds(headline, draft, operator):
-    result = sweep(draft, *PERIOD, token_grid=(300, 500, 800), turn_grid=(3, 5, 8))
+    result = sweep(
+        draft, *PERIOD, token_grid=(300, 500, 800), turn_grid=(3, 5, 8), sources=("headline",)
+    )
     assert len(result["points"]) == 9
     point = next(
         p for p in result["points"] if (p["token_threshold"], p["turn_threshold"]) == (300, 8)
@@ -36,31 +39,55 @@ def test_each_sweep_point_equals_a_replay_with_those_thresholds(headline, draft,
     )
 
 
-def _point(token, turn, usage, misroute):
-    return {
-        "token_threshold": token,
-        "turn_threshold": turn,
-        "slm_usage": usage,
-        "misroute": {"value": misroute},
-    }
+def test_the_sweep_searches_the_data_breakpoints_and_tables_its_recommended_point(
+    headline, discovery, v7
+):
+    result = sweep(v7, *PERIOD)
+
+    lengths = sorted({p["token_threshold"] for p in result["points"]})
+    assert len(lengths) > 15 and lengths[0] < 150  # not the old fixed grid from 150
+    assert result["labels"]["headline"]["requests"] == 300
+    assert result["label_sources"] == ["headline", "discovery", "imported"]
+    calibrated = result["calibrated"]
+    assert calibrated is not None and 0.60 <= calibrated["slm_usage"] <= 0.70
+    table = {(p["token_threshold"], p["turn_threshold"]) for p in result["table"]}
+    assert (calibrated["token_threshold"], calibrated["turn_threshold"]) in table
+    assert (500, 5) in table  # the version's own setting, for comparison
+    front = result["pareto"]
+    for a, b in zip(front, front[1:], strict=False):  # down the front: less SLM, less misroute
+        assert a["slm_usage"] >= b["slm_usage"]
+        assert a["misroute"]["value"] > b["misroute"]["value"]
 
 
-def test_the_pareto_front_drops_dominated_points():
-    points = [
-        _point(100, 1, 0.50, 0.02),
-        _point(200, 2, 0.60, 0.03),
-        _point(300, 3, 0.60, 0.05),  # dominated: same share, more misroute
-        _point(400, 4, 0.55, 0.04),  # dominated: less share, more misroute than (200, 2)
-        _point(500, 5, 0.70, 0.06),
-    ]
-    assert [p["token_threshold"] for p in pareto(points)] == [500, 200, 100]
+def test_a_sweep_point_can_be_applied_to_a_draft(client, operator, draft, headline):
+    from tuning import services as tuning_services
 
+    job = tuning_services.job_start(
+        actor=operator, kind="sweep",
+        params={"version": "v8", "since": PERIOD[0].isoformat(), "until": PERIOD[1].isoformat()},
+    )  # fmt: skip
+    job = tuning_services.job_run(job.pk)
+    point = job.result["calibrated"]
+    client.force_login(operator)
 
-def test_calibration_picks_the_lowest_misroute_inside_the_target_range():
-    points = [_point(100, 1, 0.50, 0.01), _point(200, 2, 0.62, 0.04), _point(300, 3, 0.68, 0.03)]
-    chosen = calibrate(points, (0.60, 0.70), {"token_threshold": 500, "turn_threshold": 5})
-    assert chosen["token_threshold"] == 300
-    assert calibrate(points, (0.9, 1.0), {"token_threshold": 500, "turn_threshold": 5}) is None
+    response = client.post(
+        reverse("tuning:sweep-apply", args=[job.pk]),
+        {"draft": "v8", "token_threshold": point["token_threshold"],
+         "turn_threshold": point["turn_threshold"]},
+    )  # fmt: skip
+
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert (draft.token_threshold, draft.turn_threshold) == (
+        point["token_threshold"], point["turn_threshold"],
+    )  # fmt: skip
+    bogus = client.post(
+        reverse("tuning:sweep-apply", args=[job.pk]),
+        {"draft": "v8", "token_threshold": 123457, "turn_threshold": 3},
+    )
+    assert bogus.status_code == 302
+    draft.refresh_from_db()
+    assert draft.token_threshold == point["token_threshold"]  # not a point of this sweep
 
 
 def test_daily_costs_add_up_trace_costs_and_busy_time_at_hourly_prices(synced):
@@ -196,3 +223,28 @@ tests:
         [PROMTOOL, "test", "rules", str(tmp_path / "test.yaml")], capture_output=True, text=True
     )
     assert test.returncode == 0, test.stdout + test.stderr
+
+
+def test_the_api_applies_a_sweep_point_and_refuses_others(api, operator, reviewer, draft, headline):
+    from tuning import services as tuning_services
+
+    job = tuning_services.job_start(
+        actor=operator, kind="sweep",
+        params={"version": "v8", "since": PERIOD[0].isoformat(), "until": PERIOD[1].isoformat()},
+    )  # fmt: skip
+    point = tuning_services.job_run(job.pk).result["table"][0]
+    body = {"draft": "v8", "token_threshold": point["token_threshold"],
+            "turn_threshold": point["turn_threshold"]}  # fmt: skip
+
+    assert api.as_(reviewer).post(f"/api/v1/tuning-jobs/{job.pk}/apply/", body).status_code == 403
+    ok = api.as_(operator).post(f"/api/v1/tuning-jobs/{job.pk}/apply/", body, format="json")
+    frozen = api.as_(operator).post(
+        f"/api/v1/tuning-jobs/{job.pk}/apply/", {**body, "draft": "v7"}, format="json"
+    )
+    off_grid = api.as_(operator).post(
+        f"/api/v1/tuning-jobs/{job.pk}/apply/", {**body, "token_threshold": 99999}, format="json"
+    )
+
+    assert ok.status_code == 200 and ok.json()["version"] == "v8"
+    assert frozen.status_code == 409
+    assert off_grid.status_code == 400 and "token_threshold" in off_grid.json()

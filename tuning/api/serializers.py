@@ -66,7 +66,7 @@ class SloTargetSerializer(serializers.ModelSerializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    kind = serializers.CharField(read_only=True, help_text="replay, candidates or sweep")
+    kind = serializers.CharField(read_only=True, help_text="replay, candidates, sweep or proposal")
     status = serializers.CharField(read_only=True, help_text="queued, running, succeeded or failed")
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
@@ -88,6 +88,12 @@ class JobListSerializer(JobSerializer):
 class ReplayRequestSerializer(PeriodSerializer):
     version = serializers.CharField(max_length=64)
     baseline = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    labels = serializers.ListField(
+        child=serializers.ChoiceField(choices=["headline", "discovery", "imported"]),
+        required=False,
+        allow_empty=False,
+        help_text="Label sources (default: headline, whose rates estimate the traffic's).",
+    )
 
 
 class CandidatesRequestSerializer(PeriodSerializer):
@@ -99,6 +105,12 @@ class SweepRequestSerializer(PeriodSerializer):
     version = serializers.CharField(max_length=64)
     target_low = serializers.FloatField(min_value=0, max_value=1, default=0.6)
     target_high = serializers.FloatField(min_value=0, max_value=1, default=0.7)
+    labels = serializers.ListField(
+        child=serializers.ChoiceField(choices=["headline", "discovery", "imported"]),
+        required=False,
+        allow_empty=False,
+        help_text="Label sources (default: all).",
+    )
 
 
 class AdoptSerializer(serializers.Serializer):
@@ -111,3 +123,50 @@ class CostSettingsSerializer(serializers.ModelSerializer):
         model = CostSettings
         exclude = ["id"]
         read_only_fields = ["updated_at"]
+
+
+class ProposalRequestSerializer(serializers.Serializer):
+    base = serializers.CharField(max_length=64, help_text="The version to improve on.")
+    name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    slm_low = serializers.FloatField(min_value=0, max_value=1, required=False)
+    slm_high = serializers.FloatField(min_value=0, max_value=1, required=False)
+    labels = serializers.ListField(
+        child=serializers.ChoiceField(choices=["headline", "discovery", "imported"]),
+        required=False,
+        allow_empty=False,
+        help_text="Label sources (default: all).",
+    )
+    fn_weight = serializers.FloatField(min_value=0.1, max_value=20, default=1.0)
+    pinned = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, default=list
+    )
+    max_changes = serializers.IntegerField(min_value=0, max_value=200, default=20)
+    folds = serializers.IntegerField(min_value=2, max_value=20, default=10)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    holdout = serializers.FloatField(
+        min_value=0, max_value=0.5, default=0, help_text="Share of inputs set aside, unseen."
+    )
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, data):
+        if ("slm_low" in data) != ("slm_high" in data):
+            raise serializers.ValidationError({"slm_high": "Give both ends of the band."})
+        if "slm_low" in data and data["slm_low"] > data["slm_high"]:
+            raise serializers.ValidationError({"slm_high": "Must not be below slm_low."})
+        return data
+
+
+class DraftRequestSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class DraftResponseSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    proposal = serializers.IntegerField(allow_null=True)
+
+
+class SweepApplySerializer(serializers.Serializer):
+    draft = serializers.CharField(max_length=64)
+    token_threshold = serializers.IntegerField(min_value=1)
+    turn_threshold = serializers.IntegerField(min_value=1)

@@ -7,6 +7,7 @@ router = DefaultRouter()
 router.register("metric-reports", views.MetricReportViewSet, basename="metric-report")
 router.register("slo-targets", views.SloTargetViewSet, basename="slo-target")
 router.register("tuning-jobs", views.JobViewSet, basename="tuning-job")
+router.register("proposals", views.ProposalViewSet, basename="proposal")
 
 urlpatterns = [
     path("costs/settings/", views.CostSettingsView.as_view(), name="cost-settings"),

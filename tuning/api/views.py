@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from routing.models import ClassifierVersion
 
-from .. import costs, selectors, services, slo
+from .. import costs, proposals, selectors, services, slo
 from ..models import Job, JobKind, JobStatus, MetricReport, SloTarget
 from . import serializers as s
 
@@ -116,7 +116,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             request,
             JobKind.REPLAY,
             s.ReplayRequestSerializer,
-            lambda d: {"baseline": d.get("baseline", "")},
+            lambda d: {
+                "baseline": d.get("baseline", ""),
+                "labels": d.get("labels") or ["headline"],
+            },
         )
 
     @extend_schema(request=s.CandidatesRequestSerializer, responses={202: s.JobSerializer})
@@ -138,8 +141,26 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             request,
             JobKind.SWEEP,
             s.SweepRequestSerializer,
-            lambda d: {"target": [d["target_low"], d["target_high"]]},
+            lambda d: {
+                "target": [d["target_low"], d["target_high"]],
+                "labels": d.get("labels") or list(selectors.SOURCES),
+            },
         )
+
+    @extend_schema(request=s.SweepApplySerializer, responses={200: s.DraftResponseSerializer})
+    @action(detail=True, methods=["post"])
+    def apply(self, request, pk=None):
+        """Put one of a sweep's points (its length and turn thresholds) into a draft."""
+        job = get_object_or_404(Job, pk=pk, kind=JobKind.SWEEP)
+        data = _valid(s.SweepApplySerializer, request.data)
+        version = services.sweep_apply(
+            actor=request.user,
+            job=job,
+            version=get_object_or_404(ClassifierVersion, name=data["draft"]),
+            token_threshold=data["token_threshold"],
+            turn_threshold=data["turn_threshold"],
+        )
+        return Response({"version": version.name, "proposal": None})
 
     @extend_schema(request=s.AdoptSerializer, responses={201: None})
     @action(detail=True, methods=["post"])
@@ -201,3 +222,59 @@ class PrometheusRulesView(APIView):
         """Prometheus recording and alerting rules for cost, budget and drift."""
         body = costs.prometheus_rules(selectors.cost_settings())
         return HttpResponse(body, content_type="application/yaml; charset=utf-8")
+
+
+class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Next-version proposals: POST to start one (202, poll it), then make its draft."""
+
+    queryset = (
+        Job.objects.filter(kind=JobKind.PROPOSAL)
+        .select_related("created_by", "draft")
+        .order_by("-created_at", "-id")
+    )
+    filterset_fields = ["status"]
+
+    def get_serializer_class(self):
+        return s.JobListSerializer if self.action == "list" else s.JobSerializer
+
+    @extend_schema(request=s.ProposalRequestSerializer, responses={202: s.JobSerializer})
+    def create(self, request):
+        """Search additions, removals and thresholds from every labeled request, with
+        cross-validated estimates; the job's result is the proposal."""
+        params = proposal_params(_valid(s.ProposalRequestSerializer, request.data))
+        job = services.job_start(actor=request.user, kind=JobKind.PROPOSAL, params=params)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.DraftRequestSerializer, responses={201: s.DraftResponseSerializer})
+    @action(detail=True, methods=["post"])
+    def draft(self, request, pk=None):
+        """Create the proposal's draft version (once; a name in use is refused)."""
+        data = _valid(s.DraftRequestSerializer, request.data)
+        version = services.proposal_draft(
+            actor=request.user, job=self.get_object(), name=data["name"]
+        )
+        return Response(
+            {"version": version.name, "proposal": int(pk)}, status=status.HTTP_201_CREATED
+        )
+
+
+def proposal_params(data: dict) -> dict:
+    """JSON params of a proposal job, checked as the job will check them (400 up front)."""
+    params = {
+        "base": data["base"],
+        "name": data.get("name", ""),
+        "fn_weight": data["fn_weight"],
+        "pinned": data.get("pinned", []),
+        "max_changes": data["max_changes"],
+        "folds": data["folds"],
+        "seed": data["seed"],
+        "holdout": data["holdout"],
+        "since": data["since"].isoformat() if data.get("since") else "",
+        "until": data["until"].isoformat() if data.get("until") else "",
+    }
+    if "slm_low" in data:
+        params["slm_band"] = [data["slm_low"], data["slm_high"]]
+    if data.get("labels"):
+        params["labels"] = data["labels"]
+    proposals.check_params(params)
+    return params

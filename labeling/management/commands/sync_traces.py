@@ -7,7 +7,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from labeling.langfuse_adapter import LangfuseConfigError
 from labeling.models import SyncStatus
-from labeling.sync import sync_execute, sync_start
+from labeling.sync import ALL_SINCE, sync_execute, sync_start
 from routing.errors import Conflict
 
 
@@ -38,9 +38,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--until", help="End, exclusive; at most (and by default) now minus the ingest lag."
         )
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="Read everything Langfuse holds (from 2000-01-01): may be a great many traces.",
+        )
         parser.add_argument("--page-size", type=int, default=500)
 
-    def handle(self, *args, since=None, until=None, page_size=500, **options):
+    def handle(self, *args, since=None, until=None, page_size=500, all=False, **options):
+        if all and since:
+            raise CommandError("Give --since or --all, not both.")
+        if all:
+            since = ALL_SINCE.isoformat()
+            self.stderr.write(
+                "Warning: --all reads every trace Langfuse holds. On a busy project that is "
+                "millions of traces and hours of reading; --since reads less."
+            )
         try:
             run = sync_start(since=_moment(since, "--since"), until=_moment(until, "--until"))
         except Conflict as e:
@@ -61,6 +74,8 @@ class Command(BaseCommand):
             f"{run.skipped} skipped{f' ({reasons})' if reasons else ''}, "
             f"{run.feedback_scores} feedback scores"
         )
+        if run.empty_note:
+            self.stdout.write(run.empty_note)
         if run.status != SyncStatus.SUCCEEDED:
             raise CommandError(f"sync run {run.pk} failed: {run.error}")
 

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from routing.management.base import VersionCommand
 from tuning.jobs import parse_period, version_named
 from tuning.replay import replay_labeled, replay_traffic
-from tuning.selectors import cost_settings
+from tuning.selectors import SOURCES, cost_settings
 
 
 def _pct(rate: dict) -> str:
@@ -27,9 +27,14 @@ class Command(VersionCommand):
         parser.add_argument("--baseline", default="", help="Another version (default: live).")
         parser.add_argument("--since", required=True, help="ISO date-time with time zone.")
         parser.add_argument("--until", required=True, help="ISO date-time with time zone.")
+        parser.add_argument(
+            "--labels",
+            default="headline",
+            help="Label sources: headline (default; rates estimate traffic), discovery, imported.",
+        )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
-    def handle(self, *args, version_name, baseline, since, until, json: bool, **options):
+    def handle(self, *args, version_name, baseline, since, until, labels, json: bool, **options):
         try:
             start, end = parse_period({"since": since, "until": until})
             candidate = version_named(version_name)
@@ -37,7 +42,10 @@ class Command(VersionCommand):
         except ValidationError as e:
             problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in e.message_dict.items())
             raise CommandError(problems) from None
-        labels = replay_labeled(candidate, start, end, baseline=base)
+        sources = tuple(s.strip() for s in labels.split(",") if s.strip())
+        if not sources or set(sources) - set(SOURCES):
+            raise CommandError(f"--labels: choose from {', '.join(SOURCES)}")
+        labels = replay_labeled(candidate, start, end, baseline=base, sources=sources)
         traffic = replay_traffic(candidate, start, end, costs=cost_settings())
         if json:
             self.stdout.write(_dumps({"labels": labels, "traffic": traffic}))
@@ -49,8 +57,11 @@ class Command(VersionCommand):
             if test["p_exact"] is None
             else f"{test['p_exact']:.4f} (mid-p {test['p_mid']:.4f})"
         )
+        counts = labels["labels"]
         lines = [
-            f"{candidate.name} vs {labels['baseline']} on {labels['items']} labeled items",
+            f"{candidate.name} vs {labels['baseline']} on {labels['items']} labeled items ("
+            + ", ".join(f"{s} {counts[s]['inputs']}" for s in sources)
+            + ")",
             f"  misroute  {_pct(m['misroute'])}  (baseline {_pct(old['misroute'])})",
             f"  matrix    {m['matrix']}",
             f"  flips     {labels['flip_count']}: {test['c']} fixed, {test['b']} broken; "
@@ -61,6 +72,13 @@ class Command(VersionCommand):
             f"  cost/1k   {_money(traffic['predicted_cost_per_1k'])} "
             f"(live {_money(traffic['live_cost_per_1k'])})",
         ]
+        if labels.get("warning"):
+            unseen = labels["built_from"]["unseen_comparison"]
+            lines += [
+                f"warning: {labels['warning']}",
+                f"  unseen labels: misroute {_pct(unseen['candidate_metrics']['misroute'])} "
+                f"(baseline {_pct(unseen['baseline_metrics']['misroute'])})",
+            ]
         self.stdout.write("\n".join(lines))
 
 
