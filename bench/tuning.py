@@ -16,7 +16,9 @@ two fresh, labeled test sets of ``--test-size`` requests with the base and the p
 
 It prints misroute, FN and FP rates and SLM share on both test sets, the proposal's
 cross-validated estimate and its in-sample figures, and the proposal's changes.
-``--timing`` instead times one proposal over 5,000 labels and 100,000 traffic requests.
+``--timing`` instead times one proposal as a worker runs it, from PostgreSQL, over 5,000
+labeled inputs and 100,000 traces (``DATABASE_URL`` must name PostgreSQL; a throwaway
+``test_`` database is created and dropped).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def _setup():
@@ -244,31 +246,90 @@ def main() -> None:
     )
 
 
-def timing() -> None:
-    """One proposal over 5,000 labels and 100,000 traffic requests, pure path timed."""
-    import numpy as np
+def timing(labels: int = 5_000, traces: int = 100_000) -> None:
+    """One proposal as the worker runs it (``tuning.proposals.run``: reading labels and
+    traffic from PostgreSQL, mining terms, searching, 10-fold cross-validation) over
+    ``labels`` labeled inputs and ``traces`` traces, in a throwaway database."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
 
-    from labeling.standin.traffic import V7_CONFIG as V7
+    from labeling.models import Batch, BatchItem, Label, Trace
     from labeling.standin.traffic import generate_traffic
-    from tuning import proposal
-    from tuning.proposals import labels_from
-    from tuning.search import Rule, Settings
-    from tuning.terms import terms_many
+    from labeling.sync import input_fingerprint
+    from routing.baseline import ensure_v7
+    from routing.engine import conversation_text
+    from routing.models import ClassifierVersion, Keyword, KeywordSet
+    from tuning import proposals
 
-    period = requests_of(generate_traffic(seed=7, days=7, per_day=15_000, end=END))[:100_000]
-    rows = sample_labels(period, 20_000, random.Random(7))[:5_000]
-    labels = labels_from(rows, None)
-    base = Rule(frozenset(V7["strong_keywords"]), V7["token_threshold"], V7["turn_threshold"])
-    started = time.perf_counter()
-    docs = terms_many(labels.texts)
-    mined = time.perf_counter()
-    result = proposal.propose(labels, docs, base, Settings(), traffic_arrays(period), folds=10)
-    done = time.perf_counter()
-    print(
-        f"{labels.size} labeled inputs ({int(np.sum(labels.weight))} requests), "
-        f"{len(period)} traffic requests: terms {mined - started:.1f} s, search + 5-fold CV "
-        f"{done - mined:.1f} s, total {done - started:.1f} s; {len(result['changes'])} changes"
-    )
+    if connection.vendor != "postgresql":
+        sys.exit("--timing needs PostgreSQL (DATABASE_URL)")
+    original = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        began = time.perf_counter()
+        traffic = generate_traffic(seed=7, days=7, per_day=traces // 7 + 500, end=END)
+        rows, truth = [], {}
+        for root in traffic.roots:
+            try:
+                messages = json.loads(root["input"])
+                text = conversation_text(messages)
+            except Exception:  # noqa: S112 - the generator's malformed traces are skipped
+                continue
+            if not text or root["traceId"] not in traffic.truth:
+                continue
+            tags = root.get("tags") or []
+            rows.append(
+                Trace(
+                    langfuse_id=root["traceId"], started_at=root["startTime"],
+                    messages=messages, input_text=text, input_hash=input_fingerprint(text),
+                    char_count=len(text), turn_count=len(messages),
+                    tier=next((t[5:] for t in tags if t.startswith("tier:")), ""),
+                    classifier_version="v7", cost_usd=root.get("totalCost"),
+                )
+            )  # fmt: skip
+            truth[root["traceId"]] = traffic.truth[root["traceId"]]
+            if len(rows) == traces:
+                break
+        Trace.objects.bulk_create(rows, batch_size=5_000)
+        ensure_v7(ClassifierVersion, KeywordSet, Keyword, END)
+        reviewer = get_user_model().objects.create_user("bench-reviewer")
+        first_of_input: dict[str, Trace] = {}
+        for trace in Trace.objects.order_by("id").only("id", "input_hash", "langfuse_id"):
+            first_of_input.setdefault(trace.input_hash, trace)
+        chosen = random.Random(7).sample(
+            list(first_of_input.values()), min(labels, len(first_of_input))
+        )
+        batch = Batch.objects.create(
+            name="bench", kind="headline", strategy={}, seed=7, population=len(rows),
+            period_start=END - timedelta(days=8), period_end=END,
+        )  # fmt: skip
+        items = BatchItem.objects.bulk_create(
+            BatchItem(batch=batch, trace=t, position=i) for i, t in enumerate(chosen, 1)
+        )
+        Label.objects.bulk_create(
+            Label(item=item, reviewer=reviewer, value=truth[t.langfuse_id])
+            for item, t in zip(items, chosen, strict=True)
+        )
+        print(
+            f"filled {len(rows):,} traces ({len(first_of_input):,} distinct inputs) and "
+            f"{len(chosen):,} labeled inputs in {time.perf_counter() - began:.1f} s",
+            flush=True,
+        )
+        params = {"base": "v7", "since": (END - timedelta(days=8)).isoformat(),
+                  "until": END.isoformat()}  # fmt: skip
+        began = time.perf_counter()
+        stages = []
+        result = proposals.run(params, progress=lambda p: stages.append((p, time.perf_counter())))
+        seconds = time.perf_counter() - began
+        print(
+            f"proposal over {len(chosen):,} labeled inputs and {result['traffic_requests']:,} "
+            f"traces: {seconds:.1f} s on one process ({result['folds']}-fold CV, "
+            f"{result['candidate_terms']} candidate terms, {len(result['changes'])} changes; "
+            f"CV misroute {result['estimate']['misroute']['value']:.1%}, base "
+            f"{result['base']['misroute']['value']:.1%})"
+        )
+    finally:
+        connection.creation.destroy_test_db(original, verbosity=0)
 
 
 if __name__ == "__main__":

@@ -304,9 +304,10 @@ def keyword_adopt(*, actor, version: ClassifierVersion, text: str, evidence: dic
 
 
 @transaction.atomic
-def proposal_draft(*, actor, job: Job, name: str = "") -> ClassifierVersion:
+def proposal_draft(*, actor, job: Job, name: str = "", force: bool = False) -> ClassifierVersion:
     """Make a proposal's draft: the base's keywords less the removals plus the additions
-    (each with its evidence as rationale), and the proposed thresholds."""
+    (each with its evidence as rationale), and the proposed thresholds. A proposal that does
+    not beat its base out of sample makes a draft only when ``force``d (and says so)."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.kind != JobKind.PROPOSAL or job.status != JobStatus.SUCCEEDED:
         raise Conflict("Only a finished proposal can become a draft.")
@@ -315,6 +316,11 @@ def proposal_draft(*, actor, job: Job, name: str = "") -> ClassifierVersion:
     result = job.result
     if not result.get("changes"):
         raise Conflict("The proposal changes nothing; there is no draft to make.")
+    if not result.get("beats_base") and not force:
+        raise Conflict(
+            "The proposal does not beat its base out of sample; make the draft anyway only "
+            "on purpose (force)."
+        )
     name = (name or result.get("name") or "").strip()
     if not name:
         raise ValidationError({"name": ["Name the new version."]})
@@ -373,6 +379,8 @@ def proposal_draft(*, actor, job: Job, name: str = "") -> ClassifierVersion:
             "label_snapshot": result["label_snapshot"],
             "seed": result["seed"],
             "estimate": result["estimate"]["misroute"],
+            "beats_base": result["beats_base"],
+            "forced": bool(force and not result["beats_base"]),
         },
     )
     return version

@@ -293,7 +293,10 @@ def proposal_draft(request, job_id):
     job = get_object_or_404(Job, pk=job_id, kind=JobKind.PROPOSAL)
     try:
         version = services.proposal_draft(
-            actor=request.user, job=job, name=request.POST.get("name", "").strip()
+            actor=request.user,
+            job=job,
+            name=request.POST.get("name", "").strip(),
+            force=request.POST.get("force") == "on",
         )
     except (Conflict, ValidationError) as e:
         messages.error(request, error_text(e))

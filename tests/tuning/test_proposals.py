@@ -235,3 +235,20 @@ def test_replaying_a_proposed_draft_warns_and_compares_on_unseen_labels(
     # The discovery labels were never searched on (but where a trace is in both batches).
     assert on_discovery["built_from"]["unseen"] > on_discovery["built_from"]["seen"]
     assert on_discovery["labels"]["discovery"]["inputs"] > 0
+
+
+def test_a_proposal_that_does_not_beat_the_base_drafts_only_when_forced(api, operator, headline):
+    job = proposal(operator, labels=["headline"], max_changes=1, slm_band=[0, 1])
+    if job.result["beats_base"] or not job.result["changes"]:
+        job.result = {**job.result, "beats_base": False}  # the case under test
+        job.save(update_fields=["result"])
+    client = api.as_(operator)
+
+    refused = client.post(f"/api/v1/proposals/{job.pk}/draft/", {"name": "v8"}, format="json")
+    forced = client.post(
+        f"/api/v1/proposals/{job.pk}/draft/", {"name": "v8", "force": True}, format="json"
+    )
+
+    assert refused.status_code == 409 and "does not beat" in refused.json()["detail"]
+    assert forced.status_code == 201
+    assert AuditEvent.objects.get(action="proposal.draft").after["forced"] is True

@@ -159,6 +159,9 @@ class ProposalRequestSerializer(serializers.Serializer):
 
 class DraftRequestSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    force = serializers.BooleanField(
+        default=False, help_text="Make the draft even though it does not beat the base."
+    )
 
 
 class DraftResponseSerializer(serializers.Serializer):

@@ -251,7 +251,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """Create the proposal's draft version (once; a name in use is refused)."""
         data = _valid(s.DraftRequestSerializer, request.data)
         version = services.proposal_draft(
-            actor=request.user, job=self.get_object(), name=data["name"]
+            actor=request.user, job=self.get_object(), name=data["name"], force=data["force"]
         )
         return Response(
             {"version": version.name, "proposal": int(pk)}, status=status.HTTP_201_CREATED
