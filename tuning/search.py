@@ -155,7 +155,6 @@ class Search:
         self.W = float(self.w.sum()) or 1.0
         # Per row: what routing it strong gains (FN avoided) or loses (FP made), weighted.
         self.value = self.w * np.where(self.y, settings.fn_weight, -1.0)
-        self.value_distinct = np.where(self.y, settings.fn_weight, -1.0)
         self.traffic = traffic if traffic is not None and traffic.size else None
         self.T_grid, self.U_grid = self._grids(base)
         self.prepare_cells()
@@ -189,9 +188,9 @@ class Search:
             }
 
     def _cumulative(self, ti, ui, weights) -> np.ndarray:
-        grid = np.zeros((len(self.T_grid) + 1, len(self.U_grid) + 1))
-        np.add.at(grid, (ti, ui), weights)
-        return grid.cumsum(0).cumsum(1)
+        shape = (len(self.T_grid) + 1, len(self.U_grid) + 1)
+        counts = np.bincount(ti * shape[1] + ui, weights=weights, minlength=shape[0] * shape[1])
+        return counts.reshape(shape).cumsum(0).cumsum(1)
 
     # -- evaluation ----------------------------------------------------------------------
 

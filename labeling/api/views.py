@@ -169,6 +169,8 @@ class ItemViewSet(viewsets.GenericViewSet):
 class LabelImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Files of labels brought in as training labels (never traffic, never headline rates)."""
 
+    lookup_value_regex = r"\d+"  # "abc" is a 404, never an int() error
+
     queryset = LabelImport.objects.select_related("created_by", "undone_by")
     serializer_class = s.LabelImportSerializer
     parser_classes = [MultiPartParser, FormParser]

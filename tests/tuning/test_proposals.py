@@ -252,3 +252,11 @@ def test_a_proposal_that_does_not_beat_the_base_drafts_only_when_forced(api, ope
     assert refused.status_code == 409 and "does not beat" in refused.json()["detail"]
     assert forced.status_code == 201
     assert AuditEvent.objects.get(action="proposal.draft").after["forced"] is True
+
+
+def test_a_non_numeric_proposal_or_import_id_is_a_404(api, operator):
+    client = api.as_(operator)
+
+    assert client.post("/api/v1/proposals/abc/draft/", {}, format="json").status_code == 404
+    assert client.get("/api/v1/proposals/abc/").status_code == 404
+    assert client.post("/api/v1/label-imports/abc/undo/").status_code == 404

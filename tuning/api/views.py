@@ -227,6 +227,8 @@ class PrometheusRulesView(APIView):
 class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Next-version proposals: POST to start one (202, poll it), then make its draft."""
 
+    lookup_value_regex = r"\d+"  # "abc" is a 404, never an int() error
+
     queryset = (
         Job.objects.filter(kind=JobKind.PROPOSAL)
         .select_related("created_by", "draft")
