@@ -12,11 +12,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY pyproject.toml ./
-# The runtime dependencies exactly as pyproject.toml bounds them (not the project itself: it
-# runs from /app, templates and static files included).
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && /opt/venv/bin/pip install --requirement /tmp/requirements.txt "gunicorn>=23,<28" \
+COPY requirements/console.txt ./requirements/
+# The runtime dependencies from the lock file, every download checked against its hash (not
+# the project itself: it runs from /app, templates and static files included).
+RUN /opt/venv/bin/pip install --require-hashes --requirement requirements/console.txt \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 COPY manage.py ./
 COPY cascade_admin ./cascade_admin

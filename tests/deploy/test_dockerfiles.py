@@ -94,17 +94,18 @@ def test_the_pod_image_holds_only_the_engine_and_pod_packages_and_the_pod_extra(
     copies = [rest for word, rest in instructions("Dockerfile.pod") if word == "COPY"]
     sources = [c.split()[0] for c in copies if not c.startswith("--from")]
     assert sources == [
-        "pyproject.toml",
+        "requirements/pod.txt",
         "routing/__init__.py",
         "routing/engine",
         "routing/pod",
     ]
     text = (ROOT / "Dockerfile.pod").read_text()
-    assert "['optional-dependencies']['pod']" in text
+    assert "--require-hashes --target /opt/pod --requirement requirements/pod.txt" in text
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]["pod"]
     assert not any(dep.lower().startswith(("django", "celery", "psycopg")) for dep in extra)
+    assert not set(locked("pod")) & {"django", "celery", "psycopg", "djangorestframework"}
 
 
 def test_the_pod_starts_from_just_those_packages_without_importing_django(tmp_path):
@@ -141,7 +142,9 @@ def test_the_build_context_excludes_the_venv_local_data_and_secrets():
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     assert not allowed & {".venv", "var", ".git", "tests", "deploy"}
     copied = {
-        rest.split()[0].split("/")[0]
+        rest.split()[0].rstrip("/")
+        if rest.startswith("requirements/")
+        else rest.split()[0].split("/")[0]
         for name in DOCKERFILES
         for word, rest in instructions(name)
         if word == "COPY" and not rest.startswith("--from")
@@ -160,3 +163,55 @@ def test_the_console_image_copies_every_app_of_the_project():
     }
     assert local_apps <= copied
     assert {"manage.py", "templates", "static"} <= copied
+
+
+def locked(name: str) -> dict[str, str]:
+    """name -> pinned version of requirements/<name>.txt (names normalised as PEP 503)."""
+    pins = {}
+    for line in (ROOT / "requirements" / f"{name}.txt").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9._-]+)==([^ ;\\]+)", line)
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
+    return pins
+
+
+@pytest.mark.parametrize(
+    "lock, wanted",
+    [
+        ("console", ("dependencies",)),
+        ("pod", ("optional-dependencies", "pod")),
+        ("test", ("dependencies",)),
+        ("test", ("optional-dependencies", "pod")),
+        ("test", ("optional-dependencies", "test")),
+    ],
+)
+def test_the_lock_files_pin_every_requirement_within_its_bounds(lock, wanted):
+    """Changed a requirement in pyproject.toml? Run bin/lock and commit requirements/."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project[wanted[0]] if len(wanted) == 1 else project[wanted[0]][wanted[1]]
+    pins = locked(lock)
+    for text in requirements:
+        requirement = Requirement(text)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in pins, f"{name} is not in requirements/{lock}.txt: run bin/lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"requirements/{lock}.txt pins {name}=={pins[name]}, outside {requirement}"
+        )
+
+
+def test_the_image_locks_pin_what_the_test_lock_pins():
+    everything = locked("test")
+    for lock in ("console", "pod"):
+        for name, version in locked(lock).items():
+            assert everything.get(name) == version, f"{lock}: {name}=={version}; run bin/lock"
+
+
+def test_every_lock_entry_carries_a_hash():
+    for lock in ("console", "pod", "test"):
+        text = (ROOT / "requirements" / f"{lock}.txt").read_text()
+        entries = re.findall(
+            r"^[A-Za-z0-9._-]+==[^\n]*(?:\n    --hash=sha256:[0-9a-f]{64}.*)+", text, re.M
+        )
+        assert len(entries) == len(locked(lock)), lock
