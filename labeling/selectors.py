@@ -1,10 +1,13 @@
-"""Reads of the labeling workflow: progress, agreement, the items a page shows."""
+"""Reads of the labeling workflow: progress, agreement, who may see what."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Q
+
+from accounts.roles import OPERATOR, has_role
 
 from .models import Batch, BatchItem, Label, LabelValue
 
@@ -120,3 +123,40 @@ def final_label(item: BatchItem, labels: list[Label]) -> str | None:
     if len(judged) >= item.reviews_required and len(values) == 1:
         return values.pop()
     return None
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """What one viewer may see of a batch: the one rule for pages, API and serializers.
+
+    Operators see everything. A reviewer sees only their own labels, so a double review
+    stays independent. In a blind batch a reviewer also does not see an item's routing (its
+    tier and what gives it away: cost, latency, model, stratum, weight, final value) until
+    they have judged that item themselves; a skip is no judgement.
+    """
+
+    viewer: Any
+    operator: bool
+    blind: bool
+
+    def labels(self):
+        """The labels the viewer may see (for prefetching)."""
+        labels = Label.objects.select_related("reviewer")
+        return labels if self.operator else labels.filter(reviewer=self.viewer)
+
+    def shows_label(self, label: Label) -> bool:
+        return self.operator or label.reviewer_id == self.viewer.pk
+
+    def reveals_routing(self, own: Label | None) -> bool:
+        """Given the viewer's own label of an item (or None)."""
+        return self.operator or not self.blind or (own is not None and own.value in JUDGEMENTS)
+
+    def own_label(self, item: BatchItem, labels: list[Label] | None = None) -> Label | None:
+        """The viewer's label of ``item`` (from already fetched ``labels`` when given)."""
+        if labels is None:
+            return Label.objects.filter(item=item, reviewer=self.viewer).first()
+        return next((label for label in labels if label.reviewer_id == self.viewer.pk), None)
+
+
+def visibility(viewer, batch: Batch) -> Visibility:
+    return Visibility(viewer=viewer, operator=has_role(viewer, OPERATOR), blind=batch.blind)

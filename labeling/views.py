@@ -19,7 +19,7 @@ from routing.errors import Conflict
 
 from . import selectors, services
 from .forms import REASON_TAGS, BatchForm, LabelForm
-from .models import Batch, BatchItem, Label, LabelImport, LabelValue, SyncRun
+from .models import Batch, BatchItem, Label, LabelImport, SyncRun
 from .sync import ALL_SINCE, sync_start
 from .tasks import sync_traces
 
@@ -107,16 +107,19 @@ def sync_now(request):
 @role_required(REVIEWER)
 def batch_detail(request, batch_id):
     batch = get_object_or_404(Batch, pk=batch_id)
+    seen = selectors.visibility(request.user, batch)
     items = (
         BatchItem.objects.filter(batch=batch)
         .select_related("trace")
         # The table shows a preview; whole conversations stay in the database.
         .only("id", "position", "reviews_required", "final_value", "batch_id", "trace__tier")
         .annotate(preview=Left("trace__input_text", 121))
-        .prefetch_related(Prefetch("labels", queryset=_visible_labels(request.user)))
+        .prefetch_related(Prefetch("labels", queryset=seen.labels()))
         .order_by("position")
     )
     page = Paginator(items, 100).get_page(request.GET.get("page"))
+    for it in page.object_list:
+        it.reveal = seen.reveals_routing(seen.own_label(it, list(it.labels.all())))
     return render(
         request,
         "labeling/batch.html",
@@ -125,15 +128,8 @@ def batch_detail(request, batch_id):
             "page": page,
             "progress": selectors.batch_progress(batch),
             "agreement": selectors.batch_agreement(batch),
-            "show_tier": not batch.blind or has_role(request.user, OPERATOR),
         },
     )
-
-
-def _visible_labels(user):
-    """Operators see every label; a reviewer only their own, so double reviews stay blind."""
-    labels = Label.objects.select_related("reviewer")
-    return labels if has_role(user, OPERATOR) else labels.filter(reviewer=user)
 
 
 @require_GET
@@ -155,7 +151,8 @@ def item(request, batch_id, position):
     item = get_object_or_404(
         BatchItem.objects.select_related("trace"), batch=batch, position=position
     )
-    mine = Label.objects.filter(item=item, reviewer=request.user).first()
+    seen = selectors.visibility(request.user, batch)
+    mine = seen.own_label(item)
     if request.method == "POST":
         form = LabelForm(request.POST)
         if form.is_valid():
@@ -181,9 +178,7 @@ def item(request, batch_id, position):
             "item": item,
             "trace": item.trace,
             "mine": mine,
-            # A skip is no judgement: showing the tier after one would bias the label that
-            # may still follow.
-            "reveal": not batch.blind or (mine is not None and mine.value != LabelValue.SKIPPED),
+            "reveal": seen.reveals_routing(mine),
             "progress": selectors.batch_progress(batch),
             "previous": position - 1 if position > 1 else None,
             "next": position + 1 if position < count else None,

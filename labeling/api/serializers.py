@@ -194,18 +194,26 @@ class BatchItemSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(TraceSerializer)
     def get_trace(self, item):
-        blind = self.context.get("blind", False)
-        return (BlindTraceSerializer if blind else TraceSerializer)(item.trace).data
+        reveal = self._reveals(item)
+        return (TraceSerializer if reveal else BlindTraceSerializer)(item.trace).data
+
+    def _reveals(self, item) -> bool:
+        seen = self.context.get("visibility")
+        return seen is None or seen.reveals_routing(seen.own_label(item, list(item.labels.all())))
 
     def to_representation(self, item):
-        """Reviewers see only their own labels (reviews stay independent); in a blind batch
-        they also miss the stratum, weight and final value, which would tell the tier."""
+        """What ``selectors.Visibility`` lets the viewer see: their own labels only (unless
+        an operator), and in a blind batch no routing before their own judgement (nor the
+        stratum, weight and final value, which would tell the tier)."""
         data = super().to_representation(item)
-        viewer = self.context.get("reviewer")
-        if viewer is not None:
-            mine = viewer.get_username()
-            data["labels"] = [label for label in data["labels"] if label["reviewer"] == mine]
-            if self.context.get("blind", False):
+        seen = self.context.get("visibility")
+        if seen is not None:
+            data["labels"] = [
+                shown
+                for shown, label in zip(data["labels"], item.labels.all(), strict=True)
+                if seen.shows_label(label)
+            ]
+            if not self._reveals(item):
                 for key in ("stratum", "weight", "final_value"):
                     data.pop(key)
         return data

@@ -15,7 +15,7 @@ from accounts.permissions import IsOperator, IsReviewer
 from accounts.roles import OPERATOR, has_role
 from cascade_admin.api import validated
 
-from .. import export, services
+from .. import export, selectors, services
 from ..models import Batch, BatchItem, Label, LabelImport, SyncRun, Trace
 from ..sync import ALL_SINCE, sync_start
 from ..tasks import sync_traces
@@ -23,10 +23,7 @@ from . import serializers as s
 
 
 def _item_context(request, batch) -> dict:
-    """Operators see everything; a reviewer sees what keeps their judgement unbiased."""
-    if has_role(request.user, OPERATOR):
-        return {}
-    return {"reviewer": request.user, "blind": batch.blind}
+    return {"visibility": selectors.visibility(request.user, batch)}
 
 
 class TraceFilter(filters.FilterSet):

@@ -231,3 +231,28 @@ def test_reviewers_cannot_draw_batches(api, synced, reviewer):
     )
     assert response.status_code == 403
     assert not Batch.objects.exists()
+
+
+def test_the_api_reveals_the_tier_of_a_blind_item_after_the_reviewers_own_judgement(
+    api, batch, reviewer, make_user
+):
+    """The page's rule, from the one visibility selector: blind until you judged it."""
+    client = api.as_(reviewer)
+    first = client.post(f"{BASE}/batches/{batch.pk}/next/").json()
+    assert "tier" not in first["trace"] and "weight" not in first
+    client.post(f"{BASE}/labels/", {"item": first["id"], "value": "skipped"}, format="json")
+    second = client.post(f"{BASE}/batches/{batch.pk}/next/").json()
+    client.post(f"{BASE}/labels/", {"item": second["id"], "value": "strong_needed"},
+                format="json")  # fmt: skip
+    other = make_user("rob", "reviewer")
+    services.label_submit(
+        reviewer=other, item=batch.items.get(pk=first["id"]), value="weak_sufficient"
+    )
+
+    items = {i["id"]: i for i in client.get(f"{BASE}/batches/{batch.pk}/items/").json()["results"]}
+
+    assert "tier" in items[second["id"]]["trace"] and "weight" in items[second["id"]]
+    assert "tier" not in items[first["id"]]["trace"]  # a skip is no judgement
+    assert [label["reviewer"] for label in items[first["id"]]["labels"]] == ["rita"]  # not rob's
+    untouched = [i for i in items.values() if i["id"] not in (first["id"], second["id"])]
+    assert untouched and all("tier" not in i["trace"] for i in untouched)

@@ -297,6 +297,24 @@ def test_a_skip_does_not_reveal_the_tier_of_a_blind_item(client, batch, reviewer
     assert f"tier-pill tier-{item.trace.tier}" in html and "Matched:" in html
 
 
+def test_the_batch_page_shows_a_reviewer_the_tier_of_the_items_they_judged_only(
+    client, batch, reviewer, operator
+):
+    judged, skipped = batch.items.exclude(trace__tier="").order_by("position")[:2]
+    services.label_submit(reviewer=reviewer, item=judged, value="strong_needed")
+    services.label_submit(reviewer=reviewer, item=skipped, value="skipped")
+    client.force_login(reviewer)
+
+    html = client.get(f"/labeling/batches/{batch.pk}/").content.decode()
+
+    rows = {row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in html.split("<tr>")[2:]}
+    assert f"<td>{judged.trace.tier}</td>" in rows[str(judged.position)]
+    assert "hidden" in rows[str(skipped.position)]
+    client.force_login(operator)
+    html = client.get(f"/labeling/batches/{batch.pk}/").content.decode()
+    assert "hidden</span>" not in html
+
+
 def test_prompts_are_rendered_as_text(client, batch, reviewer):
     item = batch.items.first()
     trace = item.trace
