@@ -65,6 +65,18 @@ DEFAULT_GATES: list[dict[str, Any]] = [
 _COMPARE = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
 
 
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def window_seconds(window: str) -> float:
+    """A PromQL duration ("5m", "1h30m") in seconds (0 for one that does not parse)."""
+    if not DURATION.match(window or ""):
+        return 0.0
+    return sum(
+        int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", window)
+    )
+
+
 def render(template: str, *, version: str, backend: str, window: str) -> str:
     """Fill ``{version}``, ``{backend}`` and ``{window}``; PromQL's own braces are left alone."""
     values = {"version": version, "backend": backend, "window": window}

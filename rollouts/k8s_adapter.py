@@ -69,6 +69,15 @@ class KubeError(Exception):
         head = " ".join(str(part) for part in (self.status, self.reason) if part)
         return f"{head}: {self.message}" if head else self.message
 
+    @property
+    def maybe_applied(self) -> bool:
+        """No answer, or an answer that does not say: the request may have taken effect
+        (a timeout after sending, a dropped connection, a gateway's 5xx). Settle by reading
+        the object back; never report it as "not changed"."""
+        if self.status is None:
+            return self.reason in ("Timeout", "ConnectionError")
+        return self.status in (500, 502, 503, 504)
+
 
 class NotFound(KubeError):
     """The object (or, for a list, the resource type) does not exist. Permanent."""
@@ -82,6 +91,15 @@ class RouteChanged(KubeError):
     the caller's ``expected_resource_version`` is stale, or when the rule or a named backend
     is missing. Nothing was written; re-read the route and decide again.
     """
+
+
+class WeightsDrifted(RouteChanged):
+    """The route's live weights are not the ones the caller believes are live: someone changed
+    them elsewhere. ``live`` holds what the route has (backend -> weight). Nothing was written."""
+
+    def __init__(self, message: str, *, live: Mapping[str, int], **kwargs: Any) -> None:
+        super().__init__(message, retryable=False, **kwargs)
+        self.live = dict(live)
 
 
 class InvalidWeights(KubeError):
@@ -353,12 +371,14 @@ def weight_patch(
     weights: Mapping[str, int],
     *,
     resource_version: str,
+    expected: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """The guarded JSON patch that sets ``weights`` (by backend name) in one rule.
 
-    ``test`` ops pin every backendRef's name at its index and the object's
-    ``resourceVersion``, so the server applies the weights only to the route they were
-    computed from; ``replace`` (or ``add``, for a ref without a weight) ops follow.
+    ``test`` ops pin every backendRef's name at its index, the weights the caller believes
+    are live (``expected``, by backend name) and the object's ``resourceVersion``, so the
+    server applies the weights only to the route they were computed from, never over a
+    change made elsewhere; ``replace`` (or ``add``, for a ref without a weight) ops follow.
     Raises ``RouteChanged`` if a named backend is missing or ambiguous in the rule, and
     ``InvalidWeights`` if the rule would end with all weights 0 (no traffic served).
     """
@@ -385,6 +405,10 @@ def weight_patch(
     ops: list[dict[str, Any]] = [
         {"op": "test", "path": f"{base}/{i}/name", "value": name} for i, name in enumerate(names)
     ]
+    for backend, weight in (expected or {}).items():
+        i = names.index(backend) if backend in names else None
+        if i is not None and "weight" in refs[i]:
+            ops.append({"op": "test", "path": f"{base}/{i}/weight", "value": weight})
     ops.append({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version})
     for backend, weight in weights.items():
         i = positions[backend]
@@ -511,6 +535,10 @@ class KubeAdapter:
                 _request_timeout=self._timeout,
             )
 
+    def read_weights(self, namespace: str, name: str, rule_index: int) -> dict[str, int]:
+        """The live weights of one rule of an HTTPRoute, by backend name."""
+        return dict(backend_weights(self.read_httproute(namespace, name), rule_index))
+
     def set_weights(
         self,
         namespace: str,
@@ -518,6 +546,8 @@ class KubeAdapter:
         rule_index: int,
         weights: Mapping[str, int],
         expected_resource_version: str | None = None,
+        *,
+        expected: Mapping[str, int] | None = None,
     ) -> dict[str, Any]:
         """Set backend weights (by backend name) in one rule of an HTTPRoute; return the route.
 
@@ -525,7 +555,9 @@ class KubeAdapter:
         read ``resourceVersion`` — or to ``expected_resource_version`` when the caller decided
         on an earlier read. If the route was reordered or edited in between, the server
         refuses the whole patch and this raises ``RouteChanged``: weights are never written to
-        the wrong backend. Invalid weights raise ``InvalidWeights`` before any request.
+        the wrong backend. With ``expected`` (backend -> the weight the caller believes is
+        live) a route whose weights differ raises ``WeightsDrifted`` before any write, and the
+        patch tests those weights too. Invalid weights raise ``InvalidWeights`` first.
         """
         validate_weights(weights)
         route = self.read_httproute(namespace, name)
@@ -538,7 +570,18 @@ class KubeAdapter:
                 status=None,
                 reason="Changed",
             )
-        ops = weight_patch(route, rule_index, weights, resource_version=current_version)
+        if expected is not None:
+            live = dict(backend_weights(route, rule_index))
+            if any(live.get(backend) != weight for backend, weight in expected.items()):
+                raise WeightsDrifted(
+                    f"{_route_label(route)} rule {rule_index} has weights {live}, not the "
+                    f"expected {dict(expected)}: they were changed elsewhere; nothing written",
+                    live=live,
+                    reason="Drifted",
+                )
+        ops = weight_patch(
+            route, rule_index, weights, resource_version=current_version, expected=expected
+        )
         action = f"patch weights of HTTPRoute {namespace}/{name}"
         try:
             return self._custom.patch_namespaced_custom_object(

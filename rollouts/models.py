@@ -240,6 +240,11 @@ class Rollout(models.Model):
     stage_started_at = models.DateTimeField(null=True, blank=True)
     held_since = models.DateTimeField(null=True, blank=True)
     status_note = models.TextField(blank=True, help_text="Why it holds, failed or ended.")
+    # The route's live weights when they differ from the record (changed elsewhere): the
+    # rollout holds until an operator adopts them or restores the recorded ones.
+    drift_live = models.JSONField(null=True, blank=True)
+    drift_since = models.DateTimeField(null=True, blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
     misroute_threshold = models.FloatField(
         default=DEFAULT_MISROUTE_THRESHOLD,
         help_text="Daily check: roll back when the canary's misroute rate exceeds this (0-1).",
@@ -361,7 +366,15 @@ class Gate(models.Model):
     last_requests = models.FloatField(null=True, blank=True)
     last_detail = models.TextField(blank=True)
     last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    # Since when the gate has failed; an unknown result neither clears nor advances it.
     failing_since = models.DateTimeField(null=True, blank=True)
+    # Since when it has passed without a break: a stage advances only on a full window of it.
+    passing_since = models.DateTimeField(null=True, blank=True)
+    unknown_rolls_back = models.BooleanField(
+        default=True,
+        help_text="A failing gate that turns unknown and stays so for the rollback delay "
+        "rolls back too (a Prometheus outage during a breach must not shield the canary).",
+    )
 
     class Meta:
         ordering = ["id"]
@@ -444,3 +457,53 @@ class DailyMisrouteCheck(models.Model):
     @property
     def threshold_pct(self) -> str:
         return percent(self.threshold)
+
+
+class IntentState(models.TextChoices):
+    PENDING = "pending", "Outcome unknown"
+    APPLIED = "applied", "Applied"
+    NOT_APPLIED = "not_applied", "Not applied"
+    DRIFT = "drift", "Route changed elsewhere"
+
+
+class WeightIntent(models.Model):
+    """A weight change the console is about to send, recorded (and committed) first.
+
+    The change's own transaction marks it applied. One whose answer was lost (a timeout, a
+    dropped connection, a worker that died mid-call) stays pending, and is settled by reading
+    the route back: the target weights live -> the move is recorded as done; the previous
+    ones -> not applied; anything else -> drift, shown on the rollout. "Timed out" never
+    means "did not happen".
+    """
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="intents")
+    action = models.CharField(max_length=20)
+    from_state = models.CharField(max_length=12)
+    from_stage = models.PositiveSmallIntegerField()
+    to_state = models.CharField(max_length=12)
+    to_stage = models.PositiveSmallIntegerField()
+    target = models.JSONField(help_text="backend -> weight after the change")
+    previous = models.JSONField(help_text="backend -> weight before it")
+    reason = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    state = models.CharField(
+        max_length=12, choices=IntentState.choices, default=IntentState.PENDING
+    )
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One change in flight per rollout: a second waits until the first is settled.
+            models.UniqueConstraint(
+                fields=["rollout"], condition=Q(state="pending"), name="one_pending_intent"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.action} of #{self.rollout_id} to {self.target} ({self.state})"

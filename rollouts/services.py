@@ -17,7 +17,8 @@ it back, which stays allowed from ``failed``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
 from . import conf, gates, notify, selectors, targets
-from .k8s_adapter import KubeError
+from .k8s_adapter import KubeError, WeightsDrifted
 from .models import (
     ACTIVE_STATES,
     DEFAULT_STEPS,
@@ -40,12 +41,14 @@ from .models import (
     Gate,
     GateEvaluation,
     GateResult,
+    IntentState,
     Publication,
     PublicationState,
     Rollout,
     RolloutState,
     RolloutTransition,
     Route,
+    WeightIntent,
     percent,
 )
 
@@ -133,22 +136,13 @@ def _snapshot(rollout: Rollout) -> dict[str, Any]:
     }
 
 
-def _write_weights(rollout: Rollout, canary: int) -> None:
-    """Set the route's weights on the cluster (or the local target) and mirror them."""
+def _mirror_weights(rollout: Rollout, canary: int) -> None:
+    """Record on the route the weights the rollout's backends now carry."""
     route = rollout.route
-    weights = {rollout.canary_backend: canary, rollout.stable_backend: 100 - canary}
-    try:
-        with targets.kube() as kube:
-            if kube is not None:
-                kube.set_weights(route.namespace, route.httproute, route.rule_index, weights)
-    except KubeError as exc:
-        raise RolloutError(
-            f"HTTPRoute {route.namespace}/{route.httproute} not changed: {exc}",
-            retryable=exc.retryable,
-        ) from exc
+    same = route.canary_backend == rollout.canary_backend
     Route.objects.filter(pk=route.pk).update(
-        canary_weight=canary if route.canary_backend == rollout.canary_backend else 100 - canary,
-        stable_weight=100 - canary if route.canary_backend == rollout.canary_backend else canary,
+        canary_weight=canary if same else 100 - canary,
+        stable_weight=100 - canary if same else canary,
         weights_updated_at=timezone.now(),
     )
 
@@ -164,12 +158,14 @@ def _transition(
     reason: str = "",
     now: datetime | None = None,
 ) -> RolloutTransition:
-    """Move the (locked) rollout, writing weights first when they change; record it."""
+    """Move the (locked) rollout and record it (weights already on the cluster)."""
     now = now or timezone.now()
     before = _snapshot(rollout)
     to_stage = rollout.stage if to_stage is None else to_stage
     if canary is not None and canary != rollout.canary_weight:
-        _write_weights(rollout, canary)
+        # Reached through _execute only: the cluster holds these weights already (or there
+        # is no cluster); this records them.
+        _mirror_weights(rollout, canary)
     if canary is not None:
         rollout.canary_weight, rollout.stable_weight = canary, 100 - canary
     stage_changed = to_stage != rollout.stage or rollout.state != to_state
@@ -235,6 +231,392 @@ def _serving_publication(version: ClassifierVersion, slot) -> Publication | None
             "confirm it before a canary starts."
         )
     return newest
+
+
+# --- moving weights: intent first, then the cluster, then the record --------------------------
+
+SETTLE_GRACE = timedelta(seconds=30)  # a held answer may still land this long after the call
+
+
+@dataclass
+class Move:
+    """A change of a rollout's state decided under its lock, carried out by ``_execute``."""
+
+    action: str
+    from_state: str
+    from_stage: int
+    to_state: str
+    to_stage: int
+    canary: int | None  # the canary weight after the move; None: weights stay
+    reason: str = ""
+    # Test the recorded weights on the route (a change made elsewhere is refused). A rollback
+    # does not: moving traffic off a canary is always safe, whatever the route holds.
+    guard: bool = True
+    after: Callable[[Rollout], None] | None = None  # runs once the move is recorded
+
+
+def _pending(rollout: Rollout) -> WeightIntent | None:
+    return rollout.intents.filter(state=IntentState.PENDING).first()
+
+
+def _execute(rollout: Rollout, move: Move, *, actor, now: datetime | None = None) -> Rollout:
+    """Carry out ``move``: record the intent (committed), send the weights, record the move.
+
+    A definite refusal leaves the record as it was (``RolloutError``); a lost answer leaves
+    the intent pending, settled at once or later by reading the route back (``settle``).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(rollout)
+        if (locked.state, locked.stage) != (move.from_state, move.from_stage):
+            raise Conflict(
+                f"Rollout #{locked.pk} is {locked.state} at stage {locked.stage} now: "
+                "someone else moved it."
+            )
+        pending = _pending(locked)
+        if pending is not None:
+            if move.action != "rollback":
+                raise Conflict(
+                    f"Rollout #{locked.pk}: the outcome of its last change ({pending.action} "
+                    "to " + _weights_text(pending.target) + ") is not known yet; the console "
+                    "reads the route back on the next evaluation."
+                )
+            # A rollback never waits: its patch pins the resourceVersion, so of it and a
+            # change still in flight only one can land.
+            _settle_as(pending, IntentState.NOT_APPLIED, "superseded by a rollback", now)
+        if move.action == "rollback" and locked.drift_live is not None:
+            _clear_drift(locked, actor, "a rollback sets the weights again")
+        moves_weights = move.canary is not None and move.canary != locked.canary_weight
+        if not moves_weights or conf.k8s_target() == "local":
+            _record(locked, move, actor=actor, now=now)
+            done = True
+        else:
+            done = False
+            intent = WeightIntent.objects.create(
+                rollout=locked,
+                action=move.action,
+                from_state=locked.state,
+                from_stage=locked.stage,
+                to_state=move.to_state,
+                to_stage=move.to_stage,
+                target=_target(locked, move.canary),
+                previous=_target(locked, locked.canary_weight),
+                reason=move.reason,
+                actor=actor if getattr(actor, "is_authenticated", False) else None,
+                actor_name=_actor_name(actor),
+                created_at=now,
+            )
+    if done:
+        if move.after:
+            move.after(locked)
+        return locked
+    route = locked.route
+    try:
+        with targets.kube() as kube:
+            kube.set_weights(
+                route.namespace,
+                route.httproute,
+                route.rule_index,
+                intent.target,
+                expected=intent.previous if move.guard else None,
+            )
+    except KubeError as exc:
+        return _after_error(intent, exc, move, now)
+    return _apply(intent, move, now=now)
+
+
+def _target(rollout: Rollout, canary: int) -> dict[str, int]:
+    return {rollout.canary_backend: canary, rollout.stable_backend: 100 - canary}
+
+
+def _weights_text(weights: Mapping[str, int]) -> str:
+    return "/".join(f"{name} {weight}" for name, weight in sorted(weights.items()))
+
+
+def _record(rollout: Rollout, move: Move, *, actor, now: datetime, note: str = "") -> None:
+    """The (locked) rollout's move as done: transition, audit, and for a promotion the route's
+    roles swapped."""
+    _transition(
+        rollout,
+        actor=actor,
+        action=move.action,
+        to_state=move.to_state,
+        to_stage=move.to_stage,
+        canary=move.canary,
+        reason=(move.reason + note).strip(),
+        now=now,
+    )
+    if move.action == "promote":
+        # The promoted backend serves everything now: it is the route's stable one from here.
+        route = Route.objects.select_for_update().get(pk=rollout.route_id)
+        if route.canary_backend == rollout.canary_backend:
+            route.stable_backend, route.canary_backend = route.canary_backend, route.stable_backend
+            route.stable_slot, route.canary_slot = route.canary_slot, route.stable_slot
+            route.stable_weight, route.canary_weight = route.canary_weight, route.stable_weight
+            route.save()
+
+
+def _apply(intent: WeightIntent, move: Move | None, *, now: datetime, note: str = "") -> Rollout:
+    """The cluster holds the intent's weights: record its move (once) and clear it."""
+    with transaction.atomic():
+        rollout = _locked(intent.rollout)
+        intent = WeightIntent.objects.select_for_update().get(pk=intent.pk)
+        if intent.state != IntentState.PENDING:
+            return rollout  # settled meanwhile by another caller
+        move = move or _move_of(intent)
+        _record(rollout, move, actor=intent.actor or intent.actor_name, now=now, note=note)
+        _settle_as(intent, IntentState.APPLIED, note.strip(), now)
+    if move.after:
+        move.after(rollout)
+    return rollout
+
+
+def _move_of(intent: WeightIntent) -> Move:
+    """The move an intent stands for (to finish it after its caller is gone)."""
+    canary = next(w for b, w in intent.target.items() if b == intent.rollout.canary_backend)
+    after = None
+    if intent.action in ("advance", "start", "rollback", "restore"):
+
+        def after(rollout: Rollout, kind=intent.action, reason=intent.reason) -> None:
+            notify.notify(kind if kind != "restore" else "hold", rollout, reason)
+
+    return Move(
+        action=intent.action,
+        from_state=intent.from_state,
+        from_stage=intent.from_stage,
+        to_state=intent.to_state,
+        to_stage=intent.to_stage,
+        canary=canary,
+        reason=intent.reason,
+        after=after,
+    )
+
+
+def _settle_as(intent: WeightIntent, state: str, detail: str, now: datetime) -> None:
+    WeightIntent.objects.filter(pk=intent.pk).update(state=state, detail=detail, settled_at=now)
+    intent.state, intent.detail, intent.settled_at = state, detail, now
+
+
+def _after_error(intent: WeightIntent, exc: KubeError, move: Move, now: datetime) -> Rollout:
+    route = intent.rollout.route
+    label = f"HTTPRoute {route.namespace}/{route.httproute}"
+    if isinstance(exc, WeightsDrifted):
+        with transaction.atomic():
+            _settle_as(intent, IntentState.DRIFT, str(exc), now)
+            rollout = _locked(intent.rollout)
+            _record_drift(rollout, exc.live, now)
+        raise RolloutError(
+            f"{label} not changed: its weights ({_weights_text(exc.live)}) were changed "
+            "elsewhere; the rollout holds until an operator adopts them or restores the "
+            "recorded ones",
+            retryable=False,
+        ) from exc
+    if exc.maybe_applied:
+        rollout = settle(intent, now=now, move=move)
+        intent.refresh_from_db()
+        if intent.state == IntentState.APPLIED:
+            return rollout
+        if intent.state == IntentState.PENDING:
+            raise RolloutError(
+                f"{label}: outcome unknown ({exc}). The console reads the route back and "
+                "records the change if it landed; nothing else can move this rollout until "
+                "then, but a rollback can.",
+                retryable=True,
+            ) from exc
+        raise RolloutError(f"{label} not changed: {intent.detail}", retryable=True) from exc
+    with transaction.atomic():
+        _settle_as(intent, IntentState.NOT_APPLIED, str(exc), now)
+    raise RolloutError(f"{label} not changed: {exc}", retryable=exc.retryable) from exc
+
+
+def settle(intent: WeightIntent, *, now: datetime | None = None, move: Move | None = None):
+    """Decide a pending intent by reading the route back (None if it cannot be read).
+
+    Target weights live: the move is recorded as done. The previous ones: not applied, once
+    ``SETTLE_GRACE`` has passed (a held answer may still land). Anything else: the route was
+    changed elsewhere too; the rollout holds with the difference shown.
+    """
+    now = now or timezone.now()
+    route = intent.rollout.route
+    try:
+        with targets.kube() as kube:
+            live = (
+                intent.target
+                if kube is None
+                else kube.read_weights(route.namespace, route.httproute, route.rule_index)
+            )
+    except KubeError as exc:
+        log.warning("intent %s: route unreadable, still pending: %s", intent.pk, exc)
+        return None
+    live = {backend: live.get(backend) for backend in intent.target}
+    if live == intent.target:
+        return _apply(intent, move, now=now, note=" (confirmed by reading the route back)")
+    with transaction.atomic():
+        rollout = _locked(intent.rollout)
+        if live == intent.previous:
+            if now - intent.created_at < SETTLE_GRACE:
+                return rollout
+            _settle_as(intent, IntentState.NOT_APPLIED, "the route still has the old weights", now)
+            return rollout
+        _settle_as(intent, IntentState.DRIFT, f"the route has {_weights_text(live)}", now)
+        _record_drift(rollout, live, now)
+        return rollout
+
+
+def settle_pending(*, now: datetime | None = None) -> int:
+    """Settle every pending intent (at worker start and on each tick); how many are left."""
+    left = 0
+    for intent in WeightIntent.objects.filter(state=IntentState.PENDING).select_related(
+        "rollout__route"
+    ):
+        settle(intent, now=now)
+        intent.refresh_from_db()
+        left += intent.state == IntentState.PENDING
+    return left
+
+
+# --- drift: the route's weights changed elsewhere ---------------------------------------------
+
+
+def _recorded(rollout: Rollout) -> dict[str, int]:
+    return _target(rollout, rollout.canary_weight)
+
+
+def _record_drift(rollout: Rollout, live: Mapping[str, int], now: datetime) -> None:
+    """Note on the (locked) rollout that the route holds ``live``, not the record: hold it,
+    audit and notify the first time."""
+    live = {k: v for k, v in live.items() if v is not None}
+    if rollout.drift_live == live:
+        return
+    first = rollout.drift_live is None
+    rollout.drift_live, rollout.drift_since = live, rollout.drift_since or now
+    note = (
+        f"drift: the route has {_weights_text(live)}, the console recorded "
+        f"{_weights_text(_recorded(rollout))}; adopt the live weights or restore the recorded "
+        "ones"
+    )
+    Rollout.objects.filter(pk=rollout.pk).update(
+        drift_live=live, drift_since=rollout.drift_since, status_note=note
+    )
+    audit_record(
+        actor=None,
+        action="rollout.drift",
+        obj=rollout,
+        before=_recorded(rollout),
+        after=live,
+        message=note,
+    )
+    if first:
+        transaction.on_commit(lambda: notify.notify("drift", rollout, note))
+
+
+def _clear_drift(rollout: Rollout, actor, why: str) -> None:
+    Rollout.objects.filter(pk=rollout.pk).update(drift_live=None, drift_since=None)
+    audit_record(
+        actor=actor,
+        action="rollout.drift_cleared",
+        obj=rollout,
+        before=rollout.drift_live,
+        after=_recorded(rollout),
+        message=why,
+    )
+    rollout.drift_live = rollout.drift_since = None
+
+
+def live_weights(route: Route) -> dict[str, int] | None:
+    """The route's live weights, or None on the local target or when it cannot be read."""
+    try:
+        with targets.kube() as kube:
+            if kube is None:
+                return None
+            return kube.read_weights(route.namespace, route.httproute, route.rule_index)
+    except KubeError as exc:
+        log.warning("route %s unreadable: %s", route, exc)
+        return None
+
+
+def check_drift(rollout: Rollout, *, now: datetime | None = None) -> bool:
+    """Compare the route with the record (evaluations and page views); record a difference,
+    or clear one that is gone. True while they differ."""
+    if rollout.state not in ACTIVE_STATES or _pending(rollout) is not None:
+        return rollout.drift_live is not None
+    live = live_weights(rollout.route)
+    if live is None:
+        return rollout.drift_live is not None
+    live = {backend: live.get(backend) for backend in _recorded(rollout)}
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(rollout)
+        if _pending(locked) is not None:
+            return locked.drift_live is not None
+        if live != _recorded(locked):
+            _record_drift(locked, live, now)
+            rollout.drift_live = locked.drift_live
+            return True
+        if locked.drift_live is not None:
+            _clear_drift(locked, None, "the route holds the recorded weights again")
+        rollout.drift_live = None
+        return False
+
+
+def rollout_adopt_live(*, actor, rollout: Rollout, reason: str = "") -> Rollout:
+    """Take the route's live weights as the record (after a change made elsewhere)."""
+    live = live_weights(rollout.route)
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        if rollout.drift_live is None:
+            raise Conflict(f"Rollout #{rollout.pk} shows no drift: nothing to adopt.")
+        if live is None or rollout.canary_backend not in live:
+            raise Conflict("The route cannot be read now; try again.")
+        canary = live[rollout.canary_backend]
+        if live.get(rollout.stable_backend) != 100 - canary:
+            raise Conflict(
+                f"The route has {_weights_text(live)}: the two backends do not add up to 100; "
+                "fix the route, then adopt."
+            )
+        rollout.canary_weight = canary  # the record follows the cluster; nothing is sent
+        _mirror_weights(rollout, canary)
+        _clear_drift(rollout, actor, f"adopted: {reason}".strip(": "))
+        _transition(
+            rollout,
+            actor=actor,
+            action="adopt",
+            to_state=rollout.state,
+            canary=canary,
+            reason=reason or "adopted the route's live weights",
+        )
+    return rollout
+
+
+def rollout_restore(*, actor, rollout: Rollout, reason: str = "") -> Rollout:
+    """Write the recorded weights back over a change made elsewhere."""
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        if rollout.drift_live is None:
+            raise Conflict(f"Rollout #{rollout.pk} shows no drift: nothing to restore.")
+        live, recorded = dict(rollout.drift_live), _recorded(rollout)
+    route = rollout.route
+    try:
+        with targets.kube() as kube:
+            if kube is not None:
+                kube.set_weights(
+                    route.namespace, route.httproute, route.rule_index, recorded, expected=live
+                )
+    except KubeError as exc:
+        raise RolloutError(
+            f"Recorded weights not restored: {exc}", retryable=exc.retryable
+        ) from exc
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        _clear_drift(rollout, actor, f"restored: {reason}".strip(": "))
+        _transition(
+            rollout,
+            actor=actor,
+            action="restore",
+            to_state=rollout.state,
+            reason=reason or "restored the recorded weights",
+        )
+    return rollout
 
 
 # --- services -------------------------------------------------------------------------------
@@ -307,17 +689,25 @@ def rollout_start(
             },
             message=reason,
         )
-        _transition(
-            rollout,
-            actor=actor,
-            action="start",
-            to_state=RolloutState.STAGE,
-            to_stage=1,
-            canary=steps[0],
-            reason=reason,
-        )
-        notify.notify("start", rollout, reason)
-    return rollout
+    move = Move(
+        action="start",
+        from_state=RolloutState.PENDING,
+        from_stage=0,
+        to_state=RolloutState.STAGE,
+        to_stage=1,
+        canary=steps[0],
+        reason=reason,
+        after=lambda r: notify.notify("start", r, reason),
+    )
+    try:
+        return _execute(rollout, move, actor=actor)
+    except RolloutError as exc:
+        with transaction.atomic():
+            locked = _locked(rollout)
+            if locked.state == RolloutState.PENDING and _pending(locked) is None:
+                # The first step never reached the route: the rollout did not start.
+                _fail(locked, f"the first step was refused by the cluster: {exc}", timezone.now())
+        raise
 
 
 def rollout_advance(
@@ -337,35 +727,37 @@ def rollout_advance(
                 f"Rollout #{rollout.pk} is at stage {rollout.stage}, not {expected_stage}: "
                 "someone else moved it."
             )
-        _advance_locked(rollout, actor=actor, reason=reason)
-    return rollout
+        if rollout.drift_live is not None:
+            raise Conflict(
+                f"Rollout #{rollout.pk}: the route's weights were changed elsewhere; adopt "
+                "them or restore the recorded ones first."
+            )
+    return _execute(rollout, _advance_move(rollout, reason), actor=actor)
 
 
-def _advance_locked(rollout: Rollout, *, actor, reason: str) -> None:
+def _advance_move(rollout: Rollout, reason: str) -> Move:
     if rollout.is_last_stage:
-        _transition(
-            rollout, actor=actor, action="promote", to_state=RolloutState.PROMOTED, reason=reason
+        return Move(
+            action="promote",
+            from_state=rollout.state,
+            from_stage=rollout.stage,
+            to_state=RolloutState.PROMOTED,
+            to_stage=rollout.stage,
+            canary=None,
+            reason=reason,
+            after=lambda r: notify.notify("promotion", r, reason),
         )
-        # The promoted backend serves everything now: it is the route's stable one from here.
-        route = Route.objects.select_for_update().get(pk=rollout.route_id)
-        if route.canary_backend == rollout.canary_backend:
-            route.stable_backend, route.canary_backend = route.canary_backend, route.stable_backend
-            route.stable_slot, route.canary_slot = route.canary_slot, route.stable_slot
-            route.stable_weight, route.canary_weight = route.canary_weight, route.stable_weight
-            route.save()
-        notify.notify("promotion", rollout, reason)
-        return
     stage = rollout.stage + 1
-    _transition(
-        rollout,
-        actor=actor,
+    return Move(
         action="advance",
+        from_state=rollout.state,
+        from_stage=rollout.stage,
         to_state=RolloutState.STAGE,
         to_stage=stage,
         canary=rollout.steps[stage - 1],
         reason=reason,
+        after=lambda r: notify.notify("advance", r, reason),
     )
-    notify.notify("advance", rollout, reason)
 
 
 def rollout_pause(*, actor, rollout: Rollout, reason: str = "") -> Rollout:
@@ -399,9 +791,10 @@ def rollout_rollback(
 ) -> Rollout:
     """Canary 0 / stable 100 at once; optionally publish the stable config to the canary slot.
 
-    Allowed from any state but promoted and rolled back. The weights are written before
-    anything is recorded: if the cluster refuses, this raises ``RolloutError`` and the
-    rollout is unchanged.
+    Allowed from any state but promoted and rolled back, and even while an earlier change's
+    outcome is unknown or the route drifted. The weights are written before anything is
+    recorded: if the cluster refuses, this raises ``RolloutError`` and the rollout is
+    unchanged.
     """
     with transaction.atomic():
         rollout = _locked(rollout)
@@ -409,24 +802,34 @@ def rollout_rollback(
             raise Conflict(
                 f"Rollout #{rollout.pk} is already {rollout.get_state_display().lower()}."
             )
-        slot = rollout.route.canary_slot
-        stable = rollout.stable_version if republish and slot is not None else None
-        if stable is not None and stable.status != VersionStatus.FROZEN:
-            # Decided before the weights move: nothing after them may undo the record.
-            reason = f"{reason} (config not republished: {stable.name} is {stable.status})"
-            stable = None
-        _transition(
-            rollout,
-            actor=actor,
-            action="rollback",
-            to_state=RolloutState.ROLLED_BACK,
-            canary=0,
-            reason=reason.strip(),
-        )
+    return _execute(rollout, _rollback_move(rollout, actor, reason, republish), actor=actor)
+
+
+def _rollback_move(rollout: Rollout, actor, reason: str, republish: bool) -> Move:
+    slot = rollout.route.canary_slot
+    stable = rollout.stable_version if republish and slot is not None else None
+    if stable is not None and stable.status != VersionStatus.FROZEN:
+        # Decided before the weights move: nothing after them may undo the record.
+        reason = f"{reason} (config not republished: {stable.name} is {stable.status})"
+        stable = None
+    reason = reason.strip()
+
+    def after(done: Rollout) -> None:
         if stable is not None:
-            _republish(rollout, actor, stable, slot)
-        notify.notify("rollback", rollout, reason)
-    return rollout
+            _republish(done, actor, stable, slot)
+        notify.notify("rollback", done, reason)
+
+    return Move(
+        action="rollback",
+        from_state=rollout.state,
+        from_stage=rollout.stage,
+        to_state=RolloutState.ROLLED_BACK,
+        to_stage=rollout.stage,
+        canary=0,
+        reason=reason,
+        guard=False,
+        after=after,
+    )
 
 
 def _republish(rollout: Rollout, actor, version: ClassifierVersion, slot) -> None:
@@ -442,15 +845,42 @@ def _republish(rollout: Rollout, actor, version: ClassifierVersion, slot) -> Non
 
 
 def _rollback_trigger(gate_rows: list[Gate], now: datetime) -> Gate | None:
+    """A gate failing (or failing, then unknown, when it says so) for its rollback delay."""
     for gate in gate_rows:
+        counts = gate.last_result == GateResult.FAIL or (
+            gate.last_result == GateResult.UNKNOWN and gate.unknown_rolls_back
+        )
         if (
             gate.rollback_after_seconds is not None
-            and gate.last_result == GateResult.FAIL
+            and counts
             and gate.failing_since is not None
             and now - gate.failing_since >= timedelta(seconds=gate.rollback_after_seconds)
         ):
             return gate
     return None
+
+
+def _record_outcome(gate: Gate, outcome: gates.Outcome, now: datetime) -> None:
+    """Update a gate's streaks. A pass ends a failing streak; a fail starts one; an unknown
+    result does neither (an outage must not restart the rollback clock) and breaks a passing
+    streak (a stage advances only on a full window of fresh data)."""
+    if outcome.result == GateResult.PASS:
+        gate.failing_since = None
+        gate.passing_since = gate.passing_since or now
+    elif outcome.result == GateResult.FAIL:
+        gate.failing_since = gate.failing_since or now
+        gate.passing_since = None
+    else:
+        gate.passing_since = None
+    gate.last_result, gate.last_value = outcome.result, outcome.value
+    gate.last_requests, gate.last_detail = outcome.requests, outcome.detail
+    gate.last_evaluated_at = now
+
+
+def _fresh(gate: Gate, now: datetime) -> bool:
+    """Has the gate passed for a whole window of its data?"""
+    window = gates.window_seconds(gate.window)
+    return gate.passing_since is not None and now - gate.passing_since >= timedelta(seconds=window)
 
 
 def _describe(gate: Gate) -> str:
@@ -472,14 +902,26 @@ def watched_rollout_ids() -> list[int]:
 def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout:
     """Evaluate a rollout's gates and act: roll back, advance, promote or hold.
 
-    Gates are queried before the row is locked (network time); the decision is taken under
-    the lock and only if the rollout is still in the state and stage that was evaluated.
-    A paused rollout is still watched: a pause holds the weights, it does not switch off
-    the automatic rollback (a canary paused during a 5xx burst must not keep its traffic).
+    First a change whose outcome is unknown is settled by reading the route back (while it
+    stays unknown, nothing else happens), and the route is compared with the record: a
+    difference holds the rollout (it still rolls back on a breach). Gates are queried before
+    the row is locked (network time); the decision is taken under the lock and only if the
+    rollout is still in the state and stage that was evaluated; the move it decides is
+    carried out after. A paused rollout is still watched: a pause holds the weights, it does
+    not switch off the automatic rollback.
     """
     rollout = Rollout.objects.select_related("route", "version").get(pk=rollout_id)
     if rollout.state not in WATCHED_STATES:
         return rollout
+    pending = _pending(rollout)
+    if pending is not None:
+        settle(pending, now=now)
+        if _pending(rollout) is not None:
+            return rollout
+        rollout.refresh_from_db()
+        if rollout.state not in WATCHED_STATES:
+            return rollout
+    drifted = check_drift(rollout, now=now)
     state, stage = rollout.state, rollout.stage
     gate_rows = list(rollout.gates.all())
     outcomes: dict[int, gates.Outcome] = {}
@@ -495,20 +937,17 @@ def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout
             g.pk: gates.Outcome("unknown", None, None, "PROMETHEUS_URL unset") for g in gate_rows
         }
     now = now or timezone.now()
+    decision = None
     with transaction.atomic():
         rollout = _locked(rollout)
         if rollout.state != state or rollout.stage != stage:
             return rollout  # someone else moved it meanwhile
+        Rollout.objects.filter(pk=rollout.pk).update(last_evaluated_at=now)
+        rollout.last_evaluated_at = now
         gate_rows = list(Gate.objects.select_for_update().filter(rollout=rollout))
         for gate in gate_rows:
             outcome = outcomes[gate.pk]
-            if outcome.result == GateResult.FAIL:
-                gate.failing_since = gate.failing_since or now
-            else:
-                gate.failing_since = None
-            gate.last_result, gate.last_value = outcome.result, outcome.value
-            gate.last_requests, gate.last_detail = outcome.requests, outcome.detail
-            gate.last_evaluated_at = now
+            _record_outcome(gate, outcome, now)
             gate.save()
             GateEvaluation.objects.create(
                 gate=gate,
@@ -521,31 +960,36 @@ def rollout_evaluate(*, rollout_id: int, now: datetime | None = None) -> Rollout
             )
         trigger = _rollback_trigger(gate_rows, now)
         if trigger is not None:
-            reason = (
-                f"automatic: {_describe(trigger)} for at least {trigger.rollback_after_seconds} s"
+            decision = (
+                "rollback",
+                f"automatic: {_describe(trigger)}, failing for at least "
+                f"{trigger.rollback_after_seconds} s",
             )
-            _rollback_locked_automation(rollout, reason, now)
-            return rollout
-        if rollout.state == RolloutState.PAUSED:
+        elif rollout.state == RolloutState.PAUSED:
             return rollout  # an operator holds it: never advanced by automation
-        if rollout.stage_started_at and now - rollout.stage_started_at < timedelta(
+        elif drifted:
+            return rollout  # held with the difference shown until an operator decides
+        elif rollout.stage_started_at and now - rollout.stage_started_at < timedelta(
             seconds=rollout.window_seconds
         ):
             return rollout  # still observing
-        required = [g for g in gate_rows if rollout.is_last_stage or not g.last_stage_only]
-        blocking = [g for g in required if g.last_result != GateResult.PASS]
-        if not blocking:
-            try:
-                with transaction.atomic():
-                    _advance_locked(rollout, actor=None, reason="automatic: gates passed")
-            except RolloutError as exc:
-                rollout.refresh_from_db()
-                if exc.retryable:
-                    _hold(rollout, f"advance refused: {exc}", now)
-                else:
-                    _fail(rollout, f"automatic advance refused by the cluster: {exc}", now)
-            return rollout
-        _hold(rollout, "held: " + "; ".join(_describe(g) for g in blocking), now)
+        else:
+            required = [g for g in gate_rows if rollout.is_last_stage or not g.last_stage_only]
+            blocking = [g for g in required if g.last_result != GateResult.PASS]
+            stale = [g for g in required if g not in blocking and not _fresh(g, now)]
+            if blocking or stale:
+                notes = [_describe(g) for g in blocking] + [
+                    f"{g.name} passing for less than its {g.window} window of fresh data"
+                    for g in stale
+                ]
+                _hold(rollout, "held: " + "; ".join(notes), now)
+                return rollout
+            decision = ("advance", "")
+    if decision[0] == "rollback":
+        _rollback_automatically(rollout, decision[1], now)
+    else:
+        _advance_automatically(rollout, now)
+    rollout.refresh_from_db()
     return rollout
 
 
@@ -575,40 +1019,41 @@ def _fail(rollout: Rollout, note: str, now: datetime) -> None:
     notify.notify("failed", rollout, note)
 
 
-def _rollback_locked_automation(
+def _rollback_automatically(
     rollout: Rollout, reason: str, now: datetime, *, republish: bool = False
 ) -> str:
-    """Roll the locked rollout back for automation: ``rolled_back``, ``failed`` or ``held``.
-
-    A permanent refusal by the cluster fails the rollout (an operator must look: the route
-    was changed under us); a retryable one holds it so the next attempt can try again.
+    """Roll back for automation (outside any transaction): ``rolled_back``, ``failed`` or
+    ``held``. A permanent refusal by the cluster fails the rollout (an operator must look);
+    a retryable one, or an unknown outcome, holds it loudly so the next tick tries again.
     """
     try:
-        with transaction.atomic():
-            _transition(
-                rollout,
-                actor=None,
-                action="rollback",
-                to_state=RolloutState.ROLLED_BACK,
-                canary=0,
-                reason=reason,
-                now=now,
-            )
-            slot = rollout.route.canary_slot
-            stable = rollout.stable_version
-            # Only a frozen version can be published; a retired one never blocks the rollback.
-            if republish and slot is not None and stable and stable.status == VersionStatus.FROZEN:
-                _republish(rollout, None, stable, slot)
-            notify.notify("rollback", rollout, reason)
+        _execute(rollout, _rollback_move(rollout, None, reason, republish), actor=None, now=now)
         return "rolled_back"
+    except Conflict as exc:
+        with transaction.atomic():
+            locked = _locked(rollout)
+            if locked.state not in ACTIVE_STATES:
+                return "rolled_back" if locked.state == RolloutState.ROLLED_BACK else "failed"
+            log.error("automatic rollback of rollout %s failed: %s", rollout.pk, exc)
+            if getattr(exc, "retryable", True):
+                _hold(locked, f"automatic rollback failed, act now: {exc}", now, urgent=True)
+                return "held"
+            _fail(locked, f"automatic rollback refused by the cluster ({reason}): {exc}", now)
+            return "failed"
+
+
+def _advance_automatically(rollout: Rollout, now: datetime) -> None:
+    try:
+        _execute(rollout, _advance_move(rollout, "automatic: gates passed"), actor=None, now=now)
     except RolloutError as exc:
-        rollout.refresh_from_db()
-        log.error("automatic rollback of rollout %s failed: %s", rollout.pk, exc)
-        if exc.retryable:
-            _hold(rollout, f"automatic rollback failed, act now: {exc}", now, urgent=True)
-            return "held"
-        _fail(rollout, f"automatic rollback refused by the cluster ({reason}): {exc}", now)
-        return "failed"
+        with transaction.atomic():
+            locked = _locked(rollout)
+            if exc.retryable:
+                _hold(locked, f"advance refused: {exc}", now)
+            else:
+                _fail(locked, f"automatic advance refused by the cluster: {exc}", now)
+    except Conflict:
+        pass  # moved meanwhile, or a change still in flight: the next tick decides again
 
 
 GATE_FIELDS = (
@@ -769,9 +1214,9 @@ def rollout_daily_check(
                 "at": now,
             },
         )
-        if result == GateResult.FAIL:
-            reason = f"{detail} on {day} (headline labels of {rollout.version.name})"
-            outcome = _rollback_locked_automation(rollout, reason, now, republish=True)
-            check.action = {"rolled_back": "rollback", "failed": "failed"}.get(outcome, "retry")
-            check.save(update_fields=["action"])
+        reason = f"{detail} on {day} (headline labels of {rollout.version.name})"
+    if result == GateResult.FAIL:
+        outcome = _rollback_automatically(rollout, reason, now, republish=True)
+        check.action = {"rolled_back": "rollback", "failed": "failed"}.get(outcome, "retry")
+        check.save(update_fields=["action"])
     return check

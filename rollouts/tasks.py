@@ -3,10 +3,11 @@
 from datetime import date
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from . import notify
 from .publish import publication_execute
-from .services import rollout_daily_check, rollout_evaluate, watched_rollout_ids
+from .services import rollout_daily_check, rollout_evaluate, settle_pending, watched_rollout_ids
 
 
 @shared_task(acks_late=True, time_limit=300)
@@ -20,6 +21,19 @@ def publish_config(publication_id: int) -> dict:
 def evaluate_rollout(rollout_id: int) -> dict:
     rollout = rollout_evaluate(rollout_id=rollout_id)
     return {"rollout": rollout.pk, "state": rollout.state, "stage": rollout.stage}
+
+
+@shared_task(time_limit=120)
+def settle_intents() -> dict:
+    """Weight changes whose answer was lost (or whose worker died) settled by reading the
+    routes back."""
+    return {"pending": settle_pending()}
+
+
+@worker_ready.connect
+def _settle_at_start(sender=None, **kwargs) -> None:
+    # A worker that died mid-change left its intent pending: the next one to start settles it.
+    settle_intents.delay()
 
 
 @shared_task(time_limit=25, soft_time_limit=20)

@@ -4,8 +4,10 @@ promote on healthy traffic, and roll back on its own (in a stage or paused) when
 burst hits the canary."""
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from rollouts import services
 from rollouts.gates import DEFAULT_GATES
@@ -96,20 +98,28 @@ def test_publish_hold_advance_and_promote_on_gates(canary, k8s, fresh_pods, prom
     assert rollout.held_since is not None
     assert "held" in rollout.status_note
 
-    # Healthy traffic: the gates pass and the canary goes to 100%.
+    # Healthy traffic: the gates pass, but on less than a whole gate window of fresh data
+    # after the unknowns (their 30 s windows still span the silence): the stage holds.
     assert burst(prometheus, fresh_pods, 30, V8_REQUESTS) == {200}
     rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+    results = {g.name: (g.last_result, g.last_detail) for g in rollout.gates.all()}
+    assert {r for r, _ in results.values()} == {GateResult.PASS}, results
+    assert (rollout.stage, rollout.canary_weight) == (1, 50)
+    assert "window of fresh data" in rollout.status_note
+
+    # A whole window later (the clock handed in: the data stays fresh), the canary goes to 100%.
+    later = timezone.now() + timedelta(seconds=31)
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk, now=later)
     results = {g.name: (g.last_result, g.last_detail) for g in rollout.gates.all()}
     assert (rollout.stage, rollout.canary_weight) == (2, 100), results
     assert route_weights(k8s) == [(STABLE, 0), (CANARY, 100)]
 
     # Still observing the last stage: nothing happens before its window is over.
-    rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk, now=later)
     assert (rollout.state, rollout.stage) == (RolloutState.STAGE, 2)
 
     # The window is over and every gate, the last-stage P99 one too, passes: promoted.
-    time.sleep(1.05)
-    rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk, now=later + timedelta(seconds=1.05))
     results = {g.name: (g.last_result, g.last_detail) for g in rollout.gates.all()}
     assert rollout.state == RolloutState.PROMOTED, results
     assert results["p99-latency"][0] == GateResult.PASS
