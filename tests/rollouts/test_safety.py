@@ -1,0 +1,290 @@
+"""Rollout safety under faults, on the Kubernetes stand-in: weights changed elsewhere (drift),
+answers lost or held, a worker gone mid-change, and Prometheus blips during a breach."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from rollouts import gates, services
+from rollouts.models import (
+    Gate,
+    IntentState,
+    Rollout,
+    RolloutState,
+    Route,
+    WeightIntent,
+)
+from routing.errors import Conflict
+
+from .conftest import CANARY, HTTPROUTE, NS, STABLE, route_weights
+from .test_services import start
+
+pytestmark = pytest.mark.django_db
+
+CLIENT_TIMEOUT = 1  # seconds per API call in these tests; held answers outlast it
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    monkeypatch.setenv("CASCADE_K8S_TIMEOUT", str(CLIENT_TIMEOUT))
+
+
+def recorded(rollout: Rollout) -> tuple[int, int]:
+    rollout.refresh_from_db()
+    return rollout.stable_weight, rollout.canary_weight
+
+
+def live(k8s) -> dict[str, int]:
+    return dict(route_weights(k8s))
+
+
+# --- drift -----------------------------------------------------------------------------------
+
+
+def test_weights_changed_elsewhere_hold_the_rollout_and_are_shown_audited_once(
+    k8s, cluster_route, v8, operator
+):
+    rollout = start(operator, cluster_route, v8, gate_specs=[], window_seconds=1)
+    k8s.store.set_route_weights(NS, HTTPROUTE, 0, {STABLE: 80, CANARY: 20})
+    later = timezone.now() + timedelta(seconds=5)  # the stage window is over
+
+    for _ in range(2):
+        rollout = services.rollout_evaluate(rollout_id=rollout.pk, now=later)
+
+    assert (rollout.stage, rollout.canary_weight) == (1, 10)  # not advanced, not overwritten
+    assert rollout.drift_live == {STABLE: 80, CANARY: 20}
+    assert "drift" in rollout.status_note and "80" in rollout.status_note
+    assert live(k8s) == {STABLE: 80, CANARY: 20}
+    assert AuditEvent.objects.filter(action="rollout.drift").count() == 1
+    with pytest.raises(Conflict, match="changed elsewhere"):
+        services.rollout_advance(actor=operator, rollout=rollout)
+
+
+def test_an_operator_adopts_the_live_weights(k8s, cluster_route, v8, operator):
+    rollout = start(operator, cluster_route, v8, gate_specs=[])
+    k8s.store.set_route_weights(NS, HTTPROUTE, 0, {STABLE: 80, CANARY: 20})
+    assert services.check_drift(rollout) is True
+
+    services.rollout_adopt_live(actor=operator, rollout=rollout, reason="ops set 20% by hand")
+
+    assert recorded(rollout) == (80, 20) and rollout.drift_live is None
+    route = Route.objects.get(pk=cluster_route.pk)
+    assert (route.stable_weight, route.canary_weight) == (80, 20)
+    assert rollout.transitions.last().action == "adopt"
+    assert services.check_drift(rollout) is False
+
+
+def test_an_operator_restores_the_recorded_weights(k8s, cluster_route, v8, operator):
+    rollout = start(operator, cluster_route, v8, gate_specs=[])
+    k8s.store.set_route_weights(NS, HTTPROUTE, 0, {STABLE: 80, CANARY: 20})
+    services.check_drift(rollout)
+
+    services.rollout_restore(actor=operator, rollout=rollout, reason="the edit was a mistake")
+
+    assert live(k8s) == {STABLE: 90, CANARY: 10}
+    rollout.refresh_from_db()
+    assert rollout.drift_live is None and rollout.transitions.last().action == "restore"
+    with pytest.raises(Conflict, match="no drift"):
+        services.rollout_restore(actor=operator, rollout=rollout)
+
+
+def test_a_weight_change_between_read_and_patch_is_refused_by_the_server(
+    k8s, cluster_route, v8, operator
+):
+    rollout = start(operator, cluster_route, v8)
+    # Someone sets other weights right after the console read the route.
+    k8s.before_next(
+        lambda: k8s.store.set_route_weights(NS, HTTPROUTE, 0, {STABLE: 70, CANARY: 30}),
+        method="PATCH",
+    )
+
+    with pytest.raises(services.RolloutError, match="not changed"):
+        services.rollout_advance(actor=operator, rollout=rollout)
+
+    assert live(k8s) == {STABLE: 70, CANARY: 30}
+    assert recorded(rollout) == (90, 10)
+    assert WeightIntent.objects.get(action="advance").state == IntentState.NOT_APPLIED
+
+
+def test_a_rollback_goes_through_whatever_the_route_holds(k8s, cluster_route, v8, operator):
+    rollout = start(operator, cluster_route, v8)
+    k8s.store.set_route_weights(NS, HTTPROUTE, 0, {STABLE: 40, CANARY: 60})
+    services.check_drift(rollout)
+
+    services.rollout_rollback(actor=operator, rollout=rollout, reason="stop it")
+
+    assert live(k8s) == {STABLE: 100, CANARY: 0}
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.ROLLED_BACK and rollout.drift_live is None
+
+
+# --- lost answers ------------------------------------------------------------------------------
+
+
+def test_a_lost_answer_of_a_change_that_landed_is_recorded_as_done(
+    k8s, cluster_route, v8, operator, quick
+):
+    rollout = start(operator, cluster_route, v8)
+    k8s.faults.hold("PATCH", "httproutes", HTTPROUTE, seconds=CLIENT_TIMEOUT * 4, apply="before")
+
+    rollout = services.rollout_advance(actor=operator, rollout=rollout)
+
+    assert (rollout.stage, rollout.canary_weight) == (2, 50)
+    assert live(k8s) == {STABLE: 50, CANARY: 50}
+    intent = WeightIntent.objects.get(action="advance")
+    assert intent.state == IntentState.APPLIED and "reading the route back" in rollout.status_note
+
+
+def test_a_held_change_stays_unknown_blocks_other_moves_and_is_recorded_when_it_lands(
+    k8s, cluster_route, v8, operator, quick
+):
+    rollout = start(operator, cluster_route, v8, gate_specs=[])
+    rule = k8s.faults.hold("PATCH", "httproutes", HTTPROUTE, seconds=30, apply="after")
+
+    with pytest.raises(services.RolloutError, match="outcome unknown"):
+        services.rollout_advance(actor=operator, rollout=rollout)
+    assert recorded(rollout) == (90, 10)
+    with pytest.raises(Conflict, match="not known yet"):
+        services.rollout_advance(actor=operator, rollout=rollout)
+
+    rule.release()  # the held patch lands now, seconds after the client gave up
+    assert rule.wait()
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+
+    assert (rollout.stage, rollout.canary_weight) == (2, 50)
+    assert live(k8s) == {STABLE: 50, CANARY: 50}
+    assert [t.action for t in rollout.transitions.all()] == ["start", "advance"]
+
+
+def test_a_change_lost_on_the_way_in_is_not_applied_once_the_grace_is_over(
+    k8s, cluster_route, v8, operator, quick
+):
+    rollout = start(operator, cluster_route, v8, gate_specs=[])
+    k8s.faults.drop("PATCH", "httproutes", HTTPROUTE, apply="never")
+
+    with pytest.raises(services.RolloutError, match="outcome unknown"):
+        services.rollout_advance(actor=operator, rollout=rollout)
+    intent = WeightIntent.objects.get(action="advance")
+    services.settle(intent, now=timezone.now() + services.SETTLE_GRACE + timedelta(seconds=1))
+
+    intent.refresh_from_db()
+    assert intent.state == IntentState.NOT_APPLIED
+    assert recorded(rollout) == (90, 10) and live(k8s) == {STABLE: 90, CANARY: 10}
+    services.rollout_advance(actor=operator, rollout=rollout)  # free to try again
+    assert live(k8s) == {STABLE: 50, CANARY: 50}
+
+
+def test_a_change_whose_worker_died_is_settled_when_a_worker_starts(
+    k8s, cluster_route, v8, operator
+):
+    rollout = start(operator, cluster_route, v8, gate_specs=[])
+    # What a worker killed mid-advance leaves: its intent, and the route already moved.
+    WeightIntent.objects.create(
+        rollout=rollout, action="advance", from_state="stage", from_stage=1, to_state="stage",
+        to_stage=2, target={CANARY: 50, STABLE: 50}, previous={CANARY: 10, STABLE: 90},
+        actor_name="automation", created_at=timezone.now(),
+    )  # fmt: skip
+    k8s.store.set_route_weights(NS, HTTPROUTE, 0, {STABLE: 50, CANARY: 50})
+
+    assert services.settle_pending() == 0
+
+    assert recorded(rollout) == (50, 50)
+    rollout.refresh_from_db()
+    assert rollout.stage == 2 and rollout.drift_live is None
+
+
+def test_a_rollback_supersedes_a_change_still_in_flight(k8s, cluster_route, v8, operator, quick):
+    rollout = start(operator, cluster_route, v8)
+    rule = k8s.faults.hold("PATCH", "httproutes", HTTPROUTE, seconds=30, apply="after")
+    with pytest.raises(services.RolloutError, match="outcome unknown"):
+        services.rollout_advance(actor=operator, rollout=rollout)
+
+    services.rollout_rollback(actor=operator, rollout=rollout, reason="now")
+    rule.release()  # the old advance lands late: its resourceVersion test refuses it
+    assert rule.wait()
+
+    assert live(k8s) == {STABLE: 100, CANARY: 0}
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.ROLLED_BACK
+    states = dict(WeightIntent.objects.values_list("action", "state"))
+    assert states == {
+        "start": IntentState.APPLIED,
+        "advance": IntentState.NOT_APPLIED,
+        "rollback": IntentState.APPLIED,
+    }
+
+
+# --- unknown never resets the clock --------------------------------------------------------------
+
+
+def gate_outcomes(monkeypatch, results):
+    """Make every gate evaluate to the next of ``results`` (fail / unknown / pass)."""
+    queue = list(results)
+    monkeypatch.setenv("PROMETHEUS_URL", "http://127.0.0.1:9")
+
+    def fake(prometheus, gate, **kwargs):
+        result = queue.pop(0)
+        value = {"fail": 0.5, "pass": 0.0}.get(result)
+        return gates.Outcome(result, value, 500 if value is not None else None, "test")
+
+    monkeypatch.setattr(gates, "evaluate", fake)
+
+
+ERROR_RATE = {
+    "name": "error-rate", "query": "q", "requests_query": "r", "window": "30s",
+    "comparator": "lt", "threshold": 0.02, "min_requests": 10, "rollback_after_seconds": 20,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("unknown_rolls_back", [True, False])
+def test_a_failing_gate_that_turns_unknown_keeps_its_clock(
+    k8s, cluster_route, v8, operator, monkeypatch, unknown_rolls_back
+):
+    rollout = start(operator, cluster_route, v8, gate_specs=[ERROR_RATE], window_seconds=3600)
+    Gate.objects.filter(rollout=rollout).update(unknown_rolls_back=unknown_rolls_back)
+    gate_outcomes(monkeypatch, ["fail", "unknown", "unknown"])
+    t0 = timezone.now()
+
+    services.rollout_evaluate(rollout_id=rollout.pk, now=t0)
+    services.rollout_evaluate(rollout_id=rollout.pk, now=t0 + timedelta(seconds=10))
+    gate = Gate.objects.get(rollout=rollout)
+    assert gate.failing_since == t0  # an outage does not restart the clock
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk, now=t0 + timedelta(seconds=21))
+
+    if unknown_rolls_back:
+        assert rollout.state == RolloutState.ROLLED_BACK
+        assert live(k8s) == {STABLE: 100, CANARY: 0}
+    else:
+        assert rollout.state == RolloutState.STAGE
+
+
+def test_a_pass_ends_the_failing_streak(k8s, cluster_route, v8, operator, monkeypatch):
+    rollout = start(operator, cluster_route, v8, gate_specs=[ERROR_RATE], window_seconds=3600)
+    gate_outcomes(monkeypatch, ["fail", "pass", "fail"])
+    t0 = timezone.now()
+
+    for seconds in (0, 10, 21):
+        rollout = services.rollout_evaluate(
+            rollout_id=rollout.pk, now=t0 + timedelta(seconds=seconds)
+        )
+
+    assert rollout.state == RolloutState.STAGE
+    assert Gate.objects.get(rollout=rollout).failing_since == t0 + timedelta(seconds=21)
+
+
+def test_after_unknowns_a_stage_waits_a_whole_window_of_fresh_passes(
+    k8s, cluster_route, v8, operator, monkeypatch
+):
+    rollout = start(operator, cluster_route, v8, gate_specs=[ERROR_RATE], window_seconds=1)
+    gate_outcomes(monkeypatch, ["unknown", "pass", "pass", "pass"])
+    t0 = timezone.now() + timedelta(seconds=5)
+
+    services.rollout_evaluate(rollout_id=rollout.pk, now=t0)
+    held = services.rollout_evaluate(rollout_id=rollout.pk, now=t0 + timedelta(seconds=5))
+    assert held.stage == 1 and "window of fresh data" in held.status_note
+    still = services.rollout_evaluate(rollout_id=rollout.pk, now=t0 + timedelta(seconds=20))
+    assert still.stage == 1  # 15 s of passes in a 30 s window
+    done = services.rollout_evaluate(rollout_id=rollout.pk, now=t0 + timedelta(seconds=36))
+    assert (done.stage, done.canary_weight) == (2, 50)
