@@ -507,3 +507,15 @@ class WeightIntent(models.Model):
 
     def __str__(self):
         return f"{self.action} of #{self.rollout_id} to {self.target} ({self.state})"
+
+
+class Heartbeat(models.Model):
+    """When a periodic duty last ran (``beat``: the evaluation tick), and whether a stall of
+    it was already notified. One row per name."""
+
+    name = models.SlugField(max_length=40, unique=True)
+    at = models.DateTimeField()
+    stall_notified_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -19,6 +19,8 @@ EVENTS = {
     "rollback": ":rewind: Canary rolled back",
     "failed": ":x: Rollout failed",
     "rollback_failed": ":rotating_light: Automatic rollback failed, act now",
+    "drift": ":warning: Route weights changed outside the console",
+    "stalled": ":rotating_light: Rollout automation stalled",
 }
 
 

@@ -10,17 +10,21 @@ from tuning.metrics import label_metrics
 from tuning.selectors import labeled_rows
 from tuning.stats import Rate
 
+from . import conf
 from .models import (
     ACTIVE_STATES,
     DailyMisrouteCheck,
     GateEvaluation,
+    IntentState,
     PodState,
     PodStatus,
     Publication,
     PublicationState,
     Rollout,
+    RolloutState,
     RolloutTransition,
     Route,
+    WeightIntent,
 )
 
 
@@ -151,3 +155,45 @@ def misroute_estimate(version: str, day: date) -> MisrouteEstimate:
     rows = [r for r in rows if r.tier]
     metrics = label_metrics(rows, lambda r: r.tier)
     return MisrouteEstimate(Rate.from_dict(metrics["misroute"]), metrics["labeled"], start, end)
+
+
+STALL_INTERVALS = 3  # an evaluation older than this many intervals is a stall
+
+
+@dataclass(frozen=True)
+class EvaluationAge:
+    """How long ago a watched rollout was last evaluated, and whether that is a stall."""
+
+    seconds: float | None  # None: never evaluated
+    interval: int
+    stalled: bool
+
+    @property
+    def text(self) -> str:
+        if self.seconds is None:
+            return "never"
+        seconds = int(self.seconds)
+        if seconds < 120:
+            return f"{seconds} s ago"
+        if seconds < 7200:
+            return f"{seconds // 60} min ago"
+        return f"{seconds // 3600} h ago"
+
+
+def evaluation_age(rollout: Rollout, now: datetime) -> EvaluationAge | None:
+    """None unless the rollout is watched (in a stage or paused)."""
+    if rollout.state not in (RolloutState.STAGE, RolloutState.PAUSED):
+        return None
+    interval = conf.evaluate_interval()
+    since = rollout.last_evaluated_at or rollout.stage_started_at
+    seconds = (now - since).total_seconds() if since else None
+    limit = STALL_INTERVALS * interval
+    stalled = seconds is None or seconds > limit
+    if rollout.last_evaluated_at is None:
+        seconds = None
+    return EvaluationAge(seconds, interval, stalled)
+
+
+def pending_intent(rollout: Rollout) -> WeightIntent | None:
+    """A weight change whose outcome is not known yet (shown until it is settled)."""
+    return rollout.intents.filter(state=IntentState.PENDING).first()

@@ -378,7 +378,7 @@ def _move_of(intent: WeightIntent) -> Move:
     if intent.action in ("advance", "start", "rollback", "restore"):
 
         def after(rollout: Rollout, kind=intent.action, reason=intent.reason) -> None:
-            notify.notify(kind if kind != "restore" else "hold", rollout, reason)
+            notify.notify(kind, rollout, reason)
 
     return Move(
         action=intent.action,
@@ -480,6 +480,9 @@ def settle_pending(*, now: datetime | None = None) -> int:
 
 def _recorded(rollout: Rollout) -> dict[str, int]:
     return _target(rollout, rollout.canary_weight)
+
+
+recorded_weights = _recorded
 
 
 def _record_drift(rollout: Rollout, live: Mapping[str, int], now: datetime) -> None:

@@ -4,8 +4,10 @@ from datetime import date
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.utils import timezone
 
 from . import notify
+from .health import beat_ticked
 from .publish import publication_execute
 from .services import rollout_daily_check, rollout_evaluate, settle_pending, watched_rollout_ids
 
@@ -45,6 +47,7 @@ def evaluate_rollouts() -> list[int]:
     never cuts another's decision short. The row lock in ``rollout_evaluate`` keeps
     overlapping ticks from acting twice.
     """
+    beat_ticked(timezone.now())
     ids = watched_rollout_ids()
     for rollout_id in ids:
         evaluate_rollout.delay(rollout_id)

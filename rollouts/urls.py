@@ -6,6 +6,7 @@ app_name = "rollouts"
 
 urlpatterns = [
     path("", views.rollout_list, name="list"),
+    path("health", views.health, name="health"),
     path("start/", views.rollout_start, name="start"),
     path("<int:pk>/", views.rollout_detail, name="detail"),
     path(

@@ -1,8 +1,12 @@
 """Rollout pages: everyone with a role reads, operators act. Thin: services do the work."""
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import role_required
@@ -10,6 +14,7 @@ from accounts.roles import OPERATOR, REVIEWER
 from cascade_admin.ui import error_text
 from routing.errors import Conflict
 
+from . import health as rollout_health
 from . import publish, selectors, services
 from .forms import ActionForm, GateForm, MisrouteCheckForm, PublishForm, StartForm
 from .models import Publication, PublicationState, Rollout
@@ -20,6 +25,8 @@ ACTIONS = {
     "pause": services.rollout_pause,
     "resume": services.rollout_resume,
     "rollback": services.rollout_rollback,
+    "adopt": services.rollout_adopt_live,
+    "restore": services.rollout_restore,
 }
 
 
@@ -40,6 +47,8 @@ def rollout_list(request):
 
 
 def _detail_context(rollout: Rollout) -> dict:
+    # Every view compares the route with the record: a change made elsewhere shows at once.
+    services.check_drift(rollout)
     gates = list(rollout.gates.all())
     history = selectors.gate_history(rollout)
     trends = gate_trends(gates, history)
@@ -53,6 +62,9 @@ def _detail_context(rollout: Rollout) -> dict:
         "history_points": selectors.HISTORY_POINTS,
         "trend_box": VIEW_BOX,
         "daily_checks": selectors.daily_checks(rollout),
+        "recorded": services.recorded_weights(rollout),
+        "pending": selectors.pending_intent(rollout),
+        "evaluation": selectors.evaluation_age(rollout, timezone.now()),
     }
 
 
@@ -218,3 +230,13 @@ def publication_retry(request, pk):
     else:
         messages.success(request, "Publishing again to every ready pod.")
     return redirect("rollouts:publication", pk=pk)
+
+
+@require_GET
+@never_cache
+@login_not_required
+def health(request):
+    """For monitoring: the beat's last tick and the oldest evaluation of a watched rollout;
+    503 when automation stalled (also notified once). Ages only: nothing to log in for."""
+    report = rollout_health.notify_stall(timezone.now())
+    return JsonResponse(report.as_dict(), status=503 if report.stalled else 200)

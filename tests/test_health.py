@@ -14,3 +14,15 @@ def test_readiness_fails_without_a_database(client, settings):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert b"database unavailable" in response.content
+
+
+@pytest.mark.django_db
+def test_readiness_fails_without_collected_static_files(client, settings, tmp_path):
+    settings.STATIC_ROOT = str(tmp_path / "empty")  # collectstatic never ran here
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert b"collectstatic" in response.content

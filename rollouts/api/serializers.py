@@ -1,5 +1,6 @@
 """Shapes only: validation of input, no logic (services decide)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from routing.models import ClassifierVersion, VersionStatus
@@ -9,6 +10,7 @@ from ..models import (
     DailyMisrouteCheck,
     Gate,
     GateResult,
+    IntentState,
     PodState,
     PodStatus,
     Publication,
@@ -18,6 +20,7 @@ from ..models import (
     RolloutTransition,
     Route,
     Slot,
+    WeightIntent,
 )
 
 
@@ -82,7 +85,7 @@ class GateSerializer(serializers.ModelSerializer):
         fields = ["name", "query", "requests_query", "window", "comparator", "threshold",
                   "min_requests", "rollback_after_seconds", "last_stage_only", "last_result",
                   "last_value", "last_requests", "last_detail", "last_evaluated_at",
-                  "failing_since"]  # fmt: skip
+                  "failing_since", "passing_since", "unknown_rolls_back"]  # fmt: skip
 
 
 class GateSpecSerializer(serializers.Serializer):
@@ -115,7 +118,8 @@ class RolloutSerializer(serializers.ModelSerializer):
         fields = ["id", "route", "version", "state", "stage", "steps", "window_seconds",
                   "stable_backend", "canary_backend", "stable_weight", "canary_weight",
                   "stage_started_at", "held_since", "status_note", "misroute_threshold",
-                  "misroute_min_labels", "created_by", "created_at", "finished_at"]  # fmt: skip
+                  "misroute_min_labels", "created_by", "created_at", "finished_at",
+                  "drift_live", "drift_since", "last_evaluated_at"]  # fmt: skip
 
 
 class DailyCheckSerializer(serializers.ModelSerializer):
@@ -127,15 +131,30 @@ class DailyCheckSerializer(serializers.ModelSerializer):
                   "min_labels", "action", "detail", "at"]  # fmt: skip
 
 
+class IntentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WeightIntent
+        fields = ["id", "action", "target", "previous", "state", "detail", "created_at",
+                  "settled_at", "actor_name"]  # fmt: skip
+
+
 class RolloutDetailSerializer(RolloutSerializer):
     stable_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
     gates = GateSerializer(many=True, read_only=True)
     transitions = TransitionSerializer(many=True, read_only=True)
     daily_checks = DailyCheckSerializer(many=True, read_only=True)
+    pending_change = serializers.SerializerMethodField(
+        help_text="A weight change whose outcome is not known yet (null: none)."
+    )
 
     class Meta(RolloutSerializer.Meta):
         fields = [*RolloutSerializer.Meta.fields, "stable_version", "publication", "gates",
-                  "transitions", "daily_checks"]  # fmt: skip
+                  "transitions", "daily_checks", "pending_change"]  # fmt: skip
+
+    @extend_schema_field(IntentSerializer(allow_null=True))
+    def get_pending_change(self, rollout):
+        intent = rollout.intents.filter(state=IntentState.PENDING).first()
+        return IntentSerializer(intent).data if intent else None
 
 
 class GateChangeSerializer(serializers.Serializer):

@@ -124,6 +124,22 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         rollout = services.rollout_rollback(actor=request.user, rollout=self.get_object(), **data)
         return self._detail(rollout)
 
+    @extend_schema(request=s.ActionSerializer, responses=s.RolloutDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def adopt(self, request, pk=None):
+        """Take the route's live weights (changed elsewhere) as the record; ends the drift."""
+        data = validated(s.ActionSerializer, request.data)
+        rollout = services.rollout_adopt_live(actor=request.user, rollout=self.get_object(), **data)
+        return self._detail(rollout)
+
+    @extend_schema(request=s.ActionSerializer, responses=s.RolloutDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def restore(self, request, pk=None):
+        """Write the recorded weights back over a change made elsewhere; ends the drift."""
+        data = validated(s.ActionSerializer, request.data)
+        rollout = services.rollout_restore(actor=request.user, rollout=self.get_object(), **data)
+        return self._detail(rollout)
+
     @extend_schema(request=None, responses=s.RolloutDetailSerializer)
     @action(detail=True, methods=["post"])
     def evaluate(self, request, pk=None):

@@ -288,3 +288,70 @@ def test_after_unknowns_a_stage_waits_a_whole_window_of_fresh_passes(
     assert still.stage == 1  # 15 s of passes in a 30 s window
     done = services.rollout_evaluate(rollout_id=rollout.pk, now=t0 + timedelta(seconds=36))
     assert (done.stage, done.canary_weight) == (2, 50)
+
+
+# --- a stalled evaluator is loud ---------------------------------------------------------------
+
+
+def test_a_stalled_evaluator_shows_on_the_page_and_the_health_endpoint_once_notified(
+    client, k8s, cluster_route, v8, operator, monkeypatch, django_capture_on_commit_callbacks
+):
+    from rollouts import health, notify
+
+    monkeypatch.setenv("ROLLOUT_EVALUATE_INTERVAL", "10")
+    sent = []
+    monkeypatch.setattr(notify, "notify", lambda event, rollout, message="": sent.append(event))
+    rollout = start(operator, cluster_route, v8, gate_specs=[])
+    now = timezone.now()
+    health.beat_ticked(now)
+    services.rollout_evaluate(rollout_id=rollout.pk, now=now)
+
+    fresh = client.get("/rollouts/health")
+    assert fresh.status_code == 200 and fresh.json()["stalled"] is False
+
+    # The beat stops: 31 s later (over three 10 s intervals) it is a stall.
+    Rollout.objects.filter(pk=rollout.pk).update(last_evaluated_at=now - timedelta(seconds=31))
+    from rollouts.models import Heartbeat
+
+    Heartbeat.objects.filter(name="beat").update(at=now - timedelta(seconds=31))
+    stalled = client.get("/rollouts/health")
+    again = client.get("/rollouts/health")
+
+    assert stalled.status_code == 503 and stalled.json()["stalled"] is True
+    assert stalled.json()["beat_last_tick_age_seconds"] >= 31
+    assert again.status_code == 503 and sent.count("stalled") == 1  # notified once
+    client.force_login(operator)
+    page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "Last evaluated" in page and "three intervals" in page
+    health.beat_ticked(timezone.now())  # the beat is back: a later stall is notified again
+    assert Heartbeat.objects.get(name="beat").stall_notified_at is None
+
+
+def test_the_rollout_page_shows_drift_and_the_operator_buttons(
+    client, k8s, cluster_route, v8, operator
+):
+    rollout = start(operator, cluster_route, v8, gate_specs=[])
+    k8s.store.set_route_weights(NS, HTTPROUTE, 0, {STABLE: 80, CANARY: 20})
+    client.force_login(operator)
+
+    page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
+
+    assert "changed elsewhere" in page and "Adopt live weights" in page
+    assert f"{CANARY} 20%" in page and f"{CANARY} 10%" in page  # live and recorded
+    response = client.post(f"/rollouts/{rollout.pk}/adopt/", {"reason": "by hand"})
+    assert response.status_code == 302
+    assert recorded(rollout) == (80, 20)
+
+
+def test_the_api_reports_drift_and_adopts(api, k8s, cluster_route, v8, operator, reviewer):
+    rollout = start(operator, cluster_route, v8, gate_specs=[])
+    k8s.store.set_route_weights(NS, HTTPROUTE, 0, {STABLE: 80, CANARY: 20})
+    services.check_drift(rollout)
+
+    body = api.as_(reviewer).get(f"/api/v1/rollouts/{rollout.pk}/").json()
+    assert body["drift_live"] == {STABLE: 80, CANARY: 20} and body["pending_change"] is None
+    assert api.as_(reviewer).post(f"/api/v1/rollouts/{rollout.pk}/adopt/").status_code == 403
+    adopted = api.as_(operator).post(f"/api/v1/rollouts/{rollout.pk}/adopt/", {}, format="json")
+    assert adopted.status_code == 200 and adopted.json()["canary_weight"] == 20
+    again = api.as_(operator).post(f"/api/v1/rollouts/{rollout.pk}/adopt/", {}, format="json")
+    assert again.status_code == 409

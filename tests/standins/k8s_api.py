@@ -10,26 +10,79 @@ could notice the difference:
   (a write that changes nothing keeps the version, as etcd does).
 - Create answers 201, or 409 ``AlreadyExists``. PUT with a stale ``resourceVersion`` answers
   409 ``Conflict``; PUT without one overwrites a ConfigMap but is 422 for a custom resource;
-  PUT of a missing ConfigMap creates it (201), of a missing custom resource is 404.
+  PUT of a missing object is 404 ``NotFound`` (the real server creates on PUT only for a few
+  types, none of them served here). ``KubeApiStandin(put_creates_configmaps=True)`` brings
+  back the stand-in's old answer for ConfigMaps: a PUT of a missing one creates it (201).
 - PATCH picks its format from Content-Type: ``application/json-patch+json`` (RFC 6902; a
   failed ``test`` op or a missing path is 422), ``application/merge-patch+json`` (RFC 7386),
   ``application/strategic-merge-patch+json`` (415 for a custom resource). A patch that sets a
   different ``metadata.resourceVersion`` is 409, as on a real server.
 - ``labelSelector`` (equality and set-based) and ``fieldSelector`` (``metadata.name``,
-  ``metadata.namespace``) on lists, ``limit``/``continue`` paging.
+  ``metadata.namespace``) on lists, ``limit``/``continue`` paging. A ``continue`` token made
+  stale by ``store.expire_continue_tokens()`` (as etcd compaction does) answers 410 ``Expired``
+  with a token for an inconsistent remainder in ``metadata.continue``, as the real server does.
 - Errors are ``Status`` objects shaped like the real server's.
 - HTTPRoutes have a status subresource: writes to the main resource never change ``status``;
   ``metadata.generation`` counts spec changes.
 
 Known simplifications: strategic-merge patch of a ConfigMap is applied as a merge patch (a
 ConfigMap has no merge-keyed lists worth the difference); no watch, no server-side apply, no
-``generateName``, no admission or schema validation of custom resources.
+``generateName``, no admission or schema validation of custom resources. Continue tokens carry
+no resourceVersion: a new list that reaches the same position hands out the same token again,
+which makes an expired copy of it valid again.
 
-Test helpers: ``put``/``get`` to seed and inspect objects without HTTP, builders for the
-objects (``configmap``, ``httproute``, ``endpoint_slice``, ``endpoints``), ``requests`` (the
-log, with the Content-Type each request carried), ``fail_next``/``delay_next``/``drop_next``
-to inject failures, ``before_next`` to run a concurrent writer between two client requests,
-and ``disable`` to make a resource type unserved (as on a cluster without it).
+Test helpers: ``put``/``get``/``remove`` to seed and inspect objects without HTTP, builders
+for the objects (``configmap``, ``httproute``, ``endpoint_slice``, ``endpoints``), ``requests``
+(the log, with the Content-Type each request carried), ``fail_next``/``delay_next``/
+``drop_next`` to inject failures by path substring, ``before_next`` to run a concurrent writer
+between two client requests, and ``disable`` to make a resource type unserved (as on a cluster
+without it).
+
+Writers behind the client's back (``standin.store``, an ``ObjectStore``; no HTTP, no log entry):
+
+- ``store.edit(resource, namespace, name, change)``: ``change(obj)`` edits a copy of the object
+  (in place, or returns the new one), stored as ``kubectl edit`` would store it: status kept,
+  ``resourceVersion`` bumped and, on a spec change of a custom resource, ``generation`` too;
+  nothing changed, nothing bumped.
+- ``store.set_route_weights(namespace, name, rule_index, {"backend": weight})``: ``edit`` of
+  an HTTPRoute's backendRef weights, by backend name (``None`` removes the field, i.e. weight
+  1). ``KeyError`` for a missing route, rule or backend.
+- ``store.expire_continue_tokens()``: every ``continue`` token handed out so far now answers
+  410 ``Expired``; returns how many.
+- ``store.put``/``get``/``remove``: the same as on the stand-in.
+
+Faults the real cluster shows (``standin.faults``, a ``FaultPlan``). Each call adds a
+``FaultRule`` that takes the next ``times`` requests matching its ``method`` (``"PATCH"``, or
+``"*"``), ``resource`` (plural or kind: ``"httproutes"``/``"HTTPRoute"``) and optional ``name``
+and ``namespace`` (None: any, lists included), the oldest rule first, one rule per request.
+``apply`` says when the request is carried out against the store: ``"before"`` the fault,
+``"after"`` it (after the hold) or ``"never"``.
+
+- ``faults.hold(method, resource, name=None, *, seconds, apply, times=1, namespace=None)``:
+  hold the request ``seconds``. ``apply="before"``: the change lands at once and only the
+  answer is late (a client timeout loses the answer of a write that happened); ``"after"``: the
+  change lands when the hold ends, long after a client that timed out has moved on.
+- ``faults.drop(method, resource, name=None, *, apply, seconds=0.0, times=1, namespace=None)``:
+  close the connection without an answer (the client sees a connection error).
+  ``apply="before"``: the change landed; ``"never"``: the request was lost on the way in.
+- ``faults.fail(method, resource, name=None, *, status, apply="never", seconds=0.0, times=1,
+  namespace=None)``: answer ``status`` with the real server's Status for it; with
+  ``apply="before"`` the change landed all the same (a 504 ``Timeout`` from the API server
+  does not mean the write failed).
+- ``rule.wait(timeout=10.0) -> bool``: until the rule has taken all its requests and each is
+  settled (carried out or not, answered or dropped). ``rule.release()`` ends the holds of its
+  requests held right now, as if their time had run out (an ``"after"`` hold then lands at
+  once): deterministic, no sleeping. ``rule.requests`` are the requests it took.
+- ``faults.clear()``: forget every rule not yet used up and the ``fail_next``-style
+  intercepts, and release every held request: back to a healthy server.
+  ``faults.release()`` only releases; ``faults.rules()`` lists the pending rules;
+  ``faults.wait_idle(timeout=10.0) -> bool`` waits until no request is held or in hand.
+- ``stop()`` ends every hold; a request held before it was carried out then never is.
+
+Rules are thread-safe: concurrent requests each take a distinct use of a rule. With no rule
+(and no intercept) set, requests are answered exactly as without this machinery. In the log, a
+request a rule took has ``fault`` set to the rule and ``outcome`` to the status of carrying it
+out (0 if it never was), while ``status`` is what was sent (0 for a dropped answer).
 """
 
 from __future__ import annotations
@@ -70,7 +123,7 @@ class Resource:
     verbs: frozenset[str]
     custom: bool = False  # served from a CRD: unstructured, no strategic merge, rv needed on PUT
     status_subresource: bool = False  # status is written only through /status
-    create_on_update: bool = False  # PUT of a missing object creates it
+    create_on_update: bool = False  # PUT of a missing object creates it (none served here)
 
     @property
     def api_version(self) -> str:
@@ -89,7 +142,7 @@ class Resource:
 RESOURCES: dict[str, Resource] = {
     r.plural: r
     for r in (
-        Resource("", "v1", "configmaps", "ConfigMap", _ALL, create_on_update=True),
+        Resource("", "v1", "configmaps", "ConfigMap", _ALL),
         Resource("", "v1", "endpoints", "Endpoints", _READ),
         Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", _READ),
         Resource(
@@ -468,6 +521,7 @@ class ApiError(Exception):
     details: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     plain: bool = False
+    list_meta: dict[str, Any] | None = None  # the Status's ListMeta (e.g. a ``continue``)
 
     def body(self) -> dict[str, Any] | str:
         if self.plain:
@@ -475,7 +529,7 @@ class ApiError(Exception):
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": dict(self.list_meta or {}),
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
@@ -546,6 +600,22 @@ def _patch_failed() -> ApiError:
     )
 
 
+def _continue_expired(inconsistent_token: str) -> ApiError:
+    # etcd compacted the revision the token was issued at: the real server answers 410 with
+    # a token that continues from the same key at the latest revision (an inconsistent list).
+    return ApiError(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You "
+        "can start a new list without the continue parameter, or use the continue token in "
+        "this response to retrieve the remainder of the results. Continuing with the provided "
+        "token results in an inconsistent list - objects that were created, modified, or "
+        "deleted between the time the first chunk was returned and now may show up in the "
+        "list.",
+        list_meta={"continue": inconsistent_token},
+    )
+
+
 def _unsupported_patch(res: Resource) -> ApiError:
     accepted = [JSON_PATCH, MERGE_PATCH]
     if not res.custom:
@@ -608,7 +678,11 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]  # lower-cased names
     body: Any  # parsed JSON, or the raw text if it was not JSON, or None
-    status: int = 0
+    status: int = 0  # the status sent; 0 if the connection was closed without an answer
+    # Set only on requests a FaultRule took: the rule, and the status that carrying the
+    # request out produced, whether or not the client got it (0: it was never carried out).
+    fault: FaultRule | None = field(default=None, repr=False, compare=False)
+    outcome: int = 0
 
     @property
     def content_type(self) -> str | None:
@@ -635,25 +709,352 @@ class _Intercept:
 
 _DROP = object()
 
+_Answer = tuple[int, "dict[str, Any] | str", dict[str, str]]
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_APPLY = frozenset({"before", "after", "never"})
+
+
+class FaultRule:
+    """One fault for the next ``times`` matching requests (made by ``FaultPlan``).
+
+    ``action`` is ``"hold"``, ``"drop"`` or ``"fail"``; ``apply`` says when each request is
+    carried out against the store (``"before"``/``"after"`` the fault, or ``"never"``).
+    """
+
+    def __init__(
+        self,
+        plan: FaultPlan,
+        action: str,
+        method: str | None,
+        resource: str,
+        name: str | None,
+        namespace: str | None,
+        *,
+        seconds: float,
+        apply: str,
+        times: int,
+        status: int = 0,
+    ) -> None:
+        self._plan = plan
+        self.action = action
+        self.method = method  # None: any method
+        self.resource = resource  # plural
+        self.name = name
+        self.namespace = namespace
+        self.seconds = seconds
+        self.apply = apply
+        self.status = status
+        self.times = times
+        self.remaining = times  # uses not taken yet
+        self.requests: list[RecordedRequest] = []  # the requests taken, in order
+        self._in_flight = 0
+        self._release_round = 0
+
+    def __repr__(self) -> str:
+        target = "/".join(p for p in (self.namespace, self.name) if p) or "*"
+        detail = f" {self.status}" if self.action == "fail" else ""
+        hold = f" {self.seconds:g}s" if self.seconds else ""
+        return (
+            f"<FaultRule {self.action}{detail}{hold} apply={self.apply} "
+            f"{self.method or '*'} {self.resource} {target}: "
+            f"{self.times - self.remaining}/{self.times} taken, {self._in_flight} in flight>"
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Requests taken and not yet settled (held, or being carried out)."""
+        with self._plan._cond:
+            return self._in_flight
+
+    def matches(self, method: str, res: Resource, namespace: str | None, name: str | None) -> bool:
+        return (
+            (self.method is None or self.method == method)
+            and self.resource == res.plural
+            and (self.name is None or self.name == name)
+            and (self.namespace is None or self.namespace == namespace)
+        )
+
+    def release(self) -> None:
+        """End the holds of this rule's requests held right now (not of later ones)."""
+        with self._plan._cond:
+            self._release_round += 1
+            self._plan._cond.notify_all()
+
+    def cancel(self) -> None:
+        """Take no more requests (those already taken go on)."""
+        with self._plan._cond:
+            self._plan._forget(self)
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Wait until the rule has taken all its requests (or was cleared or cancelled) and
+        each is settled: carried out or not, answered or dropped. False on timeout."""
+        with self._plan._cond:
+            return self._plan._cond.wait_for(
+                lambda: self.remaining == 0 and self._in_flight == 0, timeout
+            )
+
+
+class FaultPlan:
+    """The faults of one stand-in (``standin.faults``); see the module docstring."""
+
+    def __init__(self, standin: KubeApiStandin) -> None:
+        self._standin = standin
+        self._cond = threading.Condition(threading.Lock())
+        self._rules: list[FaultRule] = []
+        self._in_flight = 0
+        self._held: list[RecordedRequest] = []  # taken and not yet settled
+        self._stopping = False
+
+    def hold(
+        self,
+        method: str,
+        resource: str,
+        name: str | None = None,
+        *,
+        seconds: float,
+        apply: str,
+        times: int = 1,
+        namespace: str | None = None,
+    ) -> FaultRule:
+        """Hold each matching request ``seconds``, carrying it out ``"before"`` the hold (only
+        the answer is late) or ``"after"`` it (the change lands late), then answer it."""
+        if apply not in {"before", "after"}:
+            raise ValueError(f'a held request is applied "before" or "after", not {apply!r}')
+        if not seconds > 0:
+            raise ValueError("a hold needs seconds > 0")
+        return self._add("hold", method, resource, name, namespace, seconds, apply, times)
+
+    def drop(
+        self,
+        method: str,
+        resource: str,
+        name: str | None = None,
+        *,
+        apply: str,
+        seconds: float = 0.0,
+        times: int = 1,
+        namespace: str | None = None,
+    ) -> FaultRule:
+        """Close the connection of each matching request without an answer, after carrying it
+        out (``"before"``; ``"after"`` a hold of ``seconds``) or without (``"never"``)."""
+        return self._add("drop", method, resource, name, namespace, seconds, apply, times)
+
+    def fail(
+        self,
+        method: str,
+        resource: str,
+        name: str | None = None,
+        *,
+        status: int,
+        apply: str = "never",
+        seconds: float = 0.0,
+        times: int = 1,
+        namespace: str | None = None,
+    ) -> FaultRule:
+        """Answer each matching request ``status`` (the real server's Status for it), without
+        carrying it out (``"never"``) or after all (``"before"``/``"after"`` a hold)."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"a failure status is 4xx or 5xx, not {status}")
+        return self._add(
+            "fail", method, resource, name, namespace, seconds, apply, times, status=status
+        )
+
+    def rules(self) -> list[FaultRule]:
+        """The rules that will still take requests, oldest first."""
+        with self._cond:
+            return list(self._rules)
+
+    def release(self) -> None:
+        """End every hold in progress now, as if its time had run out."""
+        with self._cond:
+            for rule in self._rules_in_flight():
+                rule._release_round += 1
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        """Back to a healthy server: forget the pending rules and the ``fail_next``-style
+        intercepts, and release every held request (it then goes on as its rule says)."""
+        with self._cond:
+            for rule in list(self._rules):
+                self._forget(rule)
+            for rule in self._rules_in_flight():
+                rule._release_round += 1
+            self._cond.notify_all()
+        with self._standin._lock:
+            self._standin._intercepts.clear()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request taken by a rule is still held or in hand. False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._in_flight == 0, timeout)
+
+    # internals
+
+    def _add(
+        self,
+        action: str,
+        method: str,
+        resource: str,
+        name: str | None,
+        namespace: str | None,
+        seconds: float,
+        apply: str,
+        times: int,
+        *,
+        status: int = 0,
+    ) -> FaultRule:
+        wanted = method.upper()
+        if wanted != "*" and wanted not in _METHODS:
+            raise ValueError(f"unknown method {method!r}: one of {sorted(_METHODS)} or '*'")
+        res = RESOURCES.get(resource) or next(
+            (r for r in RESOURCES.values() if r.kind == resource), None
+        )
+        if res is None:
+            raise ValueError(f"{resource!r} is not a served resource: {sorted(RESOURCES)}")
+        if apply not in _APPLY:
+            raise ValueError(f"apply is one of {sorted(_APPLY)}, not {apply!r}")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise ValueError(f"times must be a positive integer, not {times!r}")
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        rule = FaultRule(
+            self,
+            action,
+            None if wanted == "*" else wanted,
+            res.plural,
+            name,
+            namespace,
+            seconds=float(seconds),
+            apply=apply,
+            times=times,
+            status=status,
+        )
+        with self._cond:
+            self._rules.append(rule)
+        return rule
+
+    def _forget(self, rule: FaultRule) -> None:  # with the condition held
+        rule.remaining = 0
+        if rule in self._rules:
+            self._rules.remove(rule)
+        self._cond.notify_all()
+
+    def _rules_in_flight(self) -> list[FaultRule]:  # with the condition held
+        rules: list[FaultRule] = []
+        for record in self._held:
+            if record.fault is not None and record.fault not in rules:
+                rules.append(record.fault)
+        return rules
+
+    def _take(
+        self,
+        method: str,
+        res: Resource | None,
+        namespace: str | None,
+        name: str | None,
+        record: RecordedRequest,
+    ) -> FaultRule | None:
+        if res is None:
+            return None
+        with self._cond:
+            for rule in self._rules:
+                if rule.matches(method, res, namespace, name):
+                    rule.remaining -= 1
+                    if rule.remaining == 0:
+                        self._rules.remove(rule)
+                    rule.requests.append(record)
+                    rule._in_flight += 1
+                    self._in_flight += 1
+                    self._held.append(record)
+                    record.fault = rule
+                    return rule
+        return None
+
+    def _settle(self, rule: FaultRule, record: RecordedRequest) -> None:
+        with self._cond:
+            rule._in_flight -= 1
+            self._in_flight -= 1
+            self._held.remove(record)
+            self._cond.notify_all()
+
+    def _hold(self, rule: FaultRule) -> bool:
+        """Hold for the rule's seconds, or until released; False if the stand-in stops."""
+        if not rule.seconds:
+            return not self._stopping
+        with self._cond:
+            round_at_start = rule._release_round
+            self._cond.wait_for(
+                lambda: self._stopping or rule._release_round != round_at_start, rule.seconds
+            )
+            return not self._stopping
+
+    def _set_stopping(self, stopping: bool) -> None:
+        with self._cond:
+            self._stopping = stopping
+            self._cond.notify_all()
+
+    def _run(
+        self,
+        rule: FaultRule,
+        record: RecordedRequest,
+        carry_out: Callable[[], _Answer],
+        failure: Callable[[int], ApiError],
+    ) -> _Answer | object:
+        """Answer a request the rule took: carry it out around the hold, then answer."""
+        try:
+            answer: _Answer | None = None
+            if rule.apply == "before":
+                answer = carry_out()
+                record.outcome, record.status = answer[0], 0  # not sent yet
+            if not self._hold(rule) and answer is None:
+                return _DROP  # stopped while held: a request not carried out never is
+            if rule.apply == "after":
+                answer = carry_out()
+                record.outcome, record.status = answer[0], 0
+            if rule.action == "drop":
+                return _DROP
+            if rule.action == "fail":
+                error = failure(rule.status)
+                record.status = error.code
+                return error.code, error.body(), error.headers
+            assert answer is not None  # a hold always carries the request out
+            record.status = answer[0]
+            return answer
+        finally:
+            self._settle(rule, record)
+
 
 class KubeApiStandin:
-    """The stand-in server. Use as a context manager, or ``start()`` then ``stop()``."""
+    """The stand-in server. Use as a context manager, or ``start()`` then ``stop()``.
 
-    def __init__(self) -> None:
+    ``faults`` injects the faults a real cluster shows, ``store`` edits objects behind the
+    client's back (see the module docstring). ``put_creates_configmaps=True`` makes a PUT of
+    a missing ConfigMap create it (the stand-in's old answer; a real server says 404).
+    """
+
+    def __init__(self, *, put_creates_configmaps: bool = False) -> None:
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._revision = 1000
         self._log: list[RecordedRequest] = []
         self._intercepts: list[_Intercept] = []
         self._disabled: set[str] = set()
+        self._create_on_update = {r.plural for r in RESOURCES.values() if r.create_on_update}
+        if put_creates_configmaps:
+            self._create_on_update.add("configmaps")
+        self._continue_issued: set[str] = set()
+        self._continue_expired: set[str] = set()
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.faults = FaultPlan(self)
+        self.store = ObjectStore(self)
 
     # lifecycle
 
     def start(self) -> KubeApiStandin:
         self._stopping.clear()
+        self.faults._set_stopping(False)
         self._server = _Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -669,6 +1070,7 @@ class KubeApiStandin:
         if self._server is None:
             return
         self._stopping.set()
+        self.faults._set_stopping(True)  # ends every hold
         self._server.shutdown()
         self._server.close_connections()
         self._server.server_close()  # joins the per-connection threads
@@ -807,6 +1209,30 @@ class KubeApiStandin:
         res, namespace, name = route if route else (None, None, None)
         verb = _verb(method, name)
         intercept = self._take_intercept(method, path)
+        rule = None
+        if intercept is None or intercept.kind not in {"drop", "fail"}:
+            rule = self.faults._take(method, res, namespace, name, record)
+        if rule is None:
+            return self._answer(record, res, namespace, name, verb, path, raw, intercept)
+        return self.faults._run(
+            rule,
+            record,
+            lambda: self._answer(record, res, namespace, name, verb, path, raw, intercept),
+            lambda code: injected_error(code, res, verb, namespace, name),
+        )
+
+    def _answer(
+        self,
+        record: RecordedRequest,
+        res: Resource | None,
+        namespace: str | None,
+        name: str | None,
+        verb: str,
+        path: str,
+        raw: bytes,
+        intercept: _Intercept | None,
+    ) -> Any:
+        """Carry out one request (after any intercept) and answer it, or ``_DROP``."""
         try:
             if intercept is not None:
                 if intercept.kind == "drop":
@@ -880,7 +1306,11 @@ class KubeApiStandin:
         except _SelectorError as exc:
             raise _bad_request(str(exc)) from None
         keys = sorted(k for k in self._objects if k[0] == res.plural and namespace in (None, k[1]))
-        start = _decode_continue(query.get("continue", ""))
+        token = query.get("continue", "")
+        start = _decode_continue(token)
+        if token in self._continue_expired:
+            assert start is not None
+            raise _continue_expired(_encode_continue(*start, inconsistent=True))
         items = []
         for key in keys:
             if start is not None and (key[1], key[2]) <= start:
@@ -894,6 +1324,8 @@ class KubeApiStandin:
         if limit and len(items) > limit:
             last_key = items[limit - 1][0]
             list_meta["continue"] = _encode_continue(last_key[1], last_key[2])
+            self._continue_issued.add(list_meta["continue"])
+            self._continue_expired.discard(list_meta["continue"])
             list_meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
         out_items = []
@@ -970,7 +1402,7 @@ class KubeApiStandin:
         key = (res.plural, namespace, name)
         existing = self._objects.get(key)
         if existing is None:
-            if not res.create_on_update:
+            if res.plural not in self._create_on_update:
                 raise _not_found(res, name)
             body["metadata"].pop("resourceVersion", None)
             self._objects[key] = stored = self._stamp_new(res, body)
@@ -1102,6 +1534,98 @@ class KubeApiStandin:
         raise KeyError(f"no served resource has kind {obj.get('kind')!r}")
 
 
+class ObjectStore:
+    """The stand-in's objects, for writers that bypass the HTTP API (``standin.store``).
+
+    Nothing here is logged as a request or touched by faults: it is another operator's
+    ``kubectl``, a controller, etcd compaction. Thread-safe against requests being served.
+    """
+
+    def __init__(self, standin: KubeApiStandin) -> None:
+        self._standin = standin
+
+    def put(self, obj: Mapping[str, Any], *, resource: str | None = None) -> dict[str, Any]:
+        """``KubeApiStandin.put``: store ``obj`` with no preconditions (status as given)."""
+        return self._standin.put(obj, resource=resource)
+
+    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A copy of the stored object, or None."""
+        return self._standin.get(resource, namespace, name)
+
+    def remove(self, resource: str, namespace: str, name: str) -> None:
+        self._standin.remove(resource, namespace, name)
+
+    def edit(
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> dict[str, Any]:
+        """Change an object as ``kubectl edit`` would; return the stored copy.
+
+        ``change`` gets a copy of the stored object and edits it in place (or returns the new
+        object). The result is written through the main resource as an update: ``status`` and
+        the system fields of ``metadata`` stay, ``resourceVersion`` is bumped and, on a spec
+        change of a custom resource, ``generation`` too. An edit that changes nothing writes
+        nothing (as ``kubectl edit`` says "no changes made"). ``KeyError`` if it is missing.
+        """
+        res = RESOURCES[resource]
+        standin = self._standin
+        with standin._lock:
+            existing = standin._objects.get((res.plural, namespace, name))
+            if existing is None:
+                raise KeyError(f'{res.qualified} "{namespace}/{name}" is not stored')
+            edited = copy.deepcopy(existing)
+            returned = change(edited)
+            if returned is not None:
+                edited = returned
+            meta = edited.get("metadata")
+            if not isinstance(meta, dict) or meta.get("name") != name:
+                raise ValueError("an edit cannot rename the object or drop its metadata")
+            stored = standin._stamp_update(res, existing, edited, keep_status=True)
+            standin._objects[(res.plural, namespace, name)] = stored
+            return copy.deepcopy(stored)
+
+    def set_route_weights(
+        self, namespace: str, name: str, rule_index: int, weights: Mapping[str, int | None]
+    ) -> dict[str, Any]:
+        """Set backendRef weights of one HTTPRoute rule by backend name, as an operator's
+        ``kubectl edit`` would (``edit``); ``None`` removes the weight (the default, 1).
+
+        ``KeyError`` if the route, the rule or a named backend is missing; ``ValueError`` if
+        a backend name is in the rule twice. Return the stored route.
+        """
+
+        def change(route: dict[str, Any]) -> None:
+            rules = route.get("spec", {}).get("rules") or []
+            if not 0 <= rule_index < len(rules):
+                raise KeyError(f"HTTPRoute {namespace}/{name} has no rule {rule_index}")
+            refs = rules[rule_index].get("backendRefs") or []
+            for backend, weight in weights.items():
+                found = [ref for ref in refs if ref.get("name") == backend]
+                if not found:
+                    raise KeyError(f"rule {rule_index} of {namespace}/{name} has no {backend!r}")
+                if len(found) > 1:
+                    raise ValueError(f"backend {backend!r} is in rule {rule_index} twice")
+                if weight is None:
+                    found[0].pop("weight", None)
+                else:
+                    found[0]["weight"] = weight
+
+        return self.edit("httproutes", namespace, name, change)
+
+    def expire_continue_tokens(self) -> int:
+        """Make every list ``continue`` token handed out so far stale, as etcd compaction does:
+        a list that presents one answers 410 ``Expired``. Return how many tokens expired."""
+        standin = self._standin
+        with standin._lock:
+            count = len(standin._continue_issued)
+            standin._continue_expired |= standin._continue_issued
+            standin._continue_issued.clear()
+            return count
+
+
 def _spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in {"metadata", "status", "kind", "apiVersion"}}
 
@@ -1125,8 +1649,11 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _encode_continue(namespace: str, name: str) -> str:
-    token = json.dumps({"start": [namespace, name]}).encode()
+def _encode_continue(namespace: str, name: str, *, inconsistent: bool = False) -> str:
+    fields: dict[str, Any] = {"start": [namespace, name]}
+    if inconsistent:
+        fields["rv"] = -1  # as the real server marks a token that continues at the latest
+    token = json.dumps(fields).encode()
     return base64.urlsafe_b64encode(token).decode()
 
 

@@ -2,8 +2,12 @@
 
     manage.py rollout_targets [--namespace llm] [--httproute llm-router] [--route router]
                               [--stable llm-classifier-v7] [--canary llm-classifier-v8]
+                              [--admin-port-name http]
 
-Each slot gets a Service and Deployment of its own name and a ConfigMap ``<slot>-config``.
+Each slot gets a Service and Deployment of its own name, a ConfigMap ``<slot>-config``, and
+its pods' admin API on the Service port named ``http`` (deploy/base/classifier/*.yaml: the
+pod serves ``PUT /admin/config`` on its one port). The defaults are deploy/'s names, which
+docs/operator-guide.md lists.
 """
 
 from django.core.management.base import BaseCommand
@@ -22,9 +26,14 @@ class Command(BaseCommand):
         parser.add_argument("--route", default="llm-classifier")
         parser.add_argument("--stable", default="llm-classifier-blue")
         parser.add_argument("--canary", default="llm-classifier-green")
+        # Blank would mean "every port of the EndpointSlice": fine for one port, wrong once a
+        # slot's Service gains a second one (say, for metrics).
+        parser.add_argument("--admin-port-name", default="http")
 
     @transaction.atomic
-    def handle(self, *args, namespace, httproute, rule_index, route, stable, canary, **options):
+    def handle(
+        self, *args, namespace, httproute, rule_index, route, stable, canary, admin_port_name, **o
+    ):
         slots = {}
         for name in (stable, canary):
             slots[name], created = Slot.objects.get_or_create(
@@ -34,7 +43,9 @@ class Command(BaseCommand):
                     "service": name,
                     "deployment": name,
                     "configmap": f"{name}-config",
-                    "pod_selector": f"app={name}",
+                    # The label deploy/'s pods carry (informational: pods are found by Service).
+                    "pod_selector": f"app.kubernetes.io/instance={name}",
+                    "admin_port_name": admin_port_name,
                 },
             )
             self.stdout.write(f"slot {name}: {'created' if created else 'exists'}")
