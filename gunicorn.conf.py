@@ -4,14 +4,43 @@ Sized for a container with about one CPU: ``WEB_CONCURRENCY`` processes of ``WEB
 threads each (most time is spent waiting on PostgreSQL, Langfuse or the Kubernetes API).
 Logs go to stderr as JSON lines (cascade_admin/logging.py), access lines included. Nothing
 is written outside /tmp, so the root filesystem can be read-only.
+
+The address is ``WEB_HOST``:``PORT``. ``WEB_HOST`` defaults to 0.0.0.0, which the container
+needs (the kubelet's probes and the Service reach the pod's IP; the Dockerfile and manifests
+set neither variable beyond ``PORT=8000``). bin/serve, for hosts outside Kubernetes, defaults
+it to 127.0.0.1 instead. Not ``HOST``: some shells set that to the machine's name.
 """
 
+import ipaddress
 import os
+import re
 
-from cascade_admin.env import env_bool, env_int
+from django.core.exceptions import ImproperlyConfigured
+
+from cascade_admin.env import env_bool, env_int, env_str
+
+# A host name (RFC 1123 labels) or an IP address; anything else fails start-up here, naming
+# the variable, rather than as a puzzling socket error (or a bind to the wrong interface).
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+
+
+def _bind_address() -> str:
+    host = env_str("WEB_HOST", "0.0.0.0")  # noqa: S104 - the container's default, see above
+    port = env_int("PORT", 8000, minimum=1, maximum=65535)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(host) or len(host) > 253:
+            raise ImproperlyConfigured(
+                f"WEB_HOST={host!r} is not an IP address or host name (the port goes in PORT)."
+            ) from None
+        return f"{host}:{port}"
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
 
 wsgi_app = "cascade_admin.wsgi:application"
-bind = [f"0.0.0.0:{env_int('PORT', 8000, minimum=1)}"]
+bind = [_bind_address()]
 
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
 worker_class = "gthread"

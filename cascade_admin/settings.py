@@ -218,6 +218,10 @@ if not CELERY_BROKER_URL:
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
+# A late-acknowledged task whose worker died is handed to another worker after this long
+# (Redis' default is an hour). Tasks claim their work in the database, so a redelivered
+# task that finds it running elsewhere leaves it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, minimum=1)
 

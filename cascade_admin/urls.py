@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from cascade_admin import health
+from cascade_admin.api_root import ApiRootView
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -21,6 +22,8 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    # Before the apps' routers, whose own roots would each list only that app's resources.
+    path("api/v1/", ApiRootView.as_view(), name="api-root"),
     path("api/v1/", include("routing.api.urls")),
     path("api/v1/", include("labeling.api.urls")),
     path("api/v1/", include("tuning.api.urls")),

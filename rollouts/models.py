@@ -123,6 +123,9 @@ class Publication(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Touched at every step of a run: a running publication whose heartbeat is older than a
+    # minute lost its worker and may be taken over at once.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

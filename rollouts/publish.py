@@ -32,7 +32,7 @@ from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
 from . import conf, selectors, targets
-from .k8s_adapter import KubeError, PodAddress, retry_on_conflict
+from .k8s_adapter import ConfigMapWrite, KubeError, PodAddress, retry_on_conflict
 from .models import (
     HOLDS_ROUTE,
     PodState,
@@ -61,15 +61,28 @@ def _queue(publication: Publication) -> None:
     transaction.on_commit(lambda: publish_config.delay(publication.pk))
 
 
-def _stale_before():
-    """A ``running`` publication started before this has lost its worker."""
-    return timezone.now() - timedelta(seconds=conf.publish_timeout() + TASK_TIME_LIMIT + 60)
+HEARTBEAT_STALE = timedelta(seconds=60)  # a running publication this quiet lost its worker
+
+
+def _stale() -> Q:
+    """A ``running`` publication whose worker stopped reporting (died, or was killed)."""
+    before = timezone.now() - HEARTBEAT_STALE
+    return Q(state=PublicationState.RUNNING) & (
+        Q(heartbeat_at__lt=before) | Q(heartbeat_at__isnull=True, started_at__lt=before)
+    )
 
 
 def _claimable() -> Q:
-    return Q(state=PublicationState.PENDING) | Q(
-        state=PublicationState.RUNNING, started_at__lt=_stale_before()
-    )
+    return Q(state=PublicationState.PENDING) | _stale()
+
+
+def _beat(publication: Publication) -> None:
+    Publication.objects.filter(pk=publication.pk).update(heartbeat_at=timezone.now())
+
+
+def stale_publication_ids() -> list[int]:
+    """Running publications whose worker is gone (for the beat and a starting worker)."""
+    return list(Publication.objects.filter(_stale()).values_list("pk", flat=True))
 
 
 def _check_slot_takes(version: ClassifierVersion, slot: Slot) -> None:
@@ -127,9 +140,7 @@ def publication_start(*, actor, version: ClassifierVersion, slot: Slot) -> Publi
 def publication_retry(*, actor, publication: Publication) -> Publication:
     """Run a partial, failed or stale running publication again (every ready pod is pushed
     again). Refused when the slot has moved on to a newer publication."""
-    retryable = Q(state__in=[PublicationState.PARTIAL, PublicationState.FAILED]) | Q(
-        state=PublicationState.RUNNING, started_at__lt=_stale_before()
-    )
+    retryable = Q(state__in=[PublicationState.PARTIAL, PublicationState.FAILED]) | _stale()
     newer = Publication.objects.filter(slot_id=publication.slot_id, pk__gt=publication.pk)
     if newer.exists():
         raise Conflict(f"{publication.slot} has a newer publication; start a new one instead.")
@@ -186,8 +197,9 @@ def _set_pod(publication: Publication, address: PodAddress, **fields) -> None:
 
 def publication_execute(publication_id: int) -> Publication:
     """Do one attempt of a pending publication; a running or finished one is left alone."""
+    now = timezone.now()
     claimed = Publication.objects.filter(_claimable(), pk=publication_id).update(
-        state=PublicationState.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        state=PublicationState.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
     )
     publication = Publication.objects.select_related("version", "slot").get(pk=publication_id)
     if not claimed:
@@ -197,15 +209,9 @@ def publication_execute(publication_id: int) -> Publication:
         if kube is None:
             Publication.objects.filter(pk=publication.pk).update(configmap_outcome="local")
             return _finish(publication, PublicationState.SUCCEEDED, "local target: recorded only")
+        data = {slot.configmap_key: config_document(version)}
         try:
-            written = retry_on_conflict(
-                lambda: kube.apply_configmap(
-                    slot.namespace,
-                    slot.configmap,
-                    {slot.configmap_key: config_document(version)},
-                    {VERSION_LABEL: version.name},
-                )
-            )
+            written = _write_configmap(kube, slot, data, version)
             Publication.objects.filter(pk=publication.pk).update(
                 configmap_outcome=written.outcome,
                 configmap_resource_version=written.configmap.resource_version or "",
@@ -215,6 +221,7 @@ def publication_execute(publication_id: int) -> Publication:
             )
         except KubeError as exc:
             return _finish(publication, PublicationState.FAILED, str(exc))
+    _beat(publication)
     addresses = [_pod_address(slot, a) for a in addresses]
     publication.pods.all().delete()  # a retry starts from the pods that are ready now
     if not addresses:
@@ -232,6 +239,24 @@ def publication_execute(publication_id: int) -> Publication:
     )
 
 
+def _write_configmap(kube, slot: Slot, data: dict[str, str], version: ClassifierVersion):
+    """Write the slot's ConfigMap; an answer that was lost is settled by reading it back."""
+    try:
+        return retry_on_conflict(
+            lambda: kube.apply_configmap(
+                slot.namespace, slot.configmap, data, {VERSION_LABEL: version.name}
+            )
+        )
+    except KubeError as exc:
+        if not exc.maybe_applied:
+            raise
+        current = kube.read_configmap(slot.namespace, slot.configmap)
+        if current.data != data:
+            raise
+        log.info("ConfigMap %s: the write's answer was lost, but it landed", slot.configmap)
+        return ConfigMapWrite(current, "updated")
+
+
 def _error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -243,6 +268,14 @@ def _error_text(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}"
 
 
+def _serves(http: httpx.Client, address: PodAddress, sha256: str) -> bool:
+    try:
+        response = http.get(f"{address.base_url}/config")
+        return response.status_code == 200 and response.json().get("sha256") == sha256
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+
+
 def _push_and_verify(publication: Publication, addresses: list[PodAddress]) -> None:
     document = publication.version.config
     token = conf.pod_admin_token()
@@ -252,10 +285,28 @@ def _push_and_verify(publication: Publication, addresses: list[PodAddress]) -> N
     with httpx.Client(timeout=5.0, trust_env=False) as http:
         for address in addresses:
             _set_pod(publication, address, state=PodState.PENDING, error="")
+            _beat(publication)
+            if _serves(http, address, publication.sha256):
+                # A worker that died after pushing, or a pod that loaded the ConfigMap:
+                # the pod holds the config already.
+                _set_pod(
+                    publication,
+                    address,
+                    state=PodState.CONFIRMED,
+                    reported_version=publication.version.name,
+                    reported_sha256=publication.sha256,
+                    error="",
+                )
+                continue
             try:
                 response = http.put(
                     f"{address.base_url}/admin/config", json=document, headers=headers
                 )
+            except httpx.TimeoutException as exc:
+                # The answer is lost, not the push: the pod may have loaded it. Verify below.
+                _set_pod(publication, address, state=PodState.PUSHED, error=f"push: {exc}")
+                pending[address.base_url] = address
+                continue
             except httpx.HTTPError as exc:
                 _set_pod(publication, address, state=PodState.FAILED, error=f"push: {exc}")
                 continue
@@ -273,6 +324,7 @@ def _push_and_verify(publication: Publication, addresses: list[PodAddress]) -> N
         deadline = time.monotonic() + conf.publish_timeout()
         seen: dict[str, tuple[str, str, str]] = {}
         while pending:
+            _beat(publication)
             for url, address in list(pending.items()):
                 try:
                     response = http.get(f"{url}/config")

@@ -13,6 +13,17 @@ BEAT_SCHEDULE = {
         # A tick that waited longer than one interval is superseded by the next one.
         "options": {"expires": float(_INTERVAL)},
     },
+    # Weight changes whose answer was lost, publications whose worker died.
+    "rollouts-settle": {
+        "task": "rollouts.tasks.settle_intents",
+        "schedule": float(_INTERVAL),
+        "options": {"expires": float(_INTERVAL)},
+    },
+    "rollouts-resume-publications": {
+        "task": "rollouts.tasks.resume_publications",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     # The previous UTC day's misroute estimate from labels; rolls back above the threshold.
     "rollouts-daily-misroute": {
         "task": "rollouts.tasks.daily_misroute_checks",

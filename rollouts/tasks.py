@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from . import notify
 from .health import beat_ticked
-from .publish import publication_execute
+from .publish import publication_execute, stale_publication_ids
 from .services import rollout_daily_check, rollout_evaluate, settle_pending, watched_rollout_ids
 
 
@@ -32,10 +32,21 @@ def settle_intents() -> dict:
     return {"pending": settle_pending()}
 
 
+@shared_task(time_limit=60)
+def resume_publications() -> list[int]:
+    """Beat (and a starting worker): take over publications whose worker died."""
+    ids = stale_publication_ids()
+    for publication_id in ids:
+        publish_config.delay(publication_id)
+    return ids
+
+
 @worker_ready.connect
 def _settle_at_start(sender=None, **kwargs) -> None:
-    # A worker that died mid-change left its intent pending: the next one to start settles it.
+    # A worker that died mid-change left its intent pending, or its publication running:
+    # the next one to start settles and takes them over.
     settle_intents.delay()
+    resume_publications.delay()
 
 
 @shared_task(time_limit=25, soft_time_limit=20)

@@ -12,3 +12,10 @@ def test_every_periodic_entry_names_a_registered_task():
 def test_the_beat_schedule_is_installed_when_the_app_finalizes():
     app.finalize()
     assert set(app.conf.beat_schedule) == set(beat_schedule())
+
+
+def test_a_late_acknowledged_task_of_a_dead_worker_comes_back_within_minutes():
+    from cascade_admin.celery import app
+
+    assert app.conf.task_acks_late is True
+    assert 60 <= app.conf.broker_transport_options["visibility_timeout"] <= 600

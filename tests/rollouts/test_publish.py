@@ -251,3 +251,55 @@ def test_a_redelivered_task_takes_over_a_publication_whose_worker_died(
     )
 
     assert publication_execute(publication.pk).state == PublicationState.SUCCEEDED
+
+
+def test_a_publication_quiet_for_over_a_minute_is_taken_over_at_once(
+    local_target, route, v8, operator
+):
+    from rollouts.publish import stale_publication_ids
+
+    publication = publication_start(actor=operator, version=v8, slot=route.canary_slot)
+    now = timezone.now()
+    Publication.objects.filter(pk=publication.pk).update(
+        state=PublicationState.RUNNING, started_at=now - timedelta(minutes=2), heartbeat_at=now
+    )
+    assert stale_publication_ids() == []  # started long ago, but its worker still reports
+    with pytest.raises(Conflict):
+        publication_retry(actor=operator, publication=publication)
+
+    Publication.objects.filter(pk=publication.pk).update(heartbeat_at=now - timedelta(seconds=61))
+    assert stale_publication_ids() == [publication.pk]
+    assert publication_retry(actor=operator, publication=publication).state == "pending"
+
+
+def test_pods_already_holding_the_config_count_as_confirmed_without_a_push(
+    k8s, route, v8, operator, fresh_pods, monkeypatch
+):
+    register_pods(k8s, fresh_pods)
+    first = publish(operator, v8, route.canary_slot)
+    assert first.state == PublicationState.SUCCEEDED
+    # A worker died after the pods loaded the config: the run is taken over from the start.
+    Publication.objects.filter(pk=first.pk).update(
+        state=PublicationState.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    # A push now would be refused (wrong token): only a pod that is not pushed confirms.
+    monkeypatch.setenv("POD_ADMIN_TOKEN", "not-the-pods-token")
+
+    again = publication_execute(first.pk)
+
+    assert again.state == PublicationState.SUCCEEDED
+    assert {p.state for p in again.pods.all()} == {PodState.CONFIRMED}
+
+
+def test_a_lost_configmap_answer_is_settled_by_reading_it_back(
+    k8s, route, v8, operator, fresh_pods, monkeypatch
+):
+    monkeypatch.setenv("CASCADE_K8S_TIMEOUT", "1")
+    register_pods(k8s, fresh_pods)
+    k8s.faults.hold("PUT", "configmaps", f"{CANARY}-config", seconds=4, apply="before")
+
+    publication = publish(operator, v8, route.canary_slot)
+
+    assert publication.state == PublicationState.SUCCEEDED, publication.error
+    stored = k8s.get("configmaps", NS, f"{CANARY}-config")
+    assert json.loads(stored["data"]["config.json"]) == v8.config
