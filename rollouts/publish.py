@@ -109,11 +109,114 @@ def _check_slot_takes(version: ClassifierVersion, slot: Slot) -> None:
         raise Conflict(f"Publication #{under_way.pk} to {slot} is still {under_way.state}.")
 
 
-@transaction.atomic
+def discover_serving(slot: Slot) -> Publication | None:
+    """Record what a slot's pods serve, read from their ``GET /config``: the known version
+    with that SHA-256, or a frozen external version made from the slot's ConfigMap (named
+    by its hash), so it can be rolled back to. None on the local target (no pods)."""
+    with targets.kube() as kube:
+        if kube is None:
+            return None
+        try:
+            addresses = kube.ready_pod_addresses(
+                slot.namespace, slot.service, port_name=slot.admin_port_name or None
+            )
+        except KubeError as exc:
+            raise Conflict(f"{slot} carries traffic and its pods cannot be listed: {exc}") from exc
+        shas = set()
+        with httpx.Client(timeout=5.0, trust_env=False) as http:
+            for address in (_pod_address(slot, a) for a in addresses):
+                try:
+                    shas.add(http.get(f"{address.base_url}/config").json()["sha256"])
+                except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                    continue
+        if len(shas) != 1:
+            raise Conflict(
+                f"{slot} carries traffic but what it serves is unclear: "
+                + (
+                    "no pod answered GET /config."
+                    if not shas
+                    else f"its pods serve {sorted(shas)}."
+                )
+            )
+        sha = shas.pop()
+        version = ClassifierVersion.objects.filter(config_sha256=sha).first()
+        if version is None:
+            version = _external_version(kube, slot, sha)
+    with transaction.atomic():
+        publication = Publication.objects.create(
+            version=version,
+            slot=slot,
+            sha256=sha,
+            state=PublicationState.SUCCEEDED,
+            configmap_outcome="discovered",
+            started_at=timezone.now(),
+            finished_at=timezone.now(),
+        )
+        audit_record(
+            actor=None,
+            action="publication.discovered",
+            obj=publication,
+            after={"slot": slot.name, "version": version.name, "sha256": sha},
+            message="found serving before the console first published to the slot",
+        )
+    return publication
+
+
+def _external_version(kube, slot: Slot, sha: str) -> ClassifierVersion:
+    """A frozen version holding the config a slot serves that no version knows."""
+    from routing import services as routing_services
+
+    try:
+        raw = kube.read_configmap(slot.namespace, slot.configmap).data.get(slot.configmap_key, "")
+        document = json.loads(raw)
+    except (KubeError, ValueError) as exc:
+        raise Conflict(f"{slot} serves an unknown config ({sha[:12]}) that cannot be read") from exc
+    if not isinstance(document, dict) or document.get("sha256") != sha:
+        raise Conflict(
+            f"{slot}'s pods serve an unknown config ({sha[:12]}) that its ConfigMap does not "
+            "hold: publish nothing until they agree."
+        )
+    name = f"external-{sha[:12]}"
+    version = ClassifierVersion.objects.filter(name=name).first()
+    if version is None:
+        with transaction.atomic():
+            version = routing_services.version_create_draft(
+                actor=None,
+                name=name,
+                keywords=document.get("strong_keywords") or [],
+                token_threshold=document["token_threshold"],
+                turn_threshold=document["turn_threshold"],
+                byte_threshold=document.get("byte_threshold"),
+                notes=f"Found serving on {slot} (config {sha}, as {document.get('version')!r}) "
+                "before the console first published there; kept so it can be rolled back to.",
+            )
+            version = routing_services.version_freeze(actor=None, version=version)
+    return version
+
+
+def _carries_traffic(slot: Slot) -> bool:
+    return any(
+        (route.stable_weight if route.stable_slot_id == slot.pk else route.canary_weight) > 0
+        for route in Route.objects.filter(Q(stable_slot=slot) | Q(canary_slot=slot))
+    )
+
+
 def publication_start(*, actor, version: ClassifierVersion, slot: Slot) -> Publication:
-    """Record a publication of a frozen ``version`` to ``slot`` and queue it."""
+    """Record a publication of a frozen ``version`` to ``slot`` and queue it.
+
+    A slot that carries traffic but was never published to by the console is first asked
+    what it serves (``discover_serving``, recorded for good): a new version then has to go
+    through a canary like any other change.
+    """
     if version.status != VersionStatus.FROZEN:
         raise Conflict(f"Only a frozen version can be published; {version} is {version.status}.")
+    if selectors.slot_serving(slot) is None and _carries_traffic(slot):
+        discover_serving(slot)
+    return _publication_start(actor=actor, version=version, slot=slot)
+
+
+@transaction.atomic
+def _publication_start(*, actor, version: ClassifierVersion, slot: Slot) -> Publication:
     slot = Slot.objects.select_for_update().get(pk=slot.pk)  # serialises starts per slot
     _check_slot_takes(version, slot)
     try:

@@ -56,6 +56,23 @@ def route_list() -> QuerySet[Route]:
     return Route.objects.select_related("stable_slot", "canary_slot").order_by("name")
 
 
+def routes_with_serving() -> list[Route]:
+    """Routes, each slot carrying ``serves``: the version its pods serve (None: unknown)."""
+    routes = list(route_list())
+    slot_ids = {s for r in routes for s in (r.stable_slot_id, r.canary_slot_id) if s}
+    serving: dict[int, str] = {}
+    for slot_id, name in (
+        Publication.objects.filter(slot_id__in=slot_ids, state=PublicationState.SUCCEEDED)
+        .order_by("slot_id", "-finished_at", "-id")
+        .values_list("slot_id", "version__name")
+    ):
+        serving.setdefault(slot_id, name)
+    for route in routes:
+        route.stable_serves = serving.get(route.stable_slot_id)
+        route.canary_serves = serving.get(route.canary_slot_id)
+    return routes
+
+
 def publication_list() -> QuerySet[Publication]:
     return (
         Publication.objects.select_related("version", "slot", "created_by")

@@ -176,7 +176,10 @@ def _transition(
         rollout.held_since = None
     if to_state not in ACTIVE_STATES:
         rollout.finished_at = now
-    rollout.status_note = reason
+    if not getattr(actor, "is_authenticated", False):
+        # Automation says why it acted; a person's reason goes to the timeline only, and
+        # never overwrites the note (e.g. why it was started, or held).
+        rollout.status_note = reason
     rollout.save()
     transition = RolloutTransition.objects.create(
         rollout=rollout,
@@ -659,6 +662,11 @@ def rollout_start(
                 "still has traffic: roll it back first)."
             )
         stable = selectors.slot_serving(route.stable_slot) if route.stable_slot else None
+        if stable is not None and stable.version_id == version.pk:
+            raise Conflict(
+                f"{route.stable_slot} already serves {version} on {route}: a canary of a "
+                "version against itself tells nothing."
+            )
         try:
             with transaction.atomic():
                 rollout = Rollout.objects.create(

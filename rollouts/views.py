@@ -37,7 +37,7 @@ def rollout_list(request):
         request,
         "rollouts/rollout_list.html",
         {
-            "routes": selectors.route_list(),
+            "routes": selectors.routes_with_serving(),
             "rollouts": selectors.rollout_list()[:50],
             "publications": selectors.publication_list()[:20],
             "start_form": StartForm(),

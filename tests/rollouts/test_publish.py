@@ -20,7 +20,7 @@ from rollouts.publish import (
 from routing.errors import Conflict
 from tests.standins.k8s_api import configmap, endpoint_slice
 
-from .conftest import CANARY, NS, register_pods, seed_slot_configmaps
+from .conftest import CANARY, NS, POD_TOKEN, register_pods, seed_slot_configmaps
 
 pytestmark = pytest.mark.django_db
 
@@ -303,3 +303,51 @@ def test_a_lost_configmap_answer_is_settled_by_reading_it_back(
     assert publication.state == PublicationState.SUCCEEDED, publication.error
     stored = k8s.get("configmaps", NS, f"{CANARY}-config")
     assert json.loads(stored["data"]["config.json"]) == v8.config
+
+
+def test_the_first_publish_to_a_live_slot_records_what_its_pods_serve_and_refuses_a_new_version(
+    k8s, route, v7, v8, operator, fresh_pods
+):
+    register_pods(k8s, fresh_pods, service=route.stable_slot.service)  # they serve v7
+
+    with pytest.raises(Conflict, match="serves v7 to live traffic"):
+        publication_start(actor=operator, version=v8, slot=route.stable_slot)
+
+    discovered = Publication.objects.get(slot=route.stable_slot)
+    assert (discovered.version, discovered.configmap_outcome) == (v7, "discovered")
+    assert discovered.state == PublicationState.SUCCEEDED
+    # Repairing it with what it serves stays possible.
+    assert publish(operator, v7, route.stable_slot).state == PublicationState.SUCCEEDED
+
+
+def test_an_unknown_config_on_a_live_slot_becomes_a_frozen_external_version(
+    k8s, route, v7, v8, operator, fresh_pods
+):
+    from routing.engine import canonical_config
+
+    document = canonical_config(
+        "hand-made", {"strong_keywords": ["race"], "token_threshold": 640, "turn_threshold": 6}
+    )
+    admin = {"Authorization": f"Bearer {POD_TOKEN}"}
+    for pod in fresh_pods:
+        put = httpx.put(f"{pod.url}/admin/config", json=document, headers=admin, trust_env=False)
+        assert put.status_code == 200
+    k8s.put(configmap(NS, f"{route.stable_slot.service}-config",
+                      {"config.json": json.dumps(document)}))  # fmt: skip
+    register_pods(k8s, fresh_pods, service=route.stable_slot.service)
+
+    with pytest.raises(Conflict, match="to live traffic"):
+        publication_start(actor=operator, version=v8, slot=route.stable_slot)
+
+    external = Publication.objects.get(slot=route.stable_slot).version
+    assert external.name == f"external-{document['sha256'][:12]}"
+    assert external.status == "frozen" and external.token_threshold == 640
+    assert list(external.keyword_set.keywords.values_list("text", flat=True)) == ["race"]
+
+
+def test_an_empty_never_served_slot_takes_a_first_version_directly(
+    k8s, route, v8, operator, fresh_pods
+):
+    register_pods(k8s, fresh_pods)  # the canary slot: weight 0, never published to
+
+    assert publish(operator, v8, route.canary_slot).state == PublicationState.SUCCEEDED

@@ -134,7 +134,8 @@ def test_a_lost_answer_of_a_change_that_landed_is_recorded_as_done(
     assert (rollout.stage, rollout.canary_weight) == (2, 50)
     assert live(k8s) == {STABLE: 50, CANARY: 50}
     intent = WeightIntent.objects.get(action="advance")
-    assert intent.state == IntentState.APPLIED and "reading the route back" in rollout.status_note
+    assert intent.state == IntentState.APPLIED
+    assert "reading the route back" in rollout.transitions.last().reason
 
 
 def test_a_held_change_stays_unknown_blocks_other_moves_and_is_recorded_when_it_lands(

@@ -323,3 +323,13 @@ def test_two_beat_ticks_at_once_advance_one_stage(k8s, cluster_route, v8, operat
     assert rollout.stage == 2
     assert [t.action for t in rollout.transitions.all()] == ["start", "advance"]
     assert len(k8s.requests("PATCH")) == 1
+
+
+@pytest.mark.django_db
+def test_a_canary_of_the_version_the_stable_slot_serves_is_refused(
+    local_target, route, v7, operator
+):
+    published(v7, route.stable_slot)
+
+    with pytest.raises(Conflict, match="against itself"):
+        start(operator, route, v7)

@@ -3,6 +3,7 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from rollouts import services
 from rollouts.models import PodStatus, Rollout, RolloutState
@@ -173,3 +174,46 @@ def test_an_operator_edits_a_gate_on_the_rollout_page(client, operator, reviewer
     client.post(f"/rollouts/{rollout.pk}/gates/", {"name": "p99-latency", "threshold": "99",
                 "window": "1m", "min_requests": "1"})  # fmt: skip
     assert rollout.gates.get(name="p99-latency").threshold == 20
+
+
+@pytest.mark.django_db
+def test_a_persons_reason_goes_to_the_timeline_and_never_overwrites_the_note(
+    client, operator, local_target, route, v8
+):
+    from rollouts import services as rollout_services
+    from rollouts.models import Publication, PublicationState, Rollout
+
+    Publication.objects.create(
+        version=v8, slot=route.canary_slot, sha256=v8.config_sha256,
+        state=PublicationState.SUCCEEDED, finished_at=timezone.now(),
+    )  # fmt: skip
+    rollout = rollout_services.rollout_start(actor=operator, route=route, version=v8)
+    Rollout.objects.filter(pk=rollout.pk).update(status_note="held: error-rate unknown")
+    client.force_login(operator)
+
+    client.post(f"/rollouts/{rollout.pk}/advance/", {"reason": "looked fine by hand",
+                                                      "expected_stage": 1})  # fmt: skip
+    client.post(f"/rollouts/{rollout.pk}/rollback/", {"reason": "customer complaint"})
+
+    rollout.refresh_from_db()
+    assert rollout.status_note == "held: error-rate unknown"
+    reasons = [(t.action, t.reason) for t in rollout.transitions.all()]
+    assert ("advance", "looked fine by hand") in reasons
+    assert ("rollback", "customer complaint") in reasons
+    page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert 'id="steps"' in page and "looked fine by hand" in page
+
+
+@pytest.mark.django_db
+def test_the_routes_table_says_which_version_each_slot_serves(client, reviewer, route, v7):
+    from rollouts.models import Publication, PublicationState
+
+    Publication.objects.create(
+        version=v7, slot=route.stable_slot, sha256=v7.config_sha256,
+        state=PublicationState.SUCCEEDED, finished_at=timezone.now(),
+    )  # fmt: skip
+    client.force_login(reviewer)
+
+    row = client.get("/rollouts/").content.decode().split(f"<strong>{route.name}</strong>")[1]
+    row = row.split("</tr>")[0]
+    assert '<td class="serves">v7</td>' in row and "not published yet" in row
