@@ -8,6 +8,8 @@
 - ``CASCADE_K8S_TIMEOUT``: seconds per API call (default 5).
 - ``POD_ADMIN_TOKEN``: bearer token for the pods' ``PUT /admin/config``.
 - ``PUBLISH_TIMEOUT`` (default 30) / ``PUBLISH_POLL_INTERVAL`` (ms, default 250).
+- ``PUBLISH_STALE_SECONDS``: a running publication silent this long lost its worker and is
+  taken over (default 60).
 - ``PROMETHEUS_URL``: Prometheus (or AMP-compatible) HTTP API base; unset: every gate unknown.
 - ``PROMETHEUS_TIMEOUT``: seconds per Prometheus query (1-30, default 3).
 - ``ROLLOUT_EVALUATE_INTERVAL``: seconds between gate evaluations by beat (default 30).
@@ -60,6 +62,10 @@ def pod_admin_token() -> str:
 
 def publish_timeout() -> float:
     return float(env_int("PUBLISH_TIMEOUT", 30, minimum=1))
+
+
+def publish_stale_seconds() -> int:
+    return env_int("PUBLISH_STALE_SECONDS", 60, minimum=1)
 
 
 def publish_poll_interval() -> float:

@@ -61,12 +61,10 @@ def _queue(publication: Publication) -> None:
     transaction.on_commit(lambda: publish_config.delay(publication.pk))
 
 
-HEARTBEAT_STALE = timedelta(seconds=60)  # a running publication this quiet lost its worker
-
-
 def _stale() -> Q:
-    """A ``running`` publication whose worker stopped reporting (died, or was killed)."""
-    before = timezone.now() - HEARTBEAT_STALE
+    """A ``running`` publication whose worker stopped reporting (died, or was killed): its
+    heartbeat is older than ``PUBLISH_STALE_SECONDS``."""
+    before = timezone.now() - timedelta(seconds=conf.publish_stale_seconds())
     return Q(state=PublicationState.RUNNING) & (
         Q(heartbeat_at__lt=before) | Q(heartbeat_at__isnull=True, started_at__lt=before)
     )
