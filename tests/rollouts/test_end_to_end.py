@@ -17,6 +17,7 @@ from tests.pod.podkit import chat
 
 from .conftest import CANARY, STABLE, register_pods, route_weights
 from .promkit import PrometheusProcess
+from .test_publish import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -154,3 +155,30 @@ def test_a_5xx_burst_rolls_the_canary_back_on_its_own(
     last = rollout.transitions.last()
     assert (last.action, last.actor_name) == ("rollback", "automation")
     assert last.reason.startswith("automatic: error-rate fail")
+
+
+def test_a_prometheus_outage_during_a_breach_does_not_delay_the_rollback(
+    canary, k8s, fresh_pods, fake_backends, prometheus, monkeypatch
+):
+    weak, strong = fake_backends
+    weak.behave(status=500)
+    strong.behave(status=500)
+    assert burst(prometheus, fresh_pods, 30, V8_5XX) == {503}
+    rollout = services.rollout_evaluate(rollout_id=canary.pk)
+    error_rate = rollout.gates.get(name="error-rate")
+    assert error_rate.last_result == GateResult.FAIL, error_rate.last_detail
+    failing_since = error_rate.failing_since
+
+    # Prometheus goes away (a real connection refused): every gate turns unknown.
+    monkeypatch.setenv("PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+    error_rate = rollout.gates.get(name="error-rate")
+    assert error_rate.last_result == GateResult.UNKNOWN
+    assert error_rate.failing_since == failing_since  # the rollback clock kept running
+    assert rollout.state == RolloutState.STAGE
+
+    time.sleep(1.05)  # the trigger window (1 s) is over, Prometheus still away
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk)
+
+    assert rollout.state == RolloutState.ROLLED_BACK
+    assert route_weights(k8s) == [(STABLE, 100), (CANARY, 0)]
