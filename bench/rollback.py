@@ -18,7 +18,11 @@ names with a request rate and a 5xx share the benchmark controls.
 3. Breach to rollback: the metrics server starts answering 50% 5xx; a loop plays beat with
    ``--interval`` seconds between evaluations and the error-rate gate rolls back after
    ``--trigger`` seconds failing. Reported: breach start to rollback, and that minus the
-   trigger window (the goal: within one evaluation interval + 1 s).
+   trigger window (the goal: within one evaluation interval + 1 s). Then the same breach
+   again with Prometheus unreachable for ``--blip`` seconds right after the first failing
+   evaluation (the gates turn unknown): the rollback must not wait for it to come back.
+4. A stopped beat: the time until ``/rollouts/health`` reports the stall (goal: three
+   evaluation intervals).
 
 Figures are printed, never asserted.
 """
@@ -120,6 +124,9 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--interval", type=float, default=1.0, help="beat interval, seconds")
     parser.add_argument("--trigger", type=int, default=3, help="rollback after N s failing")
+    parser.add_argument(
+        "--blip", type=float, default=5.0, help="seconds of Prometheus outage in the 2nd breach"
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         print("Set DATABASE_URL to a PostgreSQL database.", file=sys.stderr)
@@ -205,9 +212,77 @@ def _run(args) -> int:
     return 0
 
 
-def _gates(args, services, route, v8, operator, default_gates, k8s, ns, name) -> None:
+def _breach(args, services, rollout, metrics, k8s, ns, name, url, blip: float) -> None:
+    """Breach to automatic rollback; with ``blip`` seconds of Prometheus unreachable right
+    after the first failing evaluation (the gates turn unknown meanwhile)."""
     from rollouts.k8s_adapter import backend_weights
     from rollouts.models import Rollout, RolloutState
+
+    metrics.breach(0.5)
+    breach = time.monotonic()
+    first_fail = blip_until = None
+    state = None
+    while time.monotonic() - breach < args.trigger + blip + 30:
+        if blip_until is not None and time.monotonic() >= blip_until:
+            os.environ["PROMETHEUS_URL"] = url  # back
+        services.rollout_evaluate(rollout_id=rollout.pk)
+        state = Rollout.objects.values_list("state", flat=True).get(pk=rollout.pk)
+        if first_fail is None and rollout.gates.filter(name="error-rate", last_result="fail"):
+            first_fail = time.monotonic() - breach
+            if blip:
+                os.environ["PROMETHEUS_URL"] = "http://127.0.0.1:9"  # refused: unknown
+                blip_until = time.monotonic() + blip
+        if state == RolloutState.ROLLED_BACK:
+            break
+        time.sleep(args.interval)
+    os.environ["PROMETHEUS_URL"] = url
+    took = time.monotonic() - breach
+    weights = backend_weights(k8s.get("httproutes", ns, name), 0)
+    print(
+        f"# breach -> automatic rollback (beat every {args.interval:g} s, trigger "
+        f"{args.trigger} s, 5s rate window, 0.5 s scrapes"
+        + (f", Prometheus unreachable {blip:g} s after the first failure" if blip else "")
+        + f"): state {state}, weights {weights}"
+    )
+    print(f"{'first failing evaluation after the breach':<44} {first_fail or float('nan'):7.2f} s")
+    print(f"{'breach start to rollback':<44} {took:7.2f} s")
+    after = took - (first_fail or 0) - args.trigger
+    print(
+        f"{'  after the trigger window closed':<44} {after:7.2f} s"
+        f"   (goal: <= interval + 1 s = {args.interval + 1:g} s)"
+    )
+
+
+def _stall(args) -> None:
+    """A beat that stops: how long until /rollouts/health reports the stall."""
+    from django.test import Client
+    from django.utils import timezone
+
+    from rollouts import health
+    from rollouts.models import Rollout, RolloutState
+
+    os.environ["ROLLOUT_EVALUATE_INTERVAL"] = str(max(1, round(args.interval)))
+    watched = Rollout.objects.filter(state=RolloutState.STAGE).first()
+    if watched is None:
+        return
+    client = Client()
+    health.beat_ticked(timezone.now())
+    Rollout.objects.filter(pk=watched.pk).update(last_evaluated_at=timezone.now())
+    stopped = time.monotonic()  # the beat's last tick; nothing evaluates from here on
+    while client.get("/rollouts/health").status_code != 503:
+        time.sleep(0.05)
+    interval = int(os.environ["ROLLOUT_EVALUATE_INTERVAL"])
+    print(
+        f"{'beat stopped -> /rollouts/health reports it':<44} {time.monotonic() - stopped:7.2f} s"
+        f"   (goal: within three intervals = {3 * interval} s)"
+    )
+
+
+def _gates(args, services, route, v8, operator, default_gates, k8s, ns, name) -> None:
+    from rollouts.models import Route
+    from tests.standins.k8s_api import httproute
+
+    stable_name, canary_name = route.stable_backend, route.canary_backend
 
     prometheus = "/usr/bin/prometheus"
     if not os.path.exists(prometheus):
@@ -266,32 +341,21 @@ def _gates(args, services, route, v8, operator, default_gates, k8s, ns, name) ->
         print(f"# gates: 3 default gates (6 PromQL queries) on Prometheus 127.0.0.1, {results}")
         show("rollout_evaluate (queries + decision)", times)
 
-        metrics.breach(0.5)
-        breach = time.monotonic()
-        first_fail = None
-        while time.monotonic() - breach < args.trigger + 30:
-            services.rollout_evaluate(rollout_id=rollout.pk)
-            state = Rollout.objects.values_list("state", flat=True).get(pk=rollout.pk)
-            if first_fail is None and rollout.gates.filter(name="error-rate", last_result="fail"):
-                first_fail = time.monotonic() - breach
-            if state == RolloutState.ROLLED_BACK:
-                break
-            time.sleep(args.interval)
-        took = time.monotonic() - breach
-        weights = backend_weights(k8s.get("httproutes", ns, name), 0)
-        print(
-            f"# breach -> automatic rollback (beat every {args.interval:g} s, trigger "
-            f"{args.trigger} s, 5s rate window, 0.5 s scrapes): state {state}, weights {weights}"
-        )
-        print(
-            f"{'first failing evaluation after the breach':<44} {first_fail or float('nan'):7.2f} s"
-        )
-        print(f"{'breach start to rollback':<44} {took:7.2f} s")
-        after = took - (first_fail or 0) - args.trigger
-        print(
-            f"{'  after the trigger window closed':<44} {after:7.2f} s"
-            f"   (goal: <= interval + 1 s = {args.interval + 1:g} s)"
-        )
+        for blip in (0.0, args.blip):
+            if blip:  # the same breach again, on a new canary, with Prometheus away a while
+                metrics.breach(0.0)
+                time.sleep(6)  # the 5 s rate window forgets the first breach
+                k8s.put(httproute(ns, name, [[(stable_name, 100), (canary_name, 0)]]))
+                Route.objects.filter(pk=route.pk).update(stable_weight=100, canary_weight=0)
+                rollout = services.rollout_start(
+                    actor=operator, route=route, version=v8, gate_specs=specs,
+                    window_seconds=3600,
+                )  # fmt: skip
+            _breach(args, services, rollout, metrics, k8s, ns, name, url, blip)
+        k8s.put(httproute(ns, name, [[(stable_name, 100), (canary_name, 0)]]))
+        Route.objects.filter(pk=route.pk).update(stable_weight=100, canary_weight=0)
+        services.rollout_start(actor=operator, route=route, version=v8, gate_specs=[])
+        _stall(args)
     finally:
         proc.terminate()
         proc.wait(10)
