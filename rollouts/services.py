@@ -97,6 +97,7 @@ def _clean_gate(spec: Mapping[str, Any]) -> dict[str, Any]:
         "min_requests": int(spec.get("min_requests", 100)),
         "rollback_after_seconds": spec.get("rollback_after_seconds"),
         "last_stage_only": bool(spec.get("last_stage_only", False)),
+        "unknown_rolls_back": bool(spec.get("unknown_rolls_back", True)),
     }
     if not gates.DURATION.match(data["window"]):
         raise ValidationError({"gates": [f"{data['window']!r} is not a PromQL duration."]})
@@ -1076,6 +1077,7 @@ GATE_FIELDS = (
     "min_requests",
     "rollback_after_seconds",
     "last_stage_only",
+    "unknown_rolls_back",
 )
 
 

@@ -98,6 +98,7 @@ class GateSpecSerializer(serializers.Serializer):
     min_requests = serializers.IntegerField(min_value=0, default=100)
     rollback_after_seconds = serializers.IntegerField(min_value=0, required=False, allow_null=True)
     last_stage_only = serializers.BooleanField(default=False)
+    unknown_rolls_back = serializers.BooleanField(default=True)
 
 
 class TransitionSerializer(serializers.ModelSerializer):
@@ -169,6 +170,9 @@ class GateChangeSerializer(serializers.Serializer):
     min_requests = serializers.IntegerField(min_value=0, required=False)
     rollback_after_seconds = serializers.IntegerField(min_value=0, required=False, allow_null=True)
     last_stage_only = serializers.BooleanField(required=False)
+    unknown_rolls_back = serializers.BooleanField(
+        required=False, help_text="Failing, then unknown for the rollback delay, rolls back."
+    )
 
 
 class GatesChangeSerializer(serializers.Serializer):

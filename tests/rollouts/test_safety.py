@@ -356,3 +356,18 @@ def test_the_api_reports_drift_and_adopts(api, k8s, cluster_route, v8, operator,
     assert adopted.status_code == 200 and adopted.json()["canary_weight"] == 20
     again = api.as_(operator).post(f"/api/v1/rollouts/{rollout.pk}/adopt/", {}, format="json")
     assert again.status_code == 409
+
+
+def test_unknown_rolls_back_is_set_per_gate_through_the_api(api, local_target, route, v8, operator):
+    rollout = start(operator, route, v8, gate_specs=[ERROR_RATE])
+
+    response = api.as_(operator).patch(
+        f"/api/v1/rollouts/{rollout.pk}/gates/",
+        {"gates": [{"name": "error-rate", "unknown_rolls_back": False}], "reason": "flaky"},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert Gate.objects.get(rollout=rollout).unknown_rolls_back is False
+    gate = next(g for g in response.json()["gates"] if g["name"] == "error-rate")
+    assert gate["unknown_rolls_back"] is False
