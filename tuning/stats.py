@@ -109,7 +109,20 @@ def weighted_proportion(pairs: Iterable[tuple[float, bool]]) -> Rate:
 
 
 def binomial_pmf(k: int, n: int, p: float = 0.5) -> float:
-    return math.comb(n, k) * p**k * (1 - p) ** (n - k)
+    """P(X = k) for X ~ Binomial(n, p), in log space: math.comb(n, k) alone overflows a float
+    from about a thousand trials (McNemar over many discordant pairs reaches that)."""
+    if not 0 <= k <= n:
+        return 0.0
+    if p in (0.0, 1.0):
+        return float(k == (n if p == 1.0 else 0))
+    log_pmf = (
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + k * math.log(p)
+        + (n - k) * math.log1p(-p)
+    )
+    return math.exp(log_pmf)
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,13 @@ def test_confusion_matrix_rates_match_a_hand_count():
     p, r = 30 / 40, 30 / 35
     assert m["f1"] == pytest.approx(2 * p * r / (p + r))
     assert m["misroute"]["n"] == 200 and m["precision"]["n"] == 40
+
+
+def test_mcnemar_holds_for_thousands_of_discordant_pairs():
+    from tuning.stats import binomial_pmf, mcnemar
+
+    test = mcnemar(900, 1100)  # 2,000 discordant pairs: math.comb overflows a float here
+
+    assert 0 < test.p_exact < 1e-5 and 0 < test.p_mid < test.p_exact
+    assert mcnemar(1000, 1000).p_exact == pytest.approx(1.0)
+    assert binomial_pmf(3, 10) == pytest.approx(120 / 1024, rel=1e-12)
