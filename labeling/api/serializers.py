@@ -80,6 +80,12 @@ class SyncRunCreateSerializer(serializers.Serializer):
     def validate(self, data):
         if data.get("all") and data.get("since"):
             raise serializers.ValidationError({"all": "Give since or all, not both."})
+        for field in ("since", "until"):
+            moment = data.get(field)
+            if moment is not None and moment.year < 2000:
+                # Langfuse holds nothing that old, and the adapter's time arithmetic would
+                # step outside the calendar.
+                raise serializers.ValidationError({field: "Must be on or after 2000-01-01."})
         return data
 
 

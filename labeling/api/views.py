@@ -38,6 +38,8 @@ class TraceFilter(filters.FilterSet):
 class TraceViewSet(viewsets.ReadOnlyModelViewSet):
     """Synced traces. Reviewers do not list them: that would defeat blind labeling."""
 
+    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
+
     queryset = Trace.objects.order_by("-started_at", "-id")
     serializer_class = s.TraceSerializer
     filterset_class = TraceFilter
@@ -46,6 +48,7 @@ class TraceViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = SyncRun.objects.all()
     serializer_class = s.SyncRunSerializer
 
@@ -63,6 +66,7 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
 
 class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = Batch.objects.select_related("created_by").order_by("-created_at", "-id")
     serializer_class = s.BatchSerializer
     filterset_fields = ["kind"]
@@ -129,6 +133,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 class LabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = Label.objects.select_related("reviewer").order_by("-created_at", "-id")
     serializer_class = s.LabelSerializer
     filterset_fields = ["item__batch", "value", "reviewer__username"]
@@ -152,6 +157,7 @@ class LabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 class ItemViewSet(viewsets.GenericViewSet):
+    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = BatchItem.objects.all()
 
     @extend_schema(request=s.AdjudicateSerializer, responses=s.BatchItemSerializer)

@@ -401,3 +401,10 @@ def test_an_unexpected_error_fails_the_run_instead_of_leaving_it_running(langfus
     assert run.status == SyncStatus.FAILED and run.retryable is False
     assert "RuntimeError: a bug" in run.error
     assert sync_start(since=SINCE, until=TRAFFIC_END).pk != run.pk  # not blocked by it
+
+
+def test_a_sync_window_in_antiquity_is_a_400_naming_the_field(api, operator, langfuse):
+    response = api.as_(operator).post(
+        "/api/v1/sync-runs/", {"since": "0462-01-01T00:00:00Z"}, format="json"
+    )
+    assert response.status_code == 400 and "since" in response.json()
