@@ -179,6 +179,11 @@ def label_submit(
         raise ValidationError({"value": [f"Must be one of {', '.join(LabelValue.values)}."]})
     reasons = [str(r)[:40] for r in (reasons or [])][:10]
     item = BatchItem.objects.select_for_update().get(pk=item.pk)
+    if item.final_value:
+        # An operator settled it: the adjudicated value is the item's label for good.
+        raise Conflict(
+            f"An operator settled this item as {item.final_value}: labels can no longer change."
+        )
     existing = Label.objects.filter(item=item, reviewer=reviewer).first()
     judged_before = existing is not None and existing.value != LabelValue.SKIPPED
     if value == LabelValue.SKIPPED and judged_before:

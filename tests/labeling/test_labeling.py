@@ -129,6 +129,19 @@ def test_only_open_disagreements_can_be_adjudicated(batch, reviewer, make_user, 
     assert single.final_value == "" and single.adjudicated_at is None
 
 
+def test_a_settled_item_is_final_for_its_reviewers(batch, reviewer, make_user, operator):
+    other = make_user("rob", "reviewer")
+    item = batch.items.filter(reviews_required=2).first()
+    services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+    services.label_submit(reviewer=other, item=item, value=LabelValue.STRONG_NEEDED)
+    services.item_adjudicate(actor=operator, item=item, value=LabelValue.STRONG_NEEDED)
+
+    with pytest.raises(Conflict, match="settled this item"):
+        services.label_submit(reviewer=reviewer, item=item, value=LabelValue.STRONG_NEEDED)
+
+    assert Label.objects.get(item=item, reviewer=reviewer).value == "weak_sufficient"
+
+
 @pytest.fixture
 def eager_tasks():
     """Queued tasks run here and now, in this test's transaction."""
