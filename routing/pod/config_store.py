@@ -64,6 +64,8 @@ def parse_document(raw: bytes) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError({"config": [f"Not valid JSON: {exc}"]}) from None
+    except RecursionError:
+        raise ConfigError({"config": ["Nested too deeply."]}) from None
 
 
 Listener = Callable[[str, "Loaded | None", "ConfigError | None"], None]

@@ -193,3 +193,14 @@ def test_admin_put_of_broken_json_is_a_400(start_pod):
 
     assert response.status_code == 400
     assert "Not valid JSON" in response.json()["error"]["message"]
+
+
+def test_admin_put_of_absurdly_nested_json_is_a_400_and_changes_nothing(start_pod):
+    pod = start_pod("--admin-token", "admin-secret")
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    response = pod.client.put("/admin/config", content=deep, headers=ADMIN)
+
+    assert response.status_code == 400
+    assert "Nested too deeply" in response.json()["error"]["message"]
+    assert served(pod)["version"] == "v7"
