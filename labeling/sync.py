@@ -19,11 +19,18 @@ from datetime import UTC, datetime, timedelta
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from cascade_admin.env import env_int
 from routing.engine import conversation_text
 from routing.errors import Conflict
 
-from .langfuse_adapter import FeedbackScore, LangfuseAdapter, LangfuseError, TraceRecord
+from .langfuse_adapter import (
+    FeedbackScore,
+    LangfuseAdapter,
+    LangfuseConfigError,
+    LangfuseError,
+    TraceRecord,
+)
 from .models import SyncRun, SyncStatus, Trace
 
 log = logging.getLogger(__name__)
@@ -342,7 +349,12 @@ def sync_execute(
     if run.status != SyncStatus.RUNNING:
         return run
     own_adapter = adapter is None
-    adapter = adapter or LangfuseAdapter.from_env()
+    try:
+        adapter = adapter or LangfuseAdapter.from_env()
+    except LangfuseConfigError as e:
+        # Never left running: a run that cannot start would block every later sync.
+        _fail(run, f"Langfuse is not configured: {e}", retryable=False)
+        raise
     if run.started_at is None:
         run.started_at = timezone.now()
         run.save(update_fields=["started_at"])
@@ -373,6 +385,26 @@ def sync_execute(
             adapter.close()
     run.status, run.finished_at = SyncStatus.SUCCEEDED, timezone.now()
     run.save(update_fields=["status", "finished_at", "feedback_scores"])
+    return run
+
+
+def sync_end(*, actor, run: SyncRun, reason: str = "") -> SyncRun:
+    """End a running sync now (its worker died, or it should stop): failed and resumable,
+    so the next sync of that window goes on from its cursor. Audited."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().get(pk=run.pk)
+        if run.status != SyncStatus.RUNNING:
+            raise Conflict(f"Sync run {run.pk} is {run.status}, not running.")
+        who = actor.get_username() if getattr(actor, "is_authenticated", False) else str(actor)
+        _fail(run, f"ended by {who}" + (f": {reason}" if reason else ""), retryable=True)
+        audit_record(
+            actor=actor,
+            action="sync.end",
+            obj=run,
+            before={"status": SyncStatus.RUNNING, "pages": run.pages, "cursor": bool(run.cursor)},
+            after={"status": run.status},
+            message=reason,
+        )
     return run
 
 

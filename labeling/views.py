@@ -20,7 +20,7 @@ from routing.errors import Conflict
 from . import selectors, services
 from .forms import REASON_TAGS, BatchForm, LabelForm
 from .models import Batch, BatchItem, Label, LabelImport, SyncRun
-from .sync import ALL_SINCE, sync_start
+from .sync import ALL_SINCE, sync_end, sync_start
 from .tasks import sync_traces
 
 
@@ -285,3 +285,16 @@ def import_undo(request, import_id):
     else:
         messages.success(request, f"Import “{label_import.name}” undone.")
     return redirect("labeling:imports")
+
+
+@require_POST
+@role_required(OPERATOR)
+def sync_stop(request, run_id):
+    run = get_object_or_404(SyncRun, pk=run_id)
+    try:
+        sync_end(actor=request.user, run=run, reason=request.POST.get("reason", "").strip())
+    except Conflict as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Sync {run.pk} ended; the next sync of its window resumes it.")
+    return redirect("labeling:home")

@@ -89,6 +89,10 @@ class SyncRunCreateSerializer(serializers.Serializer):
         return data
 
 
+class SyncEndSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
 class BatchSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     items = serializers.IntegerField(source="items.count", read_only=True)

@@ -17,7 +17,7 @@ from cascade_admin.api import validated
 
 from .. import export, selectors, services
 from ..models import Batch, BatchItem, Label, LabelImport, SyncRun, Trace
-from ..sync import ALL_SINCE, sync_start
+from ..sync import ALL_SINCE, sync_end, sync_start
 from ..tasks import sync_traces
 from . import serializers as s
 
@@ -63,6 +63,14 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         run = sync_start(actor=request.user, **data)
         transaction.on_commit(lambda: sync_traces.delay(run.pk))
         return Response(s.SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.SyncEndSerializer, responses=s.SyncRunSerializer)
+    @action(detail=True, methods=["post"])
+    def end(self, request, pk=None):
+        """End a running sync now (audited); the next sync of its window resumes it."""
+        data = validated(s.SyncEndSerializer, request.data)
+        run = sync_end(actor=request.user, run=self.get_object(), reason=data["reason"])
+        return Response(s.SyncRunSerializer(run).data)
 
 
 class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -408,3 +408,46 @@ def test_a_sync_window_in_antiquity_is_a_400_naming_the_field(api, operator, lan
         "/api/v1/sync-runs/", {"since": "0462-01-01T00:00:00Z"}, format="json"
     )
     assert response.status_code == 400 and "since" in response.json()
+
+
+def test_an_operator_ends_a_stuck_sync_at_once_and_the_next_one_resumes_it(
+    client, api, operator, langfuse
+):
+    from audit.models import AuditEvent
+    from labeling.sync import sync_start
+
+    stuck = sync_start(since=SINCE, until=TRAFFIC_END)  # its worker died: heartbeat fresh
+    SyncRun.objects.filter(pk=stuck.pk).update(pages=3, cursor="page-4")
+    with pytest.raises(Conflict, match="still running"):
+        sync_start(since=SINCE, until=TRAFFIC_END)
+
+    response = api.as_(operator).post(f"/api/v1/sync-runs/{stuck.pk}/end/", {"reason": "dead"},
+                                      format="json")  # fmt: skip
+
+    assert response.status_code == 200 and response.json()["status"] == "failed"
+    assert AuditEvent.objects.filter(action="sync.end", object_id=str(stuck.pk)).exists()
+    resumed = sync_start(since=SINCE, until=TRAFFIC_END)
+    assert resumed.pk == stuck.pk and resumed.resumed and resumed.cursor == "page-4"
+    assert api.as_(operator).post(f"/api/v1/sync-runs/{stuck.pk}/end/").status_code == 200
+    again = api.as_(operator).post(f"/api/v1/sync-runs/{stuck.pk}/end/")
+    assert again.status_code == 409
+
+
+def test_a_sync_without_langfuse_settings_is_failed_not_left_running(monkeypatch, db):
+    from labeling.langfuse_adapter import LangfuseConfigError
+    from labeling.sync import sync_execute, sync_start
+
+    for name in (
+        "LANGFUSE_BASE_URL",
+        "LANGFUSE_HOST",
+        "LANGFUSE_PUBLIC_KEY",
+        "LANGFUSE_SECRET_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    run = sync_start(since=SINCE, until=TRAFFIC_END)
+
+    with pytest.raises(LangfuseConfigError):
+        sync_execute(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == SyncStatus.FAILED and "not configured" in run.error
