@@ -7,7 +7,6 @@ also split into slices (language, length bucket, turn bucket, matched keyword).
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections import defaultdict
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from datetime import datetime
 
 from . import features
 from .selectors import LabeledRow, labeled_rows, period_traffic, stream
-from .stats import Z95, Confusion, percentile, proportion
+from .stats import Confusion, mean_interval, percentile, proportion
 
 SLICE_KINDS = ("language", "length", "turns", "keyword")
 NO_KEYWORD = "(no keyword)"
@@ -73,7 +72,7 @@ class TrafficTally:
             "cost_per_1k": 1000 * self.cost_sum / self.cost_n if self.cost_n else None,
             "cost_total": self.cost_sum,
             "cost_known": self.cost_n,
-            "satisfaction": _mean_with_interval(
+            "satisfaction": mean_interval(
                 self.feedback_sum, self.feedback_sq, self.feedback_n
             ),
             "thumbs_down": proportion(self.thumbs_down, self.thumbs_n).as_dict(),
@@ -89,18 +88,6 @@ class TrafficTally:
                 }
             out["ttft"] = ttft
         return out
-
-
-def _mean_with_interval(total: float, squares: float, n: int) -> dict:
-    """Mean with a normal-approximation 95% interval (sample standard deviation)."""
-    if n == 0:
-        return {"value": None, "n": 0, "low": None, "high": None}
-    mean = total / n
-    if n < 2:
-        return {"value": mean, "n": n, "low": None, "high": None}
-    variance = max(0.0, (squares - n * mean * mean) / (n - 1))
-    half = Z95 * math.sqrt(variance / n)
-    return {"value": mean, "n": n, "low": mean - half, "high": mean + half}
 
 
 def label_metrics(rows: list[LabeledRow], tier_of: Callable[[LabeledRow], str]) -> dict:

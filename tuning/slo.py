@@ -2,7 +2,7 @@
 
 A figure with an interval passes only when the whole interval meets the target and fails
 only when the whole interval misses it; an interval that straddles the target is *not
-enough data*, never a pass. A point figure (a percentile, a cost) needs ``min_samples``.
+enough data*, never a pass. Every figure, interval or not, needs ``min_samples``.
 """
 
 from __future__ import annotations
@@ -61,6 +61,11 @@ def _inside(target: SloTarget, x: float) -> bool:
 def judge(target: SloTarget, value, low, high, n) -> Verdict:
     if value is None or not n:
         return Verdict(target, UNKNOWN, value, low, high, n or 0, "no data")
+    if n < target.min_samples:
+        # Always, interval or not: two ratings of 5 have an interval of zero width.
+        return Verdict(
+            target, UNKNOWN, value, low, high, n, f"only {n:g} samples (needs {target.min_samples})"
+        )
     if low is not None and high is not None:
         # The interval meets the target only if both ends do; a range target (SLM usage)
         # is convex, so the ends decide for the whole interval.
@@ -71,10 +76,6 @@ def judge(target: SloTarget, value, low, high, n) -> Verdict:
         if whole_below or whole_above:
             return Verdict(target, FAIL, value, low, high, n)
         return Verdict(target, UNKNOWN, value, low, high, n, "the interval straddles the target")
-    if n < target.min_samples:
-        return Verdict(
-            target, UNKNOWN, value, low, high, n, f"only {n:g} samples (needs {target.min_samples})"
-        )
     return Verdict(target, PASS if _inside(target, value) else FAIL, value, low, high, n)
 
 

@@ -108,6 +108,36 @@ def weighted_proportion(pairs: Iterable[tuple[float, bool]]) -> Rate:
     return Rate(p, n_eff, low, high, p * n_eff)
 
 
+# Student's t, 97.5th percentile, df 1-30 (two-sided 95%); beyond, the Cornish-Fisher series.
+_T975 = (
+    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+    2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+    2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
+)  # fmt: skip
+
+
+def t975(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError("df must be at least 1")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = Z95
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def mean_interval(total: float, squares: float, n: int) -> dict:
+    """A mean with its 95% Student t interval (valid at small n, unlike the normal one)."""
+    if n == 0:
+        return {"value": None, "n": 0, "low": None, "high": None}
+    mean = total / n
+    if n < 2:
+        return {"value": mean, "n": n, "low": None, "high": None}
+    variance = max(0.0, (squares - n * mean * mean) / (n - 1))
+    half = t975(n - 1) * math.sqrt(variance / n)
+    return {"value": mean, "n": n, "low": mean - half, "high": mean + half}
+
+
 def binomial_pmf(k: int, n: int, p: float = 0.5) -> float:
     """P(X = k) for X ~ Binomial(n, p), in log space: math.comb(n, k) alone overflows a float
     from about a thousand trials (McNemar over many discordant pairs reaches that)."""

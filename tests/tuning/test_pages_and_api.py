@@ -34,7 +34,8 @@ def target(metric):
         ("misroute", 0.10, 0.07, 0.13, 300, FAIL),
         ("slm_usage", 0.65, 0.64, 0.66, 9000, PASS),
         ("slm_usage", 0.68, 0.66, 0.71, 900, UNKNOWN),
-        ("slm_usage", 0.80, 0.78, 0.82, 900, FAIL),
+        ("slm_usage", 0.80, 0.78, 0.82, 1200, FAIL),
+        ("slm_usage", 0.80, 0.78, 0.82, 900, UNKNOWN),  # under the target's 1,000: always
         ("cost_per_1k", 5.8, None, None, 5000, FAIL),  # v7 misses its own cost SLO
         ("cost_per_1k", 4.0, None, None, 10, UNKNOWN),  # too few requests
         ("ttft_p95_weak", 1.2, None, None, 500, PASS),
@@ -295,3 +296,11 @@ def test_api_adopting_a_candidate_needs_an_operator(api, reviewer, operator, dra
         response.status_code == 201 and "Mined from false negatives" in response.json()["rationale"]
     )
     assert api.as_(operator).post(url, body, format="json").status_code in (400, 409)  # twice: no
+
+
+def test_two_ratings_of_five_are_not_enough_data_for_a_50_sample_target():
+    target = SloTarget(metric="satisfaction", low=4.0, min_samples=50)
+
+    verdict = judge(target, 5.0, 5.0, 5.0, 2)  # an interval of zero width
+
+    assert verdict.status == UNKNOWN and "2 samples" in verdict.why

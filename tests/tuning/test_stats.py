@@ -154,3 +154,19 @@ def test_mcnemar_holds_for_thousands_of_discordant_pairs():
     assert 0 < test.p_exact < 1e-5 and 0 < test.p_mid < test.p_exact
     assert mcnemar(1000, 1000).p_exact == pytest.approx(1.0)
     assert binomial_pmf(3, 10) == pytest.approx(120 / 1024, rel=1e-12)
+
+
+@pytest.mark.parametrize("df, expected", [(1, 12.706), (10, 2.228), (30, 2.042), (100, 1.984)])
+def test_the_t_quantile_matches_the_tables(df, expected):
+    from tuning.stats import t975
+
+    assert t975(df) == pytest.approx(expected, abs=1e-3)
+
+
+def test_a_small_sample_mean_gets_a_wider_t_interval():
+    from tuning.stats import mean_interval
+
+    ratings = [5, 4, 5]
+    rate = mean_interval(sum(ratings), sum(r * r for r in ratings), len(ratings))
+    # sd 0.577, se 0.333: t(2) = 4.303 gives +-1.434 (the normal 1.96 gave +-0.653).
+    assert rate["high"] - rate["value"] == pytest.approx(4.3027 * 0.57735 / 3**0.5, rel=1e-3)
