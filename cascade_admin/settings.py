@@ -114,7 +114,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "routing:version-list"
+LOGIN_REDIRECT_URL = "routing:home"  # by role: reviewers to labeling, operators to versions
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"

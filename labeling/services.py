@@ -184,6 +184,12 @@ def label_submit(
         raise Conflict(
             f"An operator settled this item as {item.final_value}: labels can no longer change."
         )
+    held = item.claimed_until is not None and item.claimed_until > timezone.now()
+    if held and item.claimed_by_id not in (None, reviewer.pk):
+        raise Conflict(
+            "Another reviewer has this item open; it is yours to label once their claim "
+            f"expires ({item.claimed_until:%H:%M} UTC)."
+        )
     existing = Label.objects.filter(item=item, reviewer=reviewer).first()
     judged_before = existing is not None and existing.value != LabelValue.SKIPPED
     if value == LabelValue.SKIPPED and judged_before:

@@ -1,5 +1,4 @@
 from django.urls import path
-from django.views.generic import RedirectView
 
 from . import views
 
@@ -7,7 +6,7 @@ app_name = "routing"
 name = "<str:name>"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="routing:version-list"), name="home"),
+    path("", views.home, name="home"),
     path("versions/", views.version_list, name="version-list"),
     path("versions/diff/", views.version_diff, name="version-diff"),
     path(f"versions/{name}/", views.version_detail, name="version-detail"),

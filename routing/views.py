@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import role_required
-from accounts.roles import OPERATOR, REVIEWER
+from accounts.roles import OPERATOR, REVIEWER, has_role
 from audit.models import AuditEvent
 from audit.selectors import audit_for_object
 from cascade_admin.ui import error_text
@@ -262,3 +262,11 @@ def audit_log(request):
     events = AuditEvent.objects.select_related("actor").all()
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     return render(request, "routing/audit_log.html", {"page": page})
+
+
+@require_GET
+def home(request):
+    """Where a person lands: reviewers on their labeling work, operators on the versions."""
+    if has_role(request.user, OPERATOR):
+        return redirect("routing:version-list")
+    return redirect("labeling:home")

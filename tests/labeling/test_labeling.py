@@ -630,3 +630,22 @@ def test_the_undo_page_is_a_csrf_protected_post_for_reviewers(batch, reviewer, n
     nobody_client = Client()
     nobody_client.force_login(nobody)
     assert nobody_client.post(url).status_code == 403
+
+
+def test_an_item_another_reviewer_has_open_cannot_be_labeled_until_the_claim_expires(
+    batch, reviewer, make_user
+):
+    from django.utils import timezone
+
+    from labeling.models import BatchItem
+
+    other = make_user("rob", "reviewer")
+    item = services.item_claim_next(batch=batch, reviewer=other)
+
+    with pytest.raises(Conflict, match="has this item open"):
+        services.label_submit(reviewer=reviewer, item=item, value=LabelValue.WEAK_SUFFICIENT)
+    services.label_submit(reviewer=other, item=item, value=LabelValue.WEAK_SUFFICIENT)  # the holder
+
+    expired = services.item_claim_next(batch=batch, reviewer=other)
+    BatchItem.objects.filter(pk=expired.pk).update(claimed_until=timezone.now())
+    services.label_submit(reviewer=reviewer, item=expired, value=LabelValue.STRONG_NEEDED)

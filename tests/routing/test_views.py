@@ -179,3 +179,13 @@ def test_audit_log_page_lists_changes(client, operator, draft):
     client.force_login(operator)
     html = client.get("/audit/").content.decode()
     assert "version.create" in html and "v8" in html
+
+
+def test_reviewers_land_on_labeling_and_operators_on_versions(client, reviewer, operator):
+    client.force_login(reviewer)
+    assert client.get("/").url == "/labeling/"
+    client.force_login(operator)
+    assert client.get("/").url == "/versions/"
+    client.logout()
+    response = client.post("/login/", {"username": "rita", "password": "pw-for-tests-only"})
+    assert response.status_code == 302 and client.get(response.url).url == "/labeling/"
