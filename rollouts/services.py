@@ -461,6 +461,9 @@ def settle(intent: WeightIntent, *, now: datetime | None = None, move: Move | No
             if now - intent.created_at < SETTLE_GRACE:
                 return rollout
             _settle_as(intent, IntentState.NOT_APPLIED, "the route still has the old weights", now)
+            if intent.action == "start" and rollout.state == RolloutState.PENDING:
+                # Its first step never reached the route: the rollout never started.
+                _fail(rollout, "the first step never reached the route", now)
             return rollout
         _settle_as(intent, IntentState.DRIFT, f"the route has {_weights_text(live)}", now)
         _record_drift(rollout, live, now)

@@ -371,3 +371,23 @@ def test_unknown_rolls_back_is_set_per_gate_through_the_api(api, local_target, r
     assert Gate.objects.get(rollout=rollout).unknown_rolls_back is False
     gate = next(g for g in response.json()["gates"] if g["name"] == "error-rate")
     assert gate["unknown_rolls_back"] is False
+
+
+def test_a_start_whose_first_step_never_landed_frees_the_route(
+    k8s, cluster_route, v8, operator, quick
+):
+    from .test_services import published
+
+    published(v8, cluster_route.canary_slot)
+    k8s.faults.drop("PATCH", "httproutes", HTTPROUTE, apply="never")
+
+    with pytest.raises(services.RolloutError, match="outcome unknown"):
+        services.rollout_start(actor=operator, route=cluster_route, version=v8)
+    rollout = Rollout.objects.get()
+    assert rollout.state == RolloutState.PENDING
+    services.settle_pending(now=timezone.now() + services.SETTLE_GRACE + timedelta(seconds=1))
+
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.FAILED and rollout.canary_weight == 0
+    services.rollout_start(actor=operator, route=cluster_route, version=v8)  # the route is free
+    assert live(k8s) == {STABLE: 90, CANARY: 10}
