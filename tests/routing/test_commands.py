@@ -128,3 +128,22 @@ def test_seed_demo_runs_outside_the_embedded_mode_when_forced(production_admin):
     production_admin.refresh_from_db()
     assert not production_admin.check_password("the-real-one")
     assert "password:" in out.getvalue()
+
+
+def test_seed_demo_prints_the_passwords_last_and_keeps_them_in_a_private_file(
+    production_admin, settings, tmp_path, monkeypatch
+):
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setenv("LANGFUSE_BASE_URL", "")  # no stand-in: no traffic step
+    out = StringIO()
+
+    call_command("seed_demo", "--force", stdout=out)
+
+    printed = out.getvalue().strip().splitlines()
+    assert printed[-1].strip().startswith("reviewer")  # the passwords close the output
+    kept = (tmp_path / "demo-accounts.txt").read_text().splitlines()
+    password = next(line.split()[1] for line in kept if line.startswith("operator "))
+    from django.contrib.auth import get_user_model
+
+    assert get_user_model().objects.get(username="operator").check_password(password)
+    assert (tmp_path / "demo-accounts.txt").stat().st_mode & 0o077 == 0

@@ -5,6 +5,7 @@ labeling batches."""
 import os
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -53,12 +54,35 @@ class Command(BaseCommand):
                 "accounts and resets the passwords of admin, operator and reviewer. "
                 "Pass --force to run it against this database anyway."
             )
-        self._seed(keep_passwords)
+        accounts = self._seed(keep_passwords)  # the demo traffic is synced on its commit
+        if accounts:
+            path = self._write_accounts(accounts)
+            # Last, so the task output above does not push the passwords off the screen.
+            self.stdout.write("Demo accounts (embedded mode only; also in " + str(path) + "):")
+            self.stdout.write(
+                "\n".join(
+                    f"  {role:<9} user: {user:<9} password: {pw}" for user, role, pw in accounts
+                )
+            )
+
+    def _write_accounts(self, accounts) -> Path:
+        """The demo passwords and the stand-in's Langfuse settings, for a second shell."""
+        path = Path(settings.VAR_DIR) / "demo-accounts.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["# Demo accounts of the embedded console (seed_demo). Keep this file local."]
+        lines += [f"{user} {password}" for user, _, password in accounts]
+        names = ("LANGFUSE_BASE_URL", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY")
+        if all(os.environ.get(n) for n in names):
+            lines.append("# The Langfuse stand-in: export these in another shell to sync_traces.")
+            lines += [f"{n}={os.environ[n]}" for n in names]
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        return path
 
     @transaction.atomic
-    def _seed(self, keep_passwords):
+    def _seed(self, keep_passwords) -> list[tuple[str, str, str]]:
         User = get_user_model()
-        lines = []
+        accounts = []
         for username, role in DEMO_USERS:
             user, created = User.objects.get_or_create(username=username)
             if created or not keep_passwords:
@@ -67,7 +91,7 @@ class Command(BaseCommand):
                 user.is_staff = role == ADMIN
                 user.is_superuser = role == ADMIN
                 user.save()
-                lines.append(f"  {role:<9} user: {username:<9} password: {password}")
+                accounts.append((username, role, password))
             user.groups.add(Group.objects.get(name=role))
 
         v7 = ensure_v7(ClassifierVersion, KeywordSet, Keyword, timezone.now())
@@ -82,9 +106,7 @@ class Command(BaseCommand):
                 )
         if os.environ.get("LANGFUSE_BASE_URL"):
             transaction.on_commit(lambda: self._traffic(User.objects.get(username="operator")))
-        if lines:
-            self.stdout.write("Demo accounts (embedded mode only):")
-            self.stdout.write("\n".join(lines))
+        return accounts
 
     def _traffic(self, operator):
         """Sync the stand-in's week of traffic, draw a headline and an FN batch once, and let
