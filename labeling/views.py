@@ -77,6 +77,8 @@ def batch_create(request):
 @require_GET
 @role_required(OPERATOR)
 def sync_runs(request):
+    if not request.headers.get("HX-Request"):
+        return redirect("labeling:home")  # a fragment: opened directly, show the whole page
     return render(request, "labeling/_sync_runs.html", {"runs": SyncRun.objects.all()[:5]})
 
 
