@@ -93,9 +93,35 @@ class SyncEndSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
+class BatchProgressSerializer(serializers.Serializer):
+    items = serializers.IntegerField(help_text="Distinct inputs to label.")
+    done = serializers.IntegerField(help_text="Items with every review they need.")
+    remaining = serializers.IntegerField()
+    labels = serializers.IntegerField(help_text="Judgements (skips excluded).")
+    skipped = serializers.IntegerField()
+    percent = serializers.IntegerField()
+
+
+class AgreementSerializer(serializers.Serializer):
+    pairs = serializers.IntegerField(help_text="Double-reviewed items with both labels.")
+    agreed = serializers.IntegerField()
+    kappa = serializers.FloatField(allow_null=True, help_text="Cohen's kappa.")
+
+
 class BatchSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     items = serializers.IntegerField(source="items.count", read_only=True)
+    progress = serializers.SerializerMethodField()
+
+    @extend_schema_field(BatchProgressSerializer)
+    def get_progress(self, batch):
+        from ..selectors import batch_progress
+
+        p = (self.context.get("progress") or {}).get(batch.pk) or batch_progress(batch)
+        return {
+            "items": p.items, "done": p.done, "remaining": p.items - p.done,
+            "labels": p.labels, "skipped": p.skipped, "percent": p.percent,
+        }  # fmt: skip
 
     class Meta:
         model = Batch
@@ -111,9 +137,24 @@ class BatchSerializer(serializers.ModelSerializer):
             "blind",
             "double_review_share",
             "items",
+            "progress",
             "created_by",
             "created_at",
         ]
+
+
+class BatchDetailSerializer(BatchSerializer):
+    agreement = serializers.SerializerMethodField()
+
+    class Meta(BatchSerializer.Meta):
+        fields = [*BatchSerializer.Meta.fields, "agreement"]
+
+    @extend_schema_field(AgreementSerializer)
+    def get_agreement(self, batch):
+        from ..selectors import batch_agreement
+
+        a = batch_agreement(batch)
+        return {"pairs": a.pairs, "agreed": a.agreed, "kappa": a.kappa}
 
 
 class BatchOptionsSerializer(serializers.Serializer):
@@ -139,7 +180,10 @@ class BatchCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=BatchKind.choices)
     period_start = serializers.DateTimeField()
     period_end = serializers.DateTimeField()
-    size = serializers.IntegerField()
+    size = serializers.IntegerField(
+        help_text="Headline: requests drawn (those sharing an input become one item, weighted), "
+        "so a batch may hold fewer items. Discovery: distinct inputs."
+    )
     name = serializers.CharField(required=False, allow_blank=True, max_length=120)
     seed = serializers.IntegerField(required=False, allow_null=True)
     classifier_version = serializers.CharField(required=False, allow_blank=True, max_length=64)

@@ -256,3 +256,18 @@ def test_the_api_reveals_the_tier_of_a_blind_item_after_the_reviewers_own_judgem
     assert [label["reviewer"] for label in items[first["id"]]["labels"]] == ["rita"]  # not rob's
     untouched = [i for i in items.values() if i["id"] not in (first["id"], second["id"])]
     assert untouched and all("tier" not in i["trace"] for i in untouched)
+
+
+def test_the_batch_api_reports_progress_and_agreement(api, batch, reviewer, operator):
+    client = api.as_(reviewer)
+    item = client.post(f"{BASE}/batches/{batch.pk}/next/").json()
+    client.post(f"{BASE}/labels/", {"item": item["id"], "value": "weak_sufficient"}, format="json")
+
+    detail = client.get(f"{BASE}/batches/{batch.pk}/").json()
+    listed = client.get(f"{BASE}/batches/").json()["results"][0]
+
+    progress = detail["progress"]
+    assert progress["items"] == batch.items.count() and progress["labels"] == 1
+    assert progress["remaining"] == progress["items"] - progress["done"]
+    assert listed["progress"] == progress
+    assert set(detail["agreement"]) == {"pairs", "agreed", "kappa"}
