@@ -72,9 +72,7 @@ class TrafficTally:
             "cost_per_1k": 1000 * self.cost_sum / self.cost_n if self.cost_n else None,
             "cost_total": self.cost_sum,
             "cost_known": self.cost_n,
-            "satisfaction": mean_interval(
-                self.feedback_sum, self.feedback_sq, self.feedback_n
-            ),
+            "satisfaction": mean_interval(self.feedback_sum, self.feedback_sq, self.feedback_n),
             "thumbs_down": proportion(self.thumbs_down, self.thumbs_n).as_dict(),
         }
         if self.keep_ttft:

@@ -18,7 +18,7 @@ from cascade_admin.ui import error_text
 from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
-from . import costs, health, selectors, services, slo
+from . import costs, health, jobs, selectors, services, slo
 from . import proposals as proposal_defaults
 from .metrics import SLICE_KINDS
 from .models import Job, JobKind, JobStatus, MetricReport, SloTarget
@@ -36,6 +36,8 @@ def _period_from(request) -> tuple[datetime, datetime]:
     """since / until dates (until inclusive: the period ends at the next midnight)."""
     start = _day(request.POST.get("since"), "since")
     end = _day(request.POST.get("until"), "until") + timedelta(days=1)
+    if end <= start:
+        raise ValidationError({"until": ["Must not be before since."]})
     return start, end
 
 
@@ -185,15 +187,38 @@ def _job_page(request, kind: str):
                 if set(params["labels"]) - set(selectors.SOURCES):
                     raise ValidationError({"labels": ["Unknown label source."]})
             if kind == JobKind.SWEEP:
-                params["target"] = [
-                    float(request.POST.get("target_low") or 0.6),
-                    float(request.POST.get("target_high") or 0.7),
-                ]
+                params["target"] = _target_band(request.POST)
+            jobs.version_named(params["version"])
+            if params.get("baseline"):
+                jobs.version_named(params["baseline"], "baseline")
             job = services.job_start(actor=request.user, kind=kind, params=params)
-        except (ValueError, ValidationError) as e:
+        except ValidationError as e:
+            # Said on the form, with what was typed kept: nothing is queued.
             messages.error(request, error_text(e))
-            return redirect(f"tuning:{kind}")
+            return _job_form(request, kind, values=request.POST, status=400)
         return redirect("tuning:job", job_id=job.pk)
+    return _job_form(request, kind)
+
+
+def _target_band(post) -> list[float]:
+    band = []
+    for field, default in (("target_low", 0.6), ("target_high", 0.7)):
+        raw = (post.get(field) or "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            raise ValidationError(
+                {field: [f"Give a share between 0 and 1, not {raw!r}."]}
+            ) from None
+        if not 0 <= value <= 1:
+            raise ValidationError({field: ["Give a share between 0 and 1."]})
+        band.append(value)
+    if band[0] > band[1]:
+        raise ValidationError({"target_high": ["Must not be below the lower end."]})
+    return band
+
+
+def _job_form(request, kind: str, *, values=None, status: int = 200):
     template, title = JOB_PAGES[kind]
     return render(
         request,
@@ -205,7 +230,9 @@ def _job_page(request, kind: str):
             "sources": selectors.SOURCES,
             "versions": ClassifierVersion.objects.order_by("-created_at").only("name", "status"),
             "dates": _default_dates(),
+            "values": values or {},
         },
+        status=status,
     )
 
 

@@ -304,3 +304,39 @@ def test_two_ratings_of_five_are_not_enough_data_for_a_50_sample_target():
     verdict = judge(target, 5.0, 5.0, 5.0, 2)  # an interval of zero width
 
     assert verdict.status == UNKNOWN and "2 samples" in verdict.why
+
+
+def test_a_bad_sweep_form_is_refused_naming_the_field_and_keeps_the_input(client, operator, v7):
+    client.force_login(operator)
+
+    response = client.post(reverse("tuning:sweep"), {
+        "version": "v7", "since": "2026-11-17", "until": "2026-11-19",
+        "target_low": "sixty", "target_high": "0.7",
+    })  # fmt: skip
+
+    html = response.content.decode()
+    assert response.status_code == 400 and "target_low" in html and "sixty" in html
+    assert 'value="2026-11-17"' in html
+    assert not Job.objects.exists()
+
+
+def test_a_replay_whose_until_is_before_since_queues_nothing(client, operator, v7):
+    client.force_login(operator)
+
+    response = client.post(
+        reverse("tuning:replay"), {"version": "v7", "since": "2026-11-19", "until": "2026-11-17"}
+    )
+
+    assert response.status_code == 400 and "until" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_a_replay_of_an_empty_period_says_so(client, operator, v7):
+    params = {"version": "v7", "since": "2020-01-01T00:00:00+00:00",
+              "until": "2020-01-02T00:00:00+00:00"}  # fmt: skip
+    job = services.job_run(services.job_start(actor=operator, kind="replay", params=params).pk)
+    client.force_login(operator)
+
+    html = client.get(reverse("tuning:job", args=[job.pk])).content.decode()
+
+    assert "No labeled items in this period" in html and "agree on every item" not in html
