@@ -95,7 +95,8 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(s.BatchSerializer(batch).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=s.BatchItemSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    # No filters here: the batch list's ?kind= would be offered and silently ignored.
+    @action(detail=True, methods=["get"], filter_backends=[])
     def items(self, request, pk=None):
         batch = self.get_object()
         items = (

@@ -43,11 +43,13 @@ class ReportedSerializer(serializers.Serializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     keywords = KeywordSerializer(source="keyword_set.keywords", many=True, read_only=True)
     reported = ReportedSerializer(source="*", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    frozen_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    frozen_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ClassifierVersion

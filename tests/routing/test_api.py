@@ -294,3 +294,13 @@ def test_reviewers_cannot_write(api, reviewer, draft, method, path, code):
     assert _call(api.as_(reviewer), method, path, draft).status_code == 403
     draft.refresh_from_db()
     assert draft.status == VersionStatus.DRAFT
+
+
+def test_the_schema_says_which_version_fields_may_be_null():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    version = schema["components"]["schemas"]["Version"]["properties"]
+    assert all(version[f].get("nullable") for f in ("parent", "created_by", "frozen_by"))
+    items = schema["paths"]["/api/v1/batches/{id}/items/"]["get"]["parameters"]
+    assert "kind" not in {p["name"] for p in items}  # not offered, then ignored
