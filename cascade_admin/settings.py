@@ -98,7 +98,18 @@ TEMPLATES = [
 if EMBEDDED:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "cascade.sqlite3"}
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "cascade.sqlite3",
+            # Several reviewers at once: readers never wait for the writer (WAL), a writer
+            # waits for the lock instead of failing ("database is locked"), and takes it at
+            # the start of its transaction (IMMEDIATE), so a read-then-write cannot deadlock.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+            },
+        }
     }
 else:
     DATABASES = {

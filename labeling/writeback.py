@@ -8,7 +8,13 @@ import uuid
 
 from django.utils import timezone
 
-from .langfuse_adapter import SCORE_ID_NAMESPACE, LabelScore, LangfuseAdapter, LangfuseError
+from .langfuse_adapter import (
+    SCORE_ID_NAMESPACE,
+    LabelScore,
+    LangfuseAdapter,
+    LangfuseConfigError,
+    LangfuseError,
+)
 from .models import BatchItem, Label, LabelValue
 
 log = logging.getLogger(__name__)
@@ -30,7 +36,11 @@ def _send(score: LabelScore, adapter: LangfuseAdapter | None) -> str | None:
     Retryable failures raise LangfuseError so the caller (a Celery task) can try again later.
     """
     own = adapter is None
-    adapter = adapter or LangfuseAdapter.from_env()
+    try:
+        adapter = adapter or LangfuseAdapter.from_env()
+    except LangfuseConfigError as e:
+        # No Langfuse (e.g. the embedded console): the label stands; the error is kept.
+        return f"Langfuse is not configured: {e}"[:2000]
     try:
         result = adapter.write_label_scores([score])
     except LangfuseError as e:
@@ -86,7 +96,11 @@ def label_retract(label_score_id: str, *, adapter: LangfuseAdapter | None = None
     logged, as there is no label left to keep it on.
     """
     own = adapter is None
-    adapter = adapter or LangfuseAdapter.from_env()
+    try:
+        adapter = adapter or LangfuseAdapter.from_env()
+    except LangfuseConfigError as e:
+        log.warning("undone label's score %s: Langfuse is not configured: %s", label_score_id, e)
+        return False
     try:
         return adapter.delete_score(label_score_id)
     except LangfuseError as e:

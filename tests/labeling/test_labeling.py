@@ -650,3 +650,22 @@ def test_an_item_another_reviewer_has_open_cannot_be_labeled_until_the_claim_exp
     expired = services.item_claim_next(batch=batch, reviewer=other)
     BatchItem.objects.filter(pk=expired.pk).update(claimed_until=timezone.now())
     services.label_submit(reviewer=reviewer, item=expired, value=LabelValue.STRONG_NEEDED)
+
+
+def test_a_label_without_langfuse_settings_is_kept_with_the_reason(batch, reviewer, monkeypatch):
+    from labeling.writeback import label_push
+
+    for name in (
+        "LANGFUSE_BASE_URL",
+        "LANGFUSE_HOST",
+        "LANGFUSE_PUBLIC_KEY",
+        "LANGFUSE_SECRET_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    label = services.label_submit(
+        reviewer=reviewer, item=batch.items.first(), value=LabelValue.STRONG_NEEDED
+    )
+
+    label = label_push(label.pk)
+
+    assert label.langfuse_sent_at is None and "not configured" in label.langfuse_error
