@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -61,6 +62,21 @@ def board(request):
     if slice_kind not in SLICE_KINDS:
         slice_kind = "language"
     verdicts, notes, history = [], [], []
+    stale = False
+    if report is not None and report.status == JobStatus.SUCCEEDED:
+        stale = selectors.labels_changed_since(report)
+        if stale:
+            # Labels in its window changed: recompute in the background (in the embedded
+            # run the task runs right here, so this view already shows the new figures).
+            with transaction.atomic():
+                services.report_request(
+                    actor=None,
+                    version=report.version,
+                    period_start=report.period_start,
+                    period_end=report.period_end,
+                )
+            report.refresh_from_db()
+            stale = report.status != JobStatus.SUCCEEDED
     if report is not None and report.status == JobStatus.SUCCEEDED:
         verdicts = slo.evaluate(report.result, selectors.slo_targets())
         notes = slo.warnings(verdicts)
@@ -91,6 +107,7 @@ def board(request):
                 set(selectors.versions_with_traffic()) | {r.version for r in reports}
             ),
             "dates": _default_dates(),
+            "stale": stale,
         },
     )
 

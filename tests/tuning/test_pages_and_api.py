@@ -340,3 +340,22 @@ def test_a_replay_of_an_empty_period_says_so(client, operator, v7):
     html = client.get(reverse("tuning:job", args=[job.pk])).content.decode()
 
     assert "No labeled items in this period" in html and "agree on every item" not in html
+
+
+def test_the_board_recomputes_a_report_whose_labels_changed(client, reviewer, operator, headline):
+    from labeling import services as labeling_services
+    from labeling.models import Label
+
+    report = computed_report(operator)
+    client.force_login(reviewer)
+    fresh = client.get(reverse("tuning:board") + f"?report={report.pk}").content.decode()
+    assert 'id="stale"' not in fresh
+    item = Label.objects.filter(item__batch=headline).first().item
+    Label.objects.filter(item=item).delete()  # a label taken back, then given again
+    labeling_services.label_submit(reviewer=operator, item=item, value="strong_needed")
+
+    page = client.get(reverse("tuning:board") + f"?report={report.pk}").content.decode()
+
+    report.refresh_from_db()
+    assert report.status == "queued" and report.queued_at > report.computed_at
+    assert 'id="stale"' in page  # with a broker the worker recomputes it; the page says so
