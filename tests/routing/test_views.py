@@ -64,8 +64,9 @@ def test_login_page_logs_in(client, reviewer, v7):
     response = client.post(
         reverse("login"), {"username": "rita", "password": "pw-for-tests-only"}, follow=True
     )
-    assert response.redirect_chain[-1][0] == reverse("routing:version-list")
-    assert b"v7" in response.content
+    # Reviewers land on their labeling work (operators on the versions).
+    assert response.redirect_chain[-1][0] == reverse("labeling:home")
+    assert b"Batches" in response.content
 
 
 def test_version_list_shows_reported_figures_as_reported(client, reviewer, v7):
