@@ -31,7 +31,7 @@ from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
 from . import conf, gates, notify, selectors, targets
-from .k8s_adapter import KubeError, WeightsDrifted
+from .k8s_adapter import KubeError, RouteChanged, WeightsDrifted
 from .models import (
     ACTIVE_STATES,
     DEFAULT_STEPS,
@@ -315,17 +315,25 @@ def _execute(rollout: Rollout, move: Move, *, actor, now: datetime | None = None
             move.after(locked)
         return locked
     route = locked.route
-    try:
-        with targets.kube() as kube:
-            kube.set_weights(
-                route.namespace,
-                route.httproute,
-                route.rule_index,
-                intent.target,
-                expected=intent.previous if move.guard else None,
-            )
-    except KubeError as exc:
-        return _after_error(intent, exc, move, now)
+    # A rollback tries again on a route changed between its read and its patch (e.g. by a
+    # change still in flight landing): it must go through, and each try re-reads the route.
+    attempts = 1 if move.guard else 3
+    for attempt in range(1, attempts + 1):
+        try:
+            with targets.kube() as kube:
+                kube.set_weights(
+                    route.namespace,
+                    route.httproute,
+                    route.rule_index,
+                    intent.target,
+                    expected=intent.previous if move.guard else None,
+                )
+            break
+        except RouteChanged as exc:
+            if attempt == attempts or isinstance(exc, WeightsDrifted):
+                return _after_error(intent, exc, move, now)
+        except KubeError as exc:
+            return _after_error(intent, exc, move, now)
     return _apply(intent, move, now=now)
 
 

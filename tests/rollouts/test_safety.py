@@ -391,3 +391,19 @@ def test_a_start_whose_first_step_never_landed_frees_the_route(
     assert rollout.state == RolloutState.FAILED and rollout.canary_weight == 0
     services.rollout_start(actor=operator, route=cluster_route, version=v8)  # the route is free
     assert live(k8s) == {STABLE: 90, CANARY: 10}
+
+
+def test_a_rollback_goes_through_a_change_landing_between_its_read_and_its_patch(
+    k8s, cluster_route, v8, operator
+):
+    rollout = start(operator, cluster_route, v8)
+    k8s.before_next(
+        lambda: k8s.store.set_route_weights(NS, HTTPROUTE, 0, {STABLE: 50, CANARY: 50}),
+        method="PATCH",
+    )
+
+    services.rollout_rollback(actor=operator, rollout=rollout, reason="now")
+
+    assert live(k8s) == {STABLE: 100, CANARY: 0}
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.ROLLED_BACK
