@@ -4,12 +4,12 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import role_required
 from accounts.roles import OPERATOR, REVIEWER, has_role
-from audit.models import AuditEvent
-from audit.selectors import audit_for_object
+from audit.selectors import audit_events, audit_for_object
 from cascade_admin.ui import error_text
 
 from . import selectors, services
@@ -259,9 +259,17 @@ def playground(request):
 @require_GET
 @role_required(OPERATOR)
 def audit_log(request):
-    events = AuditEvent.objects.select_related("actor").all()
+    filters = {k: request.GET.get(k, "").strip() for k in ("actor", "action", "obj")}
+    dates = {k: parse_date(request.GET.get(k, "") or "") for k in ("since", "until")}
+    events = audit_events(**filters, **dates)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
-    return render(request, "routing/audit_log.html", {"page": page})
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "routing/audit_log.html",
+        {"page": page, "filters": {**filters, **request.GET.dict()}, "query": query.urlencode()},
+    )
 
 
 @require_GET

@@ -190,3 +190,24 @@ def test_reviewers_land_on_labeling_and_operators_on_versions(client, reviewer, 
     client.logout()
     response = client.post("/login/", {"username": "rita", "password": "pw-for-tests-only"})
     assert response.status_code == 302 and client.get(response.url).url == "/labeling/"
+
+
+def test_the_audit_log_filters_and_shows_values_as_json(client, operator, draft):
+    from routing import services as routing_services
+
+    routing_services.keyword_add(
+        actor=operator, version=draft, text="벤치마크", language="ko", rationale="perf"
+    )
+    client.force_login(operator)
+
+    everything = client.get("/audit/").content.decode()
+    only_keywords = client.get("/audit/", {"action": "keyword.", "actor": "otto"}).content.decode()
+    nobody = client.get("/audit/", {"actor": "no-such-person"}).content.decode()
+
+    assert "version.create" in everything
+    assert "keyword.add" in only_keywords and "version.create" not in only_keywords
+    assert "Nothing recorded yet" in nobody
+    assert "&quot;text&quot;: &quot;벤치마크&quot;" in only_keywords  # indented JSON, escaped
+    assert "{'" not in only_keywords  # no Python reprs
+    older = client.get("/audit/", {"until": "2000-01-01"}).content.decode()
+    assert "Nothing recorded yet" in older
