@@ -200,7 +200,9 @@ def test_a_daily_rollback_the_cluster_refuses_for_good_fails_the_rollout(
     canary, k8s, reviewer, operator, v8
 ):
     labeled(reviewer, version="v8", right=40, wrong=10)
-    _reorder_before_next_patch(k8s)
+    # The canary's backend renamed by hand: no retry of the rollback can find it.
+    renamed = httproute(NS, HTTPROUTE, [[(STABLE, 90), ("llm-classifier-renamed", 10)]])
+    k8s.before_next(lambda: k8s.put(renamed), method="PATCH")
 
     result = check(canary)
 
@@ -212,7 +214,7 @@ def test_a_daily_rollback_the_cluster_refuses_for_good_fails_the_rollout(
     last = canary.transitions.last()
     assert (last.action, last.to_state) == ("fail", "failed")
     assert AuditEvent.objects.filter(action="rollout.fail", object_id=str(canary.pk)).exists()
-    assert route_weights(k8s) == [(CANARY, 10), (STABLE, 90)]  # refused, not mis-weighted
+    assert route_weights(k8s) == [(STABLE, 90), ("llm-classifier-renamed", 10)]  # untouched
     assert check(canary) is None
     # The canary still has traffic: the route stays taken until someone rolls it back.
     with pytest.raises(Conflict, match="failed one"):
