@@ -227,6 +227,8 @@ class Label(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     langfuse_sent_at = models.DateTimeField(null=True, blank=True)
     langfuse_error = models.TextField(blank=True)
+    # When its write-back was last queued: the periodic re-send leaves queued ones alone.
+    langfuse_queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["item", "created_at"]

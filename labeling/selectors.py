@@ -160,3 +160,19 @@ class Visibility:
 
 def visibility(viewer, batch: Batch) -> Visibility:
     return Visibility(viewer=viewer, operator=has_role(viewer, OPERATOR), blind=batch.blind)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Judgements not yet written back to Langfuse (without a permanent error)."""
+
+    labels: int
+    oldest_seconds: float | None
+
+
+def writeback_backlog(now) -> Backlog:
+    waiting = Label.objects.filter(
+        langfuse_sent_at__isnull=True, langfuse_error="", value__in=JUDGEMENTS
+    )
+    oldest = waiting.order_by("updated_at").values_list("updated_at", flat=True).first()
+    return Backlog(waiting.count(), (now - oldest).total_seconds() if oldest else None)

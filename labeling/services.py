@@ -222,9 +222,9 @@ def label_submit(
         after={"value": value, "comment": label.comment, "trace": item.trace.langfuse_id},
     )
     if value != LabelValue.SKIPPED:
-        from .tasks import push_label
+        from .tasks import queue_label_push
 
-        transaction.on_commit(lambda: push_label.delay(label.pk))
+        transaction.on_commit(lambda: queue_label_push(label.pk))
     return label
 
 

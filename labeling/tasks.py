@@ -4,6 +4,7 @@ import os
 from datetime import timedelta
 
 from celery import shared_task
+from django.db.models import Q
 from django.utils import timezone
 
 from routing.errors import Conflict
@@ -94,18 +95,34 @@ def sync_periodic() -> str:
     return f"sync {run.pk} queued"
 
 
+# A write-back queued this long ago and still not done was lost (worker gone, broker
+# flushed): the periodic re-send queues it again. Younger ones are still in the queue.
+QUEUED_LOST_AFTER = timedelta(hours=1)
+
+
+def queue_label_push(label_id: int) -> None:
+    """Queue one label's write-back and mark it queued (so it is not queued twice)."""
+    Label.objects.filter(pk=label_id).update(langfuse_queued_at=timezone.now())
+    push_label.delay(label_id)
+
+
 @shared_task
 def push_pending_labels() -> int:
     """Beat: labels and final values whose write-back never happened (worker lost, broker
-    down) go again."""
-    stale = timezone.now() - timedelta(minutes=10)
+    down) go again. A label still waiting in the queue is left there: under load the
+    queue drains late, and queuing it again would only make it longer."""
+    now = timezone.now()
+    stale = now - timedelta(minutes=10)
     pending = list(
         Label.objects.filter(langfuse_sent_at__isnull=True, langfuse_error="", updated_at__lt=stale)
+        .filter(
+            Q(langfuse_queued_at__isnull=True) | Q(langfuse_queued_at__lt=now - QUEUED_LOST_AFTER)
+        )
         .exclude(value=LabelValue.SKIPPED)
         .values_list("pk", flat=True)[:500]
     )
     for label_id in pending:
-        push_label.delay(label_id)
+        queue_label_push(label_id)
     finals = list(
         BatchItem.objects.filter(
             final_sent_at__isnull=True, final_error="", adjudicated_at__lt=stale

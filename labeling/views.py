@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.db.models.functions import Left
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -38,6 +39,7 @@ def home(request):
             "batches": batches,
             "runs": SyncRun.objects.all()[:5],
             "form": BatchForm.for_last_week() if has_role(request.user, OPERATOR) else None,
+            "backlog": selectors.writeback_backlog(timezone.now()),
         },
     )
 

@@ -669,3 +669,32 @@ def test_a_label_without_langfuse_settings_is_kept_with_the_reason(batch, review
     label = label_push(label.pk)
 
     assert label.langfuse_sent_at is None and "not configured" in label.langfuse_error
+
+
+def test_the_periodic_resend_leaves_queued_labels_alone_and_the_page_shows_the_backlog(
+    client, batch, reviewer, operator, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeling import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.push_label, "delay", lambda label_id: queued.append(label_id))
+    waiting, lost = (
+        services.label_submit(reviewer=reviewer, item=item, value=LabelValue.STRONG_NEEDED)
+        for item in batch.items.all()[:2]
+    )
+    old = timezone.now() - timedelta(minutes=30)
+    Label.objects.filter(pk=waiting.pk).update(updated_at=old, langfuse_queued_at=old)
+    Label.objects.filter(pk=lost.pk).update(
+        updated_at=old - timedelta(hours=2), langfuse_queued_at=old - timedelta(hours=2)
+    )
+
+    assert tasks.push_pending_labels() == 1
+    assert queued == [lost.pk]  # still in the queue: not queued again
+
+    client.force_login(operator)
+    page = client.get("/labeling/").content.decode()
+    assert "Langfuse write-back: 2 labels waiting" in page
