@@ -67,6 +67,9 @@ def requests_of(traffic) -> list[dict]:
                 "tier": tier,
                 "cost": root.get("totalCost"),
                 "hash": input_fingerprint(text),
+                "id": root["traceId"],
+                "at": root["startTime"],
+                "messages": messages,
             }
         )
     return out
@@ -255,9 +258,7 @@ def timing(labels: int = 5_000, traces: int = 100_000) -> None:
 
     from labeling.models import Batch, BatchItem, Label, Trace
     from labeling.standin.traffic import generate_traffic
-    from labeling.sync import input_fingerprint
     from routing.baseline import ensure_v7
-    from routing.engine import conversation_text
     from routing.models import ClassifierVersion, Keyword, KeywordSet
     from tuning import proposals
 
@@ -267,29 +268,19 @@ def timing(labels: int = 5_000, traces: int = 100_000) -> None:
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
         began = time.perf_counter()
-        traffic = generate_traffic(seed=7, days=7, per_day=traces // 7 + 500, end=END)
-        rows, truth = [], {}
-        for root in traffic.roots:
-            try:
-                messages = json.loads(root["input"])
-                text = conversation_text(messages)
-            except Exception:  # noqa: S112 - the generator's malformed traces are skipped
-                continue
-            if not text or root["traceId"] not in traffic.truth:
-                continue
-            tags = root.get("tags") or []
-            rows.append(
-                Trace(
-                    langfuse_id=root["traceId"], started_at=root["startTime"],
-                    messages=messages, input_text=text, input_hash=input_fingerprint(text),
-                    char_count=len(text), turn_count=len(messages),
-                    tier=next((t[5:] for t in tags if t.startswith("tier:")), ""),
-                    classifier_version="v7", cost_usd=root.get("totalCost"),
-                )
-            )  # fmt: skip
-            truth[root["traceId"]] = traffic.truth[root["traceId"]]
-            if len(rows) == traces:
-                break
+        generated = requests_of(
+            generate_traffic(seed=7, days=7, per_day=traces // 7 + 500, end=END)
+        )[:traces]
+        rows = [
+            Trace(
+                langfuse_id=r["id"], started_at=r["at"], messages=r["messages"],
+                input_text=r["text"], input_hash=r["hash"], char_count=len(r["text"]),
+                turn_count=r["turns"], tier=r["tier"], classifier_version="v7",
+                cost_usd=r["cost"],
+            )
+            for r in generated
+        ]  # fmt: skip
+        truth = {r["id"]: r["label"] for r in generated}
         Trace.objects.bulk_create(rows, batch_size=5_000)
         ensure_v7(ClassifierVersion, KeywordSet, Keyword, END)
         reviewer = get_user_model().objects.create_user("bench-reviewer")

@@ -385,12 +385,10 @@ def _apply(intent: WeightIntent, move: Move | None, *, now: datetime, note: str 
 
 def _move_of(intent: WeightIntent) -> Move:
     """The move an intent stands for (to finish it after its caller is gone)."""
-    canary = next(w for b, w in intent.target.items() if b == intent.rollout.canary_backend)
-    after = None
-    if intent.action in ("advance", "start", "rollback", "restore"):
+    canary = intent.target[intent.rollout.canary_backend]
 
-        def after(rollout: Rollout, kind=intent.action, reason=intent.reason) -> None:
-            notify.notify(kind, rollout, reason)
+    def after(rollout: Rollout, kind=intent.action, reason=intent.reason) -> None:
+        notify.notify(kind, rollout, reason)  # intents are start, advance and rollback
 
     return Move(
         action=intent.action,

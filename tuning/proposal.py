@@ -244,13 +244,7 @@ def _traffic_figures(traffic, search: Search, base: Rule, rule: Rule, unit_costs
         return None
     result = {}
     for key, r in (("base", base), ("proposal", rule)):
-        strong = (
-            (search.traffic_covered(r.keywords) > 0)
-            | traffic.forced
-            | (traffic.chars > r.token_threshold)
-            | (traffic.turns > r.turn_threshold)
-        )
-        weak = int((~strong).sum())
+        weak = int((~search.traffic_strong(r)).sum())
         cost = None
         if (
             unit_costs
@@ -271,6 +265,8 @@ def _changes(search: Search, base: Rule, rule: Rule, traffic: Traffic | None) ->
     """Each change with its evidence on all labels: what it fixes and breaks given the rest
     of the proposal, and the traffic share it moves."""
     strong = search.strong(rule)
+    with_traffic = traffic is not None and traffic.size
+    traffic_strong = search.traffic_strong(rule) if with_traffic else None
     changes = []
 
     def effect(without: Rule) -> dict[str, Any]:
@@ -284,19 +280,9 @@ def _changes(search: Search, base: Rule, rule: Rule, traffic: Traffic | None) ->
             "broken_inputs": int(broken.sum()),
             "broken_requests": int(search.w[broken].sum()),
         }
-        if traffic is not None and traffic.size:
-
-            def traffic_strong(r: Rule):
-                return (
-                    (search.traffic_covered(r.keywords) > 0)
-                    | traffic.forced
-                    | (traffic.chars > r.token_threshold)
-                    | (traffic.turns > r.turn_threshold)
-                )
-
-            evidence["traffic_share_moved"] = float(
-                (traffic_strong(rule) != traffic_strong(without)).mean()
-            )
+        if with_traffic:
+            moved_traffic = traffic_strong != search.traffic_strong(without)
+            evidence["traffic_share_moved"] = float(moved_traffic.mean())
         return evidence
 
     for term in sorted(rule.keywords - base.keywords):

@@ -121,12 +121,15 @@ def parse_params(params: dict) -> dict[str, Any]:
     return out
 
 
+def input_key(row: selectors.LabeledRow) -> str:
+    """Rows with one key share an input: they go to one fold, or one side of a hold-out."""
+    return row.input_hash or input_fingerprint(row.text)
+
+
 def labels_from(rows: list[selectors.LabeledRow], byte_threshold: int | None) -> Labels:
     texts = [unicodedata.normalize("NFC", r.text).lower() for r in rows]
     groups: dict[str, int] = {}
-    group = [
-        groups.setdefault(r.input_hash or input_fingerprint(r.text), len(groups)) for r in rows
-    ]
+    group = [groups.setdefault(input_key(r), len(groups)) for r in rows]
     forced = [
         byte_threshold is not None and len(r.text.encode("utf-8")) > byte_threshold for r in rows
     ]
@@ -269,12 +272,14 @@ def split_holdout(
     the search never sees them, so figures on them are honest out-of-sample figures."""
     if share <= 0 or not rows:
         return rows, []
-    groups = sorted({r.input_hash or input_fingerprint(r.text) for r in rows})
+    groups = sorted({input_key(r) for r in rows})
     rng = np.random.default_rng(seed + 1)
     chosen = set(rng.permutation(groups)[: round(share * len(groups))].tolist())
-    kept = [r for r in rows if (r.input_hash or input_fingerprint(r.text)) not in chosen]
-    held = [r for r in rows if (r.input_hash or input_fingerprint(r.text)) in chosen]
-    return kept, held
+    held = [input_key(r) in chosen for r in rows]
+    return (
+        [r for r, out in zip(rows, held, strict=True) if not out],
+        [r for r, out in zip(rows, held, strict=True) if out],
+    )
 
 
 def holdout_figures(

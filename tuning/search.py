@@ -283,18 +283,22 @@ class Search:
         cost = float((self.w * wrong * np.where(self.y, s.fn_weight, 1.0)).sum() / self.W)
         distinct = float((wrong * np.where(self.y, s.fn_weight, 1.0)).sum())
         if self.traffic is not None:
-            tstrong = (
-                (self.traffic_covered(rule.keywords) > 0)
-                | self.traffic.forced
-                | (self.traffic.chars > rule.token_threshold)
-                | (self.traffic.turns > rule.turn_threshold)
-            )
-            slm = 1 - float(tstrong.mean())
+            slm = 1 - float(self.traffic_strong(rule).mean())
         else:
             slm = float((self.w * ~strong).sum() / self.W)
         low, high = s.band
         violation = max(0.0, low - slm) + max(0.0, slm - high)
         return Outcome(rule, cost, violation, slm, distinct)
+
+    def traffic_strong(self, rule: Rule) -> np.ndarray:
+        """The rule's decisions on the traffic (strong or not), as on the labels."""
+        assert self.traffic is not None
+        return (
+            (self.traffic_covered(rule.keywords) > 0)
+            | self.traffic.forced
+            | (self.traffic.chars > rule.token_threshold)
+            | (self.traffic.turns > rule.turn_threshold)
+        )
 
     def strong(self, rule: Rule) -> np.ndarray:
         return (

@@ -1,8 +1,8 @@
-from rest_framework.routers import DefaultRouter
+from cascade_admin.api import Router
 
 from . import views
 
-router = DefaultRouter()
+router = Router()
 router.register("traces", views.TraceViewSet, basename="trace")
 router.register("sync-runs", views.SyncRunViewSet, basename="sync-run")
 router.register("batches", views.BatchViewSet, basename="batch")

@@ -38,8 +38,6 @@ class TraceFilter(filters.FilterSet):
 class TraceViewSet(viewsets.ReadOnlyModelViewSet):
     """Synced traces. Reviewers do not list them: that would defeat blind labeling."""
 
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
-
     queryset = Trace.objects.order_by("-started_at", "-id")
     serializer_class = s.TraceSerializer
     filterset_class = TraceFilter
@@ -48,7 +46,6 @@ class TraceViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = SyncRun.objects.all()
     serializer_class = s.SyncRunSerializer
 
@@ -74,7 +71,6 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
 
 class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = Batch.objects.select_related("created_by").order_by("-created_at", "-id")
     filterset_fields = ["kind"]
 
@@ -151,7 +147,6 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 class LabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = Label.objects.select_related("reviewer").order_by("-created_at", "-id")
     serializer_class = s.LabelSerializer
     filterset_fields = ["item__batch", "value", "reviewer__username"]
@@ -175,7 +170,6 @@ class LabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 class ItemViewSet(viewsets.GenericViewSet):
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = BatchItem.objects.all()
 
     @extend_schema(request=s.AdjudicateSerializer, responses=s.BatchItemSerializer)
@@ -189,8 +183,6 @@ class ItemViewSet(viewsets.GenericViewSet):
 
 class LabelImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Files of labels brought in as training labels (never traffic, never headline rates)."""
-
-    lookup_value_regex = r"\d+"  # "abc" is a 404, never an int() error
 
     queryset = LabelImport.objects.select_related("created_by", "undone_by")
     serializer_class = s.LabelImportSerializer

@@ -1,8 +1,8 @@
-from rest_framework.routers import DefaultRouter
+from cascade_admin.api import Router
 
 from . import views
 
-router = DefaultRouter()
+router = Router()
 router.register("slots", views.SlotViewSet, basename="slot")
 router.register("routes", views.RouteViewSet, basename="route")
 router.register("publications", views.PublicationViewSet, basename="publication")

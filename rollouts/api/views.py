@@ -38,7 +38,6 @@ class RouteViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class PublicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = Publication.objects.select_related("version", "slot", "created_by").prefetch_related(
         Prefetch("pods", queryset=PodStatus.objects.order_by("pod_name", "address"))
     )
@@ -61,7 +60,6 @@ class PublicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
 
 class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = selectors.rollout_list()
     serializer_class = s.RolloutSerializer
     filterset_fields = ["state", "route__name"]

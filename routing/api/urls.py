@@ -1,10 +1,11 @@
 from django.urls import include, path
 from rest_framework.authtoken.views import obtain_auth_token
-from rest_framework.routers import DefaultRouter
+
+from cascade_admin.api import Router
 
 from . import views
 
-router = DefaultRouter()
+router = Router()
 router.register("versions", views.VersionViewSet, basename="version")
 router.register("keyword-sets", views.KeywordSetViewSet, basename="keyword-set")
 

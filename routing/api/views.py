@@ -29,7 +29,6 @@ class VersionFilter(filters.FilterSet):
 
 
 class KeywordSetViewSet(viewsets.ReadOnlyModelViewSet):
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = (
         KeywordSet.objects.select_related("version").prefetch_related("keywords").order_by("-id")
     )

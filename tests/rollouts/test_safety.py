@@ -1,13 +1,17 @@
 """Rollout safety under faults, on the Kubernetes stand-in: weights changed elsewhere (drift),
 answers lost or held, a worker gone mid-change, and Prometheus blips during a breach."""
 
+import json
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from rollouts import gates, services
+from rollouts import services
 from rollouts.models import (
     Gate,
     IntentState,
@@ -220,17 +224,41 @@ def test_a_rollback_supersedes_a_change_still_in_flight(k8s, cluster_route, v8, 
 # --- unknown never resets the clock --------------------------------------------------------------
 
 
-def gate_outcomes(monkeypatch, results):
-    """Make every gate evaluate to the next of ``results`` (fail / unknown / pass)."""
-    queue = list(results)
-    monkeypatch.setenv("PROMETHEUS_URL", "http://127.0.0.1:9")
+@pytest.fixture
+def gate_outcomes(monkeypatch):
+    """A Prometheus HTTP API on 127.0.0.1 whose answers are scripted: each gate evaluation
+    (it asks its requests query first) takes the next of the results given (fail / unknown /
+    pass). The gates query it through the console's own client."""
+    queue: list[str] = []
+    current = {}
 
-    def fake(prometheus, gate, **kwargs):
-        result = queue.pop(0)
-        value = {"fail": 0.5, "pass": 0.0}.get(result)
-        return gates.Outcome(result, value, 500 if value is not None else None, "test")
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's hook
+            length = int(self.headers["Content-Length"])
+            query = parse_qs(self.rfile.read(length).decode())["query"][0]
+            if query == ERROR_RATE["requests_query"]:
+                current["result"] = queue.pop(0)
+            value = {"fail": 0.5, "pass": 0.0}.get(current["result"])
+            number = 500 if query == ERROR_RATE["requests_query"] else value
+            series = [] if value is None else [{"metric": {}, "value": [0, str(number)]}]
+            body = json.dumps(
+                {"status": "success", "data": {"resultType": "vector", "result": series}}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    monkeypatch.setattr(gates, "evaluate", fake)
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PROMETHEUS_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    yield queue.extend
+    server.shutdown()
+    server.server_close()
 
 
 ERROR_RATE = {
@@ -241,11 +269,11 @@ ERROR_RATE = {
 
 @pytest.mark.parametrize("unknown_rolls_back", [True, False])
 def test_a_failing_gate_that_turns_unknown_keeps_its_clock(
-    k8s, cluster_route, v8, operator, monkeypatch, unknown_rolls_back
+    k8s, cluster_route, v8, operator, gate_outcomes, unknown_rolls_back
 ):
     rollout = start(operator, cluster_route, v8, gate_specs=[ERROR_RATE], window_seconds=3600)
     Gate.objects.filter(rollout=rollout).update(unknown_rolls_back=unknown_rolls_back)
-    gate_outcomes(monkeypatch, ["fail", "unknown", "unknown"])
+    gate_outcomes(["fail", "unknown", "unknown"])
     t0 = timezone.now()
 
     services.rollout_evaluate(rollout_id=rollout.pk, now=t0)
@@ -261,9 +289,9 @@ def test_a_failing_gate_that_turns_unknown_keeps_its_clock(
         assert rollout.state == RolloutState.STAGE
 
 
-def test_a_pass_ends_the_failing_streak(k8s, cluster_route, v8, operator, monkeypatch):
+def test_a_pass_ends_the_failing_streak(k8s, cluster_route, v8, operator, gate_outcomes):
     rollout = start(operator, cluster_route, v8, gate_specs=[ERROR_RATE], window_seconds=3600)
-    gate_outcomes(monkeypatch, ["fail", "pass", "fail"])
+    gate_outcomes(["fail", "pass", "fail"])
     t0 = timezone.now()
 
     for seconds in (0, 10, 21):
@@ -276,10 +304,10 @@ def test_a_pass_ends_the_failing_streak(k8s, cluster_route, v8, operator, monkey
 
 
 def test_after_unknowns_a_stage_waits_a_whole_window_of_fresh_passes(
-    k8s, cluster_route, v8, operator, monkeypatch
+    k8s, cluster_route, v8, operator, gate_outcomes
 ):
     rollout = start(operator, cluster_route, v8, gate_specs=[ERROR_RATE], window_seconds=1)
-    gate_outcomes(monkeypatch, ["unknown", "pass", "pass", "pass"])
+    gate_outcomes(["unknown", "pass", "pass", "pass"])
     t0 = timezone.now() + timedelta(seconds=5)
 
     services.rollout_evaluate(rollout_id=rollout.pk, now=t0)

@@ -1,9 +1,10 @@
 from django.urls import path
-from rest_framework.routers import DefaultRouter
+
+from cascade_admin.api import Router
 
 from . import views
 
-router = DefaultRouter()
+router = Router()
 router.register("metric-reports", views.MetricReportViewSet, basename="metric-report")
 router.register("slo-targets", views.SloTargetViewSet, basename="slo-target")
 router.register("tuning-jobs", views.JobViewSet, basename="tuning-job")

@@ -28,7 +28,6 @@ def _valid(serializer_class, data) -> dict:
 class MetricReportViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = MetricReport.objects.select_related("requested_by").order_by("-period_end", "-id")
     filterset_fields = ["version", "status"]
 
@@ -68,7 +67,6 @@ class SloTargetViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
     queryset = SloTarget.objects.all()
     serializer_class = s.SloTargetSerializer
     pagination_class = None
@@ -92,8 +90,6 @@ class SloTargetViewSet(
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Replay, keyword-candidate and sweep jobs. POST to the kind's endpoint to start one."""
-
-    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, never an int() error
 
     queryset = Job.objects.select_related("created_by").order_by("-created_at", "-id")
     filterset_fields = ["kind", "status"]
@@ -230,8 +226,6 @@ class PrometheusRulesView(APIView):
 
 class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Next-version proposals: POST to start one (202, poll it), then make its draft."""
-
-    lookup_value_regex = r"\d+"  # "abc" is a 404, never an int() error
 
     queryset = (
         Job.objects.filter(kind=JobKind.PROPOSAL)
