@@ -5,10 +5,11 @@ work after commit; ``publication_execute`` does it on a worker: write the canoni
 into the slot's ConfigMap (replace with the read ``resourceVersion``, retried on 409; a
 missing ConfigMap fails the publication, since the deploy kit, not the console, creates
 it), ``PUT /admin/config`` on every ready pod, then poll each pod's ``GET /config`` until it
-reports the version's SHA-256 or the timeout passes. ``succeeded`` only when every pod
-confirmed; ``partial`` when some did. Both ``partial`` and ``failed`` can be retried, and
-so can a ``running`` one whose worker died (older than the publish timeout plus the task's
-time limit).
+reports the version's SHA-256 or the timeout passes. A config whose schema some ready pod
+does not read (``GET /config``'s ``schemas``) is refused before anything is written.
+``succeeded`` only when every pod confirmed; ``partial`` when some did. Both ``partial``
+and ``failed`` can be retried, and so can a ``running`` one whose worker died (older than
+the publish timeout plus the task's time limit).
 
 Guards: one publication under way per slot (database constraint); a slot held by an active
 canary takes no new config; a slot that carries traffic only takes the version it already
@@ -28,6 +29,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from routing.engine import SCHEMA
 from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
@@ -185,6 +187,7 @@ def _external_version(kube, slot: Slot, sha: str) -> ClassifierVersion:
                 token_threshold=document["token_threshold"],
                 turn_threshold=document["turn_threshold"],
                 byte_threshold=document.get("byte_threshold"),
+                scorer=document.get("scorer"),
                 notes=f"Found serving on {slot} (config {sha}, as {document.get('version')!r}) "
                 "before the console first published there; kept so it can be rolled back to.",
             )
@@ -312,18 +315,23 @@ def publication_execute(publication_id: int) -> Publication:
             return _finish(publication, PublicationState.SUCCEEDED, "local target: recorded only")
         data = {slot.configmap_key: config_document(version)}
         try:
+            addresses = kube.ready_pod_addresses(
+                slot.namespace, slot.service, port_name=slot.admin_port_name or None
+            )
+            addresses = [_pod_address(slot, a) for a in addresses]
+            # Before the ConfigMap: a pod that restarted on a config it cannot read
+            # would have none at all.
+            unreadable = _pods_that_cannot_read(addresses, version.config["schema"])
+            if unreadable:
+                return _finish(publication, PublicationState.FAILED, unreadable)
             written = _write_configmap(kube, slot, data, version)
             Publication.objects.filter(pk=publication.pk).update(
                 configmap_outcome=written.outcome,
                 configmap_resource_version=written.configmap.resource_version or "",
             )
-            addresses = kube.ready_pod_addresses(
-                slot.namespace, slot.service, port_name=slot.admin_port_name or None
-            )
         except KubeError as exc:
             return _finish(publication, PublicationState.FAILED, str(exc))
     _beat(publication)
-    addresses = [_pod_address(slot, a) for a in addresses]
     publication.pods.all().delete()  # a retry starts from the pods that are ready now
     if not addresses:
         return _finish(
@@ -337,6 +345,38 @@ def publication_execute(publication_id: int) -> Publication:
     state = PublicationState.PARTIAL if confirmed else PublicationState.FAILED
     return _finish(
         publication, state, f"{failed} of {len(addresses)} pod(s) did not confirm the config."
+    )
+
+
+def pod_schemas(http: httpx.Client, address: PodAddress) -> list[str] | None:
+    """The config schemas a pod reads, from its ``GET /config`` (answered even before it
+    has a config); a pod from before schemas were reported reads schema 1 only. None when
+    the pod does not answer: the push will tell."""
+    try:
+        body = http.get(f"{address.base_url}/config").json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    schemas = body.get("schemas")
+    if schemas is None and isinstance(body.get("error"), dict):
+        schemas = body["error"].get("schemas")
+    return list(schemas) if isinstance(schemas, list) else [SCHEMA]
+
+
+def _pods_that_cannot_read(addresses: list[PodAddress], schema: str) -> str:
+    """Why the config must not go out (some pod cannot read its schema), or ""."""
+    with httpx.Client(timeout=5.0, trust_env=False) as http:
+        old = [
+            f"{a.pod_name or a.ip}:{a.port} reads {', '.join(schemas)}"
+            for a in addresses
+            if (schemas := pod_schemas(http, a)) is not None and schema not in schemas
+        ]
+    if not old:
+        return ""
+    return (
+        f"The config is {schema}, which {len(old)} pod(s) cannot read ({'; '.join(old)}): "
+        "upgrade the classifier pods first. Nothing was written."
     )
 
 

@@ -55,7 +55,8 @@ class VersionStatus(models.TextChoices):
 
 
 class ClassifierVersion(models.Model):
-    """A named classifier configuration: keywords plus length, byte and turn thresholds.
+    """A named classifier configuration: keywords plus length, byte and turn thresholds,
+    and optionally a learned scorer (weighted keywords).
 
     Lifecycle: draft -> frozen -> retired, only through ``routing.services``. A frozen
     (or retired) version never changes again; its canonical config and SHA-256 are what
@@ -71,6 +72,11 @@ class ClassifierVersion(models.Model):
     turn_threshold = models.PositiveIntegerField(help_text="Messages; more is strong.")
     byte_threshold = models.PositiveIntegerField(
         null=True, blank=True, help_text="Optional: UTF-8 bytes; longer is strong."
+    )
+    # Optional weighted keywords (routing.engine.scorer), in canonical form. The keywords
+    # above stay hard triggers beside it.
+    scorer = models.JSONField(
+        null=True, blank=True, help_text="Weighted substrings, bias and threshold."
     )
     notes = models.TextField(blank=True)
 
@@ -134,3 +140,7 @@ class ClassifierVersion(models.Model):
     @property
     def is_draft(self) -> bool:
         return self.status == VersionStatus.DRAFT
+
+    @property
+    def has_scorer(self) -> bool:
+        return self.scorer is not None

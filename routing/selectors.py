@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from django.db.models import Count
@@ -111,16 +112,27 @@ def version_diff(old: ClassifierVersion, new: ClassifierVersion) -> VersionDiff:
     return diff
 
 
-@lru_cache(maxsize=64)
-def _compiled(sha256: str, config_items: tuple) -> Classifier:
-    # Keyed by the config hash: a draft edit changes the hash, so stale entries never match.
-    return build_classifier(dict(config_items))
+_COMPILED: OrderedDict[str, Classifier] = OrderedDict()
+COMPILED_CACHE_SIZE = 64
+_COMPILED_LOCK = threading.Lock()
 
 
 def classifier_for(version: ClassifierVersion) -> Classifier:
-    config = {k: v for k, v in version.config.items() if k not in ("schema", "version", "sha256")}
-    config["strong_keywords"] = tuple(config["strong_keywords"])
-    return _compiled(version.config_sha256, tuple(sorted(config.items())))
+    """The version's compiled classifier, cached by config hash: the hash covers the whole
+    canonical config, so a draft edit never meets a stale entry."""
+    sha = version.config_sha256
+    with _COMPILED_LOCK:
+        classifier = _COMPILED.get(sha)
+        if classifier is not None:
+            _COMPILED.move_to_end(sha)
+            return classifier
+    skip = ("schema", "version", "sha256")
+    classifier = build_classifier({k: v for k, v in version.config.items() if k not in skip})
+    with _COMPILED_LOCK:
+        _COMPILED[sha] = classifier
+        while len(_COMPILED) > COMPILED_CACHE_SIZE:
+            _COMPILED.popitem(last=False)
+    return classifier
 
 
 def classify_with(versions: list[ClassifierVersion], messages: list) -> list[tuple[Any, Decision]]:

@@ -27,6 +27,7 @@ EDITABLE_FIELDS = (
     "token_threshold",
     "turn_threshold",
     "byte_threshold",
+    "scorer",
     "notes",
     "reported_misroute_rate",
     "reported_slm_usage",
@@ -44,12 +45,25 @@ def version_snapshot(version: ClassifierVersion) -> dict[str, Any]:
         "token_threshold": version.token_threshold,
         "turn_threshold": version.turn_threshold,
         "byte_threshold": version.byte_threshold,
+        "scorer": scorer_summary(version.scorer),
         "notes": version.notes,
         "keywords": [
             {"text": k.text, "language": k.language, "rationale": k.rationale}
             for k in version.keyword_set.keywords.all()
         ],
         "config_sha256": version.config_sha256,
+    }
+
+
+def scorer_summary(scorer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A scorer in an audit record: its size and cut (the weights are in the config, whose
+    hash the snapshot holds)."""
+    if scorer is None:
+        return None
+    return {
+        "features": len(scorer["features"]),
+        "bias": scorer["bias"],
+        "threshold": scorer["threshold"],
     }
 
 
@@ -81,6 +95,7 @@ def _engine_config(version: ClassifierVersion, keyword_texts: list[str]) -> dict
         "token_threshold": version.token_threshold,
         "turn_threshold": version.turn_threshold,
         "byte_threshold": version.byte_threshold,
+        "scorer": version.scorer,
     }
 
 
@@ -95,6 +110,7 @@ def _check_and_hash(version: ClassifierVersion, keyword_texts: list[str]) -> Non
         raise ValidationError(errors) from None
     version.config = document
     version.config_sha256 = document["sha256"]
+    version.scorer = document.get("scorer")  # canonical: normalized, sorted
 
 
 def _check_name(name: str) -> None:
@@ -151,6 +167,7 @@ def version_create_draft(
     token_threshold: int,
     turn_threshold: int,
     byte_threshold: int | None = None,
+    scorer: Mapping[str, Any] | None = None,
     parent: ClassifierVersion | None = None,
     notes: str = "",
     **reported,
@@ -167,6 +184,7 @@ def version_create_draft(
         token_threshold=token_threshold,
         turn_threshold=turn_threshold,
         byte_threshold=byte_threshold,
+        scorer=scorer,
         notes=notes,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
         **reported,
@@ -189,7 +207,8 @@ def version_create_draft(
 def version_copy(
     *, actor, source: ClassifierVersion, name: str, notes: str | None = None
 ) -> ClassifierVersion:
-    """A new draft with ``source``'s keywords and thresholds, and ``source`` as its parent."""
+    """A new draft with ``source``'s keywords, thresholds and scorer, and ``source`` as its
+    parent."""
     keywords = [
         {"text": k.text, "language": k.language, "rationale": k.rationale}
         for k in source.keyword_set.keywords.all()
@@ -201,6 +220,7 @@ def version_copy(
         token_threshold=source.token_threshold,
         turn_threshold=source.turn_threshold,
         byte_threshold=source.byte_threshold,
+        scorer=source.scorer,
         parent=source,
         notes=notes if notes is not None else f"Drafted from {source.name}.",
     )
@@ -211,7 +231,8 @@ def version_copy(
 def version_update_draft(
     *, actor, version: ClassifierVersion, keywords=None, **changes
 ) -> ClassifierVersion:
-    """Change a draft's thresholds, notes, reported figures, or (all of) its keywords."""
+    """Change a draft's thresholds, scorer, notes, reported figures, or (all of) its
+    keywords."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({field: ["This field cannot be changed."] for field in unknown})

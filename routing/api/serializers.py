@@ -42,6 +42,17 @@ class ReportedSerializer(serializers.Serializer):
     source = serializers.CharField(source="reported_source", allow_blank=True)
 
 
+class ScorerSerializer(serializers.Serializer):
+    """A learned scorer, as the engine reads it (``routing.engine.scorer``)."""
+
+    bias = serializers.FloatField()
+    threshold = serializers.FloatField(help_text="Strong when the score reaches this.")
+    features = serializers.ListField(
+        child=serializers.ListField(min_length=2, max_length=2),
+        help_text="[substring, weight] pairs; substrings are matched like keywords.",
+    )
+
+
 class VersionSerializer(serializers.ModelSerializer):
     parent = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     keywords = KeywordSerializer(source="keyword_set.keywords", many=True, read_only=True)
@@ -50,6 +61,7 @@ class VersionSerializer(serializers.ModelSerializer):
         slug_field="username", read_only=True, allow_null=True
     )
     frozen_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    scorer = ScorerSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = ClassifierVersion
@@ -62,6 +74,7 @@ class VersionSerializer(serializers.ModelSerializer):
             "token_threshold",
             "turn_threshold",
             "byte_threshold",
+            "scorer",
             "notes",
             "reported",
             "config_sha256",
@@ -88,6 +101,10 @@ class _ReportedInputMixin(serializers.Serializer):
     reported_source = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
+# Checked by the engine, which names each bad field (scorer.features, ...).
+SCORER_HELP = '{"bias": b, "threshold": t, "features": [[substring, weight], ...]}; null for none.'
+
+
 class VersionCreateSerializer(_ReportedInputMixin):
     name = serializers.CharField(max_length=64)
     parent = serializers.SlugRelatedField(
@@ -98,6 +115,7 @@ class VersionCreateSerializer(_ReportedInputMixin):
     token_threshold = serializers.IntegerField()
     turn_threshold = serializers.IntegerField()
     byte_threshold = serializers.IntegerField(required=False, allow_null=True)
+    scorer = serializers.JSONField(required=False, allow_null=True, help_text=SCORER_HELP)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
 
 
@@ -106,6 +124,7 @@ class VersionUpdateSerializer(_ReportedInputMixin):
     token_threshold = serializers.IntegerField(required=False)
     turn_threshold = serializers.IntegerField(required=False)
     byte_threshold = serializers.IntegerField(required=False, allow_null=True)
+    scorer = serializers.JSONField(required=False, allow_null=True, help_text=SCORER_HELP)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
 
 
@@ -138,3 +157,10 @@ class DecisionSerializer(serializers.Serializer):
     byte_count = serializers.IntegerField()
     turn_count = serializers.IntegerField()
     spans = serializers.ListField(child=serializers.DictField())
+    score = serializers.FloatField(required=False, help_text="Scorer versions only.")
+    top_features = serializers.ListField(
+        child=serializers.ListField(min_length=2, max_length=2),
+        required=False,
+        help_text="Scorer versions only: the five present [substring, weight] pairs that "
+        "pushed the score most.",
+    )

@@ -6,6 +6,8 @@ No Django here: the pod image must stay small and start fast.
 from .classifier import STRONG, WEAK, Classifier, Decision, Span, build_classifier
 from .config import (
     SCHEMA,
+    SCHEMA_SCORER,
+    SCHEMAS,
     ConfigError,
     canonical_config,
     normalize_keyword,
@@ -16,6 +18,8 @@ from .text import MessagesError, conversation_text, message_text
 
 __all__ = [
     "SCHEMA",
+    "SCHEMAS",
+    "SCHEMA_SCORER",
     "STRONG",
     "WEAK",
     "Classifier",

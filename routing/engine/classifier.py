@@ -5,7 +5,10 @@ Semantics (identical to the spec's ``classify_v7`` on NFC text):
 2. the text is longer than ``token_threshold`` characters -> strong;
    (optional) its UTF-8 encoding is longer than ``byte_threshold`` bytes -> strong;
 3. there are more than ``turn_threshold`` messages (system ones included) -> strong;
-otherwise weak. Every rule that fires is reported, so the reasons say all of why.
+4. with a scorer (``scorer.py``): its score reaches its threshold -> strong;
+otherwise weak. Every rule that fires is reported, so the reasons say all of why. The
+keywords and thresholds stay hard triggers beside a scorer: a huge request never goes
+weak whatever its words.
 
 Keywords are matched with one Aho-Corasick automaton (Rust, ahocorasick-rs): one pass
 over the text, whatever the number of keywords.
@@ -19,6 +22,7 @@ from typing import Any, NamedTuple
 import ahocorasick_rs
 
 from .config import ValidConfig, validate_config
+from .scorer import UNITS, Scorer
 from .text import MessagesError, conversation_text, require_unicode
 
 WEAK = "weak"
@@ -43,17 +47,23 @@ class Decision(NamedTuple):
     turn_count: int
     spans: tuple[Span, ...]
     text: str  # the NFC conversation text the decision was made on
+    score: float | None = None  # with a scorer only
+    top_features: tuple[tuple[str, float], ...] = ()  # present ones that pushed it most
 
     @property
     def byte_count(self) -> int:
         return len(self.text.encode("utf-8"))
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "tier": self.tier,
             "reasons": list(self.reasons),
             "matched_keywords": list(self.matched_keywords),
         }
+        if self.score is not None:
+            out["score"] = self.score
+            out["top_features"] = [[feature, weight] for feature, weight in self.top_features]
+        return out
 
 
 class Classifier:
@@ -65,18 +75,29 @@ class Classifier:
         # Standard match kind with overlapping=True reports every occurrence of every
         # keyword, as a substring test per keyword would find them.
         self._automaton = ahocorasick_rs.AhoCorasick(list(config.keywords))
+        self.scorer = Scorer(config.scorer) if config.scorer is not None else None
 
     def scan(self, text: str) -> list[Span]:
         """Every keyword occurrence in ``text`` (matched lower-cased), in text order."""
-        keywords = self._keywords
         try:
-            matches = self._automaton.find_matches_as_indexes(text.lower(), overlapping=True)
+            return self._scan(text.lower())
         except UnicodeEncodeError:
             require_unicode(text)  # raises MessagesError saying what is wrong
             raise
+
+    def _scan(self, lowered: str) -> list[Span]:
+        keywords = self._keywords
+        matches = self._automaton.find_matches_as_indexes(lowered, overlapping=True)
         spans = [Span(start, end, keywords[index]) for index, start, end in matches]
         spans.sort()
         return spans
+
+    def feature_spans(self, text: str, features) -> list[Span]:
+        """Where the scorer's ``features`` occur in ``text``, in text order (for
+        highlighting the ones that pushed a decision)."""
+        if self.scorer is None:
+            return []
+        return [Span(*span) for span in self.scorer.spans(text.lower(), set(features))]
 
     def classify(self, messages: Sequence[Any]) -> Decision:
         """Route one conversation. Raises MessagesError on malformed messages."""
@@ -90,7 +111,13 @@ class Classifier:
     def classify_text(self, text: str, turn_count: int) -> Decision:
         """Route already-joined text. Raises MessagesError on a lone surrogate."""
         config = self.config
-        spans = self.scan(text)
+        lowered = text.lower()
+        try:
+            spans = self._scan(lowered)
+            present = self.scorer.present(lowered) if self.scorer is not None else None
+        except UnicodeEncodeError:
+            require_unicode(text)  # raises MessagesError saying what is wrong
+            raise
         char_count = len(text)
         reasons = []
         if spans:
@@ -106,11 +133,28 @@ class Classifier:
                 reasons.append(f"bytes:{byte_count}>{config.byte_threshold}")
         if turn_count > config.turn_threshold:
             reasons.append(f"turns:{turn_count}>{config.turn_threshold}")
+        score, top = None, ()
+        if present is not None:
+            scorer = self.scorer
+            units = scorer.score_units(present)
+            score = units / UNITS
+            top = scorer.top(present)
+            if scorer.reaches(units):
+                reasons.append(f"score:{score:.6g}>={scorer.threshold:.6g}")
         if reasons:
             return Decision(
-                STRONG, tuple(reasons), matched, char_count, turn_count, tuple(spans), text
+                STRONG,
+                tuple(reasons),
+                matched,
+                char_count,
+                turn_count,
+                tuple(spans),
+                text,
+                score,
+                top,
             )
-        return Decision(WEAK, ("default",), matched, char_count, turn_count, (), text)
+        why = ("default",) if score is None else (f"score:{score:.6g}<{scorer.threshold:.6g}",)
+        return Decision(WEAK, why, matched, char_count, turn_count, (), text, score, top)
 
 
 def build_classifier(config: Mapping[str, Any]) -> Classifier:

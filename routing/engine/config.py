@@ -5,8 +5,14 @@ A config is a plain dict shared by the console, the CLI and the classifier pod:
     {"strong_keywords": [...], "token_threshold": 500, "turn_threshold": 5,
      "byte_threshold": None}
 
+A version may also carry a ``scorer`` (see ``scorer.py``): weighted substrings, a bias
+and a threshold. The thresholds and keywords then stay hard triggers, and the score
+decides the rest.
+
 The canonical config adds the version name, a schema marker and the SHA-256 of
-everything else, so a pod can say exactly which config it serves.
+everything else, so a pod can say exactly which config it serves. A config without a
+scorer keeps schema 1 and the very bytes it always had; one with a scorer is schema 2,
+which a pod from before scorers refuses (its ``GET /config`` lists what it reads).
 """
 
 from __future__ import annotations
@@ -18,7 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .scorer import ValidScorer, check_scorer, substring_problem
+
 SCHEMA = "cascade-classifier/1"
+SCHEMA_SCORER = "cascade-classifier/2"
+SCHEMAS = (SCHEMA, SCHEMA_SCORER)  # what this engine reads
+# A ConfigMap holds at most 1 MiB; leave room for the rest of the object.
+MAX_CANONICAL_BYTES = 900 * 1024
 
 MAX_KEYWORDS = 5_000
 MAX_KEYWORD_LENGTH = 100
@@ -27,7 +39,13 @@ MAX_TOKEN_THRESHOLD = 1_000_000
 MAX_TURN_THRESHOLD = 10_000
 MAX_BYTE_THRESHOLD = 4_000_000
 
-DECISION_KEYS = ("strong_keywords", "token_threshold", "turn_threshold", "byte_threshold")
+DECISION_KEYS = (
+    "strong_keywords",
+    "token_threshold",
+    "turn_threshold",
+    "byte_threshold",
+    "scorer",
+)
 CANONICAL_KEYS = frozenset({"schema", "version", "sha256", *DECISION_KEYS})
 
 
@@ -51,6 +69,7 @@ class ValidConfig:
     token_threshold: int
     turn_threshold: int
     byte_threshold: int | None
+    scorer: ValidScorer | None = None
 
 
 def _check_threshold(errors: dict, config: Mapping, key: str, limit: int, required: bool):
@@ -83,16 +102,9 @@ def _check_keywords(errors: dict, raw: Any) -> tuple[str, ...]:
     seen: dict[str, int] = {}
     keywords = []
     for index, keyword in enumerate(raw):
-        if not isinstance(keyword, str):
-            problems.append(f"Item {index} must be a string, got {type(keyword).__name__}.")
-            continue
-        if not keyword.strip():
-            problems.append(f"Item {index} is empty or whitespace only.")
-            continue
-        if len(keyword) > MAX_KEYWORD_LENGTH:
-            problems.append(
-                f"Item {index} ({keyword[:20]!r}...) is over {MAX_KEYWORD_LENGTH} characters."
-            )
+        problem = substring_problem(index, keyword, MAX_KEYWORD_LENGTH)
+        if problem:
+            problems.append(problem)
             continue
         normalized = normalize_keyword(keyword)
         if normalized in seen:
@@ -118,14 +130,21 @@ def validate_config(config: Mapping[str, Any]) -> ValidConfig:
     token = _check_threshold(errors, config, "token_threshold", MAX_TOKEN_THRESHOLD, True)
     turn = _check_threshold(errors, config, "turn_threshold", MAX_TURN_THRESHOLD, True)
     byte = _check_threshold(errors, config, "byte_threshold", MAX_BYTE_THRESHOLD, False)
+    scorer = None
+    if config.get("scorer") is not None:
+        scorer = check_scorer(errors, config["scorer"], normalize_keyword)
     if errors:
         raise ConfigError(errors)
-    return ValidConfig(keywords, token, turn, byte)
+    return ValidConfig(keywords, token, turn, byte, scorer)
+
+
+def _compact(document: Mapping[str, Any]) -> bytes:
+    body = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return body.encode("utf-8")
 
 
 def _digest(document: Mapping[str, Any]) -> str:
-    body = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_compact(document)).hexdigest()
 
 
 def canonical_config(version: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,13 +154,25 @@ def canonical_config(version: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """
     valid = validate_config(config)
     document = {
-        "schema": SCHEMA,
+        "schema": SCHEMA if valid.scorer is None else SCHEMA_SCORER,
         "version": version,
         "strong_keywords": sorted(valid.keywords),
         "token_threshold": valid.token_threshold,
         "turn_threshold": valid.turn_threshold,
         "byte_threshold": valid.byte_threshold,
     }
+    if valid.scorer is not None:
+        document["scorer"] = valid.scorer.canonical()
+    size = len(_compact(document))
+    if size > MAX_CANONICAL_BYTES:
+        raise ConfigError(
+            {
+                "config": [
+                    f"The canonical config is {size:,} bytes; at most {MAX_CANONICAL_BYTES:,} "
+                    "fit in a ConfigMap. Use fewer scorer features."
+                ]
+            }
+        )
     document["sha256"] = _digest(document)
     return document
 
@@ -149,8 +180,13 @@ def canonical_config(version: str, config: Mapping[str, Any]) -> dict[str, Any]:
 def verify_canonical(document: Mapping[str, Any]) -> None:
     """Raise ConfigError unless ``document`` is a canonical config whose hash matches."""
     errors = {}
-    if document.get("schema") != SCHEMA:
-        errors["schema"] = [f"Must be {SCHEMA!r}."]
+    expected_schema = SCHEMA if document.get("scorer") is None else SCHEMA_SCORER
+    if document.get("schema") not in SCHEMAS:
+        errors["schema"] = [
+            f"This engine reads {', '.join(map(repr, SCHEMAS))}; got {document.get('schema')!r}."
+        ]
+    elif document.get("schema") != expected_schema:
+        errors["schema"] = [f"Must be {expected_schema!r} for this content."]
     if not isinstance(document.get("version"), str) or not document.get("version"):
         errors["version"] = ["Must be a non-empty string."]
     if errors:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from routing.engine import ConfigError
+from routing.engine import SCHEMAS, ConfigError
 
 from .config_store import ConfigStore, parse_document
 from .errors import error_body
@@ -69,9 +69,13 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"status": "ready", "version": pod.store.current.version})
 
     async def get_config(request: Request) -> Response:
+        # ``schemas``: the config schemas this pod reads; the console checks it before
+        # publishing (a pod from before schema 2 sends none, and reads only schema 1).
         if pod.store.current is None:
-            return _error(503, "No classifier config is loaded yet.", "not_ready")
-        return JSONResponse(pod.store.current.summary())
+            return _error(
+                503, "No classifier config is loaded yet.", "not_ready", schemas=list(SCHEMAS)
+            )
+        return JSONResponse({**pod.store.current.summary(), "schemas": list(SCHEMAS)})
 
     async def put_config(request: Request) -> Response:
         if not settings.admin_token:

@@ -22,6 +22,7 @@ disable_created_metrics()
 # Bucket edges include the SLO lines (TTFT 3 s weak / 10 s strong, P99 15 s gate).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 15, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60)
+SCORE_BUCKETS = (-8, -6, -4, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3, 4, 6, 8)
 
 NONE = "none"  # label value when a request never got a tier, backend or version
 
@@ -54,6 +55,14 @@ class PodMetrics:
             "response byte sent to the client (the first SSE chunk when streaming).",
             ["tier", "backend", "version"],
             buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.score = Histogram(
+            "cascade_pod_classifier_score",
+            "Scores of a scorer version's decisions (log-odds of strong; the version's "
+            "threshold is the cut).",
+            ["version"],
+            buckets=SCORE_BUCKETS,
             registry=r,
         )
         self.fallbacks = Counter(

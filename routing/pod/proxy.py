@@ -229,6 +229,8 @@ class ChatProxy:
         if ex.decision is not None:
             out.append((b"x-cascade-tier", ex.decision.tier.encode()))
             out.append((b"x-cascade-reasons", reasons_header(ex.decision.reasons)))
+            if ex.decision.score is not None:
+                out.append((b"x-cascade-score", f"{ex.decision.score:.6g}".encode()))
         if ex.backend != NONE:
             out.append((b"x-cascade-backend", ex.backend.encode()))
         if ex.fallback:
@@ -321,6 +323,8 @@ class ChatProxy:
             ex.error = ex.error or "client disconnected"
         status = status_class(ex.status) if ex.status else "none"
         metrics.requests.labels(tier, ex.backend, status, ex.version).inc()
+        if ex.decision is not None and ex.decision.score is not None:
+            metrics.score.labels(ex.version).observe(ex.decision.score)
         if ex.backend != NONE:
             metrics.duration.labels(tier, ex.backend, ex.version).observe(
                 time.perf_counter() - ex.started

@@ -50,11 +50,17 @@ def fit_keywords(keywords: tuple[str, ...], limit: int = METADATA_LIMIT) -> list
 
 
 def trace_metadata(decision: Decision, version: str) -> dict[str, Any]:
-    return {
+    metadata = {
         "content_length": decision.char_count,
         "strong_keywords_found": fit_keywords(decision.matched_keywords),
         "classifier_version": version,
     }
+    if decision.score is not None:
+        metadata["classifier_score"] = round(decision.score, 6)
+        metadata["score_top_features"] = fit_keywords(
+            tuple(f"{feature}:{weight:+.3g}" for feature, weight in decision.top_features)
+        )
+    return metadata
 
 
 def response_text(captured: bytes, stream: bool) -> str | None:

@@ -27,6 +27,49 @@ def v7(version: str = "v7", **overrides) -> dict:
     return canonical_config(version, config)
 
 
+SCORER = {
+    "bias": -1.5,
+    "threshold": 0.0,
+    "features": [
+        ["리팩터", 1.75],
+        ["race condition", 2.5],
+        ["설계", 1.0],
+        ["architecture", 1.0],
+        ["why", 0.5],
+        ["thanks", -0.75],
+        ["hello", -1.0],
+        ["typo", -0.5],
+    ],
+}
+
+
+def scored(version: str = "v9", **overrides) -> dict:
+    """v7's thresholds with no keywords and a small scorer (schema 2)."""
+    return v7(version, **{"strong_keywords": [], "scorer": SCORER, **overrides})
+
+
+OLD_POD_COMMIT = "1d6b305"  # the last release whose pod reads schema 1 only
+
+
+def old_pod_tree(into: Path) -> Path:
+    """The pod's code as released before scorers, from git, to run beside today's."""
+    import pytest
+
+    def have() -> bool:
+        probe = ["git", "cat-file", "-e", f"{OLD_POD_COMMIT}^{{commit}}"]
+        return subprocess.run(probe, cwd=ROOT, capture_output=True).returncode == 0
+
+    if not have():  # a shallow clone: try to get the history
+        subprocess.run(["git", "fetch", "-q", "--unshallow"], cwd=ROOT, capture_output=True)
+        if not have():
+            pytest.skip(f"commit {OLD_POD_COMMIT} (the pod before scorers) is not in this clone")
+    archive = subprocess.run(
+        ["git", "archive", OLD_POD_COMMIT, "routing"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
 def write_config(path: Path, document) -> None:
     """Write atomically (temp file + rename), the way a ConfigMap update lands."""
     tmp = path.with_suffix(".tmp")
@@ -44,14 +87,14 @@ ROUTED = ("/v1/chat/completions", "/v1/completions")
 class Pod:
     """``python -m routing.pod`` as a child process; stderr is collected in ``log``."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None):
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT):
         full_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("CASCADE_POD_", "LANGFUSE_"))
         }
         full_env.update(env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "routing.pod", "--port", "0", *args],
-            cwd=ROOT,
+            cwd=cwd,
             env=full_env,
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,

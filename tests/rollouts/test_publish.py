@@ -18,6 +18,7 @@ from rollouts.publish import (
     publication_start,
 )
 from routing.errors import Conflict
+from tests.pod.podkit import SCORER, Pod, old_pod_tree, v7, write_config
 from tests.standins.k8s_api import configmap, endpoint_slice
 
 from .conftest import CANARY, NS, POD_TOKEN, register_pods, seed_slot_configmaps
@@ -351,3 +352,60 @@ def test_an_empty_never_served_slot_takes_a_first_version_directly(
     register_pods(k8s, fresh_pods)  # the canary slot: weight 0, never published to
 
     assert publish(operator, v8, route.canary_slot).state == PublicationState.SUCCEEDED
+
+
+@pytest.fixture
+def v9_scored(v8, operator):
+    """A frozen scorer version (schema 2)."""
+    from routing import services as routing_services
+
+    draft = routing_services.version_copy(actor=operator, source=v8, name="v9")
+    draft = routing_services.version_update_draft(actor=operator, version=draft, scorer=SCORER)
+    return routing_services.version_freeze(actor=operator, version=draft)
+
+
+@pytest.fixture(scope="module")
+def old_pod(fake_backends, tmp_path_factory):
+    """A real pod as released before scorers (it reads schema 1 only)."""
+    code = old_pod_tree(tmp_path_factory.mktemp("old-pod-code"))
+    weak, strong = fake_backends
+    path = tmp_path_factory.mktemp("old-pod") / "config.json"
+    write_config(path, v7())
+    args = ["--config", str(path), "--weak-url", weak.base_url, "--strong-url", strong.base_url]
+    args += ["--weak-model", "qwen3-4b", "--strong-model", "glm-5", "--reload-interval", "0"]
+    pod = Pod(args, {"CASCADE_POD_ADMIN_TOKEN": POD_TOKEN}, cwd=code)
+    yield pod
+    pod.stop()
+
+
+def test_a_scorer_version_goes_out_to_pods_that_read_its_schema(
+    k8s, route, v9_scored, operator, fresh_pods
+):
+    register_pods(k8s, fresh_pods)
+
+    publication = publish(operator, v9_scored, route.canary_slot)
+
+    assert publication.state == PublicationState.SUCCEEDED
+    assert v9_scored.config["schema"] == "cascade-classifier/2"
+    for pod in fresh_pods:
+        served = httpx.get(f"{pod.url}/config", trust_env=False).json()
+        assert served["sha256"] == v9_scored.config_sha256
+
+
+def test_a_schema_an_old_pod_cannot_read_is_refused_before_anything_is_written(
+    k8s, route, v9_scored, operator, fresh_pods, old_pod
+):
+    register_pods(k8s, [fresh_pods[0], old_pod])
+    before = k8s.get("configmaps", NS, f"{CANARY}-config")["data"]
+
+    publication = publish(operator, v9_scored, route.canary_slot)
+
+    assert publication.state == PublicationState.FAILED
+    assert "cascade-classifier/2, which 1 pod(s) cannot read" in publication.error
+    assert f"{CANARY}-pod-1" in publication.error and "upgrade" in publication.error
+    assert k8s.get("configmaps", NS, f"{CANARY}-config")["data"] == before
+    for pod in (fresh_pods[0], old_pod):
+        assert httpx.get(f"{pod.url}/config", trust_env=False).json()["version"] == "v7"
+    # Schema 1 still goes out to the same pods.
+    publication = publish(operator, v9_scored.parent, route.canary_slot)
+    assert publication.state == PublicationState.SUCCEEDED, publication.error

@@ -306,3 +306,27 @@ def test_the_schema_says_which_version_fields_may_be_null():
     assert all(version[f].get("nullable") for f in ("parent", "created_by", "frozen_by"))
     items = schema["paths"]["/api/v1/batches/{id}/items/"]["get"]["parameters"]
     assert "kind" not in {p["name"] for p in items}  # not offered, then ignored
+
+
+def test_a_scorer_is_set_shown_and_refused_through_the_api(api, operator, draft):
+    client = api.as_(operator)
+    scorer = {"bias": -1.0, "threshold": 0.0, "features": [["race", 2.0]]}
+
+    response = client.patch(f"{BASE}/versions/v8/", {"scorer": scorer}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["scorer"] == scorer
+    bad = {**scorer, "features": [["race", 1], ["RACE", 2]]}
+    response = client.patch(f"{BASE}/versions/v8/", {"scorer": bad}, format="json")
+    assert response.status_code == 400
+    assert "duplicates" in str(response.json())
+    assert "scorer.features" in str(response.json())
+
+    answer = client.post(
+        f"{BASE}/classify/",
+        {"messages": [{"role": "user", "content": "a race"}], "versions": ["v8", "v7"]},
+        format="json",
+    ).json()["results"]
+    assert answer[0]["score"] == 1.0 and answer[0]["top_features"] == [["race", 2.0]]
+    assert answer[0]["reasons"] == ["score:1>=0"]
+    assert "score" not in answer[1]

@@ -185,3 +185,48 @@ def test_deleting_a_user_keeps_their_audit_trail(draft, operator):
     assert count > 0
     operator.delete()
     assert AuditEvent.objects.filter(actor_name="otto", actor__isnull=True).count() == count
+
+
+SCORER = {"bias": -1.0, "threshold": 0.0, "features": [["Race", 2.0], ["설계", 0.5]]}
+
+
+def test_a_draft_takes_a_scorer_in_canonical_form_and_audits_its_summary(draft, operator):
+    services.version_update_draft(actor=operator, version=draft, scorer=SCORER)
+    draft.refresh_from_db()
+
+    assert draft.scorer == {
+        "bias": -1.0,
+        "threshold": 0.0,
+        "features": [["race", 2.0], ["설계", 0.5]],
+    }
+    assert draft.config["schema"] == "cascade-classifier/2"
+    assert draft.config["scorer"] == draft.scorer
+    event = AuditEvent.objects.filter(action="version.update").latest("id")
+    assert event.before["scorer"] is None
+    assert event.after["scorer"] == {"features": 2, "bias": -1.0, "threshold": 0.0}
+    assert event.after["config_sha256"] == draft.config_sha256
+
+
+def test_a_bad_scorer_is_refused_naming_the_field_and_nothing_changes(draft, operator):
+    sha = draft.config_sha256
+    bad = {**SCORER, "features": [["race", float("nan")]]}
+
+    with pytest.raises(ValidationError) as err:
+        services.version_update_draft(actor=operator, version=draft, scorer=bad)
+
+    assert "finite" in " ".join(err.value.message_dict["scorer.features"])
+    draft.refresh_from_db()
+    assert draft.scorer is None and draft.config_sha256 == sha
+
+
+def test_a_scorer_is_copied_frozen_and_guarded_like_the_rest(draft, operator):
+    services.version_update_draft(actor=operator, version=draft, scorer=SCORER)
+    frozen = services.version_freeze(actor=operator, version=draft)
+    child = services.version_copy(actor=operator, source=frozen, name="v9")
+
+    assert child.scorer == frozen.scorer and child.parent == frozen
+    with pytest.raises(VersionNotEditable):
+        services.version_update_draft(actor=operator, version=frozen, scorer=None)
+    cleared = services.version_update_draft(actor=operator, version=child, scorer=None)
+    assert cleared.scorer is None and cleared.config["schema"] == "cascade-classifier/1"
+    assert "scorer" not in cleared.config
