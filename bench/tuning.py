@@ -1,7 +1,7 @@
 """How good is the proposal, measured on traffic it never saw?
 
     .venv/bin/python -m bench.tuning [--labels 400] [--seeds 5] [--test-size 3000]
-        [--traffic-days 7] [--per-day 1500] [--timing]
+        [--traffic-days 7] [--per-day 1500] [--kind keywords|scorer] [--timing]
 
 For each seed: generate a week of the stand-in's traffic (the period's traffic, for the SLM
 share), label a simple random sample of ``--labels`` requests from it with the generator's
@@ -116,17 +116,24 @@ def traffic_arrays(requests: list[dict], byte_threshold=None):
     return load
 
 
-def score(rule, requests: list[dict]) -> dict:
-    """Misroute, FN, FP and SLM share of a rule on labeled requests (each counts once)."""
+def engine_config(rule: dict, scorer: dict | None = None) -> dict:
+    """A proposal's rule (keywords and thresholds) and scorer as the engine's config."""
+    config = {
+        "strong_keywords": sorted(rule["keywords"]),
+        "token_threshold": rule["token_threshold"],
+        "turn_threshold": rule["turn_threshold"],
+    }
+    if scorer is not None:
+        config["scorer"] = scorer
+    return config
+
+
+def score(config: dict, requests: list[dict]) -> dict:
+    """Misroute, FN, FP and SLM share of a config on labeled requests (each counts once),
+    decided by the engine the pods run."""
     from routing.engine import build_classifier
 
-    classifier = build_classifier(
-        {
-            "strong_keywords": sorted(rule.keywords),
-            "token_threshold": rule.token_threshold,
-            "turn_threshold": rule.turn_threshold,
-        }
-    )
+    classifier = build_classifier(config)
     fn = fp = weak = 0
     for r in requests:
         tier = classifier.classify_text(r["text"], r["turns"]).tier
@@ -143,7 +150,7 @@ def one_seed(seed: int, args) -> dict:
 
     from labeling.standin.traffic import V7_CONFIG as V7
     from labeling.standin.traffic import generate_traffic
-    from tuning import proposal
+    from tuning import proposal, scorer_proposal
     from tuning.proposals import labels_from
     from tuning.search import Rule, Settings
     from tuning.terms import terms_many
@@ -161,17 +168,19 @@ def one_seed(seed: int, args) -> dict:
     labels = labels_from(rows, None)
     base = Rule(frozenset(V7["strong_keywords"]), V7["token_threshold"], V7["turn_threshold"])
     started = time.perf_counter()
-    docs = terms_many(labels.texts)
-    result = proposal.propose(
-        labels, docs, base, Settings(band=(0.60, 0.70)), traffic_arrays(period),
-        folds=args.folds, seed=seed,
-    )  # fmt: skip
+    if args.kind == "scorer":
+        result = scorer_proposal.propose_scorer(
+            labels, base, Settings(band=(0.60, 0.70)), traffic_arrays(period),
+            folds=args.folds, seed=seed,
+        )  # fmt: skip
+    else:
+        result = proposal.propose(
+            labels, terms_many(labels.texts), base, Settings(band=(0.60, 0.70)),
+            traffic_arrays(period), folds=args.folds, seed=seed,
+        )  # fmt: skip
     elapsed = time.perf_counter() - started
-    rule = Rule(
-        frozenset(result["rule"]["keywords"]),
-        result["rule"]["token_threshold"],
-        result["rule"]["turn_threshold"],
-    )
+    rule = engine_config(result["rule"], result.get("scorer"))
+    base = engine_config(result["base_rule"])
     return {
         "seed": seed,
         "labeled_inputs": len(rows),
@@ -189,7 +198,7 @@ def one_seed(seed: int, args) -> dict:
         "beats": result["beats_base"],
         "p_mid": result["mcnemar"]["p_mid"],
         "changes": [
-            f"{c['op']} {c.get('term') or c.get('field')}"
+            f"{c['op']} {c.get('term') or c.get('field') or c.get('features')}"
             + (f" {c['from']}->{c['to']}" if c["op"] == "threshold" else "")
             for c in result["changes"]
         ],
@@ -205,6 +214,7 @@ def main() -> None:
     parser.add_argument("--traffic-days", type=int, default=7)
     parser.add_argument("--per-day", type=int, default=1500)
     parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--kind", choices=["keywords", "scorer"], default="keywords")
     parser.add_argument("--timing", action="store_true")
     args = parser.parse_args()
     _setup()

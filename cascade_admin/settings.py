@@ -217,7 +217,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"LabelValueEnum": "labeling.models.LabelValue"},
+    "ENUM_NAME_OVERRIDES": {
+        "LabelValueEnum": "labeling.models.LabelValue",
+        "ProposalKindEnum": "tuning.proposals.KINDS",
+        "BatchKindEnum": "labeling.models.BatchKind",
+    },
 }
 
 # Celery: without a broker, tasks run in-process (embedded mode).

@@ -106,6 +106,20 @@ def figures(
     return result
 
 
+def checked_folds(labels: Labels, folds: int, seed: int) -> np.ndarray:
+    """Each row's fold; ProposalError when the labels cannot support a proposal."""
+    if labels.size < MIN_ROWS:
+        raise ProposalError(f"{labels.size} labeled inputs; a proposal needs at least {MIN_ROWS}.")
+    if labels.needed.all() or not labels.needed.any():
+        raise ProposalError("The labels hold only one class; both strong and weak are needed.")
+    fold_of = assign_folds(labels.group, labels.weight, folds, seed)
+    if len(set(fold_of.tolist())) < folds:
+        raise ProposalError(
+            f"Too few distinct inputs ({len(set(labels.group))}) for {folds} folds."
+        )
+    return fold_of
+
+
 def propose(
     labels: Labels,
     docs: Sequence[set[str]],
@@ -120,15 +134,7 @@ def propose(
 ) -> dict[str, Any]:
     """Search the next version and estimate it out of sample (see the module docstring)."""
     n = labels.size
-    if n < MIN_ROWS:
-        raise ProposalError(f"{n} labeled inputs; a proposal needs at least {MIN_ROWS}.")
-    if labels.needed.all() or not labels.needed.any():
-        raise ProposalError("The labels hold only one class; both strong and weak are needed.")
-    fold_of = assign_folds(labels.group, labels.weight, folds, seed)
-    if len(set(fold_of.tolist())) < folds:
-        raise ProposalError(
-            f"Too few distinct inputs ({len(set(labels.group))}) for {folds} folds."
-        )
+    fold_of = checked_folds(labels, folds, seed)
     everything = np.arange(n)
     splits = [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
     pools = [mine_pool(docs, labels, train, base, settings) for train, _ in splits]
@@ -164,13 +170,21 @@ def propose(
     estimate = figures(labels, oof, everything, langs)
     base_figures = figures(labels, base_strong, everything, langs)
     in_sample = figures(labels, final_strong, everything, langs)
-    traffic_figures = _traffic_figures(traffic, final_search, base, rule, unit_costs)
-    if traffic_figures:
-        estimate["slm_share"] = traffic_figures["proposal"]["slm_share"]
-        base_figures["slm_share"] = traffic_figures["base"]["slm_share"]
-        in_sample["slm_share"] = traffic_figures["proposal"]["slm_share"]
+    shares = None
+    if traffic is not None and traffic.size:
+        shares = traffic_figures(
+            {
+                "base": final_search.traffic_strong(base),
+                "proposal": final_search.traffic_strong(rule),
+            },
+            unit_costs,
+        )
+    if shares:
+        estimate["slm_share"] = shares["proposal"]["slm_share"]
+        base_figures["slm_share"] = shares["base"]["slm_share"]
+        in_sample["slm_share"] = shares["proposal"]["slm_share"]
         for target, key in ((estimate, "proposal"), (base_figures, "base")):
-            target["cost_per_1k"] = traffic_figures[key]["cost_per_1k"]
+            target["cost_per_1k"] = shares[key]["cost_per_1k"]
         slm_source = "traffic"
     else:
         for target in (estimate, base_figures, in_sample):
@@ -192,7 +206,7 @@ def propose(
         "in_sample": in_sample,
         "mcnemar": test.as_dict(),
         "beats_base": beats and bool(changes),
-        "verdict": _verdict(beats, changes, estimate, base_figures, test),
+        "verdict": verdict(beats, changes, estimate, base_figures, test),
         "slm_source": slm_source,
         "band": list(settings.band),
         "band_met": outcome.violation == 0,
@@ -223,7 +237,7 @@ def _summary(base: Rule, rule: Rule) -> dict[str, Any]:
     }
 
 
-def _verdict(beats, changes, estimate, base, test) -> str:
+def verdict(beats, changes, estimate, base, test) -> str:
     ours, theirs = estimate["misroute"]["value"], base["misroute"]["value"]
     if not changes:
         return "The search found no change that improves on the base."
@@ -239,21 +253,22 @@ def _verdict(beats, changes, estimate, base, test) -> str:
     )
 
 
-def _traffic_figures(traffic, search: Search, base: Rule, rule: Rule, unit_costs) -> dict | None:
-    if traffic is None or not traffic.size:
-        return None
+def traffic_figures(strong: dict[str, np.ndarray], unit_costs) -> dict[str, dict]:
+    """SLM share (with its interval) and cost per 1,000 requests of each decision array
+    (strong or not per traffic request), keyed as given."""
     result = {}
-    for key, r in (("base", base), ("proposal", rule)):
-        weak = int((~search.traffic_strong(r)).sum())
+    for key, decided in strong.items():
+        size = len(decided)
+        weak = int((~decided).sum())
         cost = None
         if (
             unit_costs
             and unit_costs.get("weak") is not None
             and unit_costs.get("strong") is not None
         ):
-            cost = 1000 * (unit_costs["weak"] * weak + unit_costs["strong"] * (traffic.size - weak))
-            cost /= traffic.size
-        share = proportion(weak, traffic.size)
+            cost = 1000 * (unit_costs["weak"] * weak + unit_costs["strong"] * (size - weak))
+            cost /= size
+        share = proportion(weak, size)
         result[key] = {
             "slm_share": {"value": share.value, "low": share.low, "high": share.high, "n": share.n},
             "cost_per_1k": cost,

@@ -21,15 +21,17 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from labeling.sync import input_fingerprint
+from routing.engine import STRONG, build_classifier
 from routing.models import ClassifierVersion
 from routing.selectors import classifier_for
 
-from . import proposal, selectors
+from . import proposal, scorer_proposal, selectors
 from .features import language
 from .models import Metric
-from .search import Labels, Rule, Search, Settings, Traffic, TrafficMatcher, hit_matrix
+from .search import Labels, Rule, Settings, Traffic, TrafficMatcher
 from .stats import mcnemar
 
+KINDS = ("keywords", "scorer")  # what a proposal changes: the keyword list, or a scorer
 DEFAULT_TRAFFIC_DAYS = 7
 DEFAULT_FOLDS = 10  # each fold trains on 90% of the labels: a less pessimistic estimate
 MAX_FOLDS = 20
@@ -79,6 +81,9 @@ def parse_params(params: dict) -> dict[str, Any]:
             errors[key] = [f"Must be between {low} and {high}."]
         return value
 
+    out["kind"] = params.get("kind") or "keywords"
+    if out["kind"] not in KINDS:
+        errors["kind"] = [f"Choose {' or '.join(KINDS)}."]
     out["base"] = params.get("base") or ""
     if not isinstance(out["base"], str) or not out["base"]:
         errors["base"] = ["Name the base version."]
@@ -203,7 +208,12 @@ def version_named(name: str) -> ClassifierVersion:
 def check_params(params: dict) -> None:
     """What can be checked before queuing: the settings, the base, a free name."""
     options = parse_params(params)
-    version_named(options["base"])
+    base = version_named(options["base"])
+    if options["kind"] == "keywords" and base.has_scorer:
+        raise ValidationError(
+            {"base": [f"{base.name} has a scorer: propose a scorer from it, or a keyword "
+                      "version from a keyword base."]}
+        )  # fmt: skip
     if options["name"] and ClassifierVersion.objects.filter(name=options["name"]).exists():
         raise ValidationError({"name": [f"A version named {options['name']!r} already exists."]})
 
@@ -221,7 +231,7 @@ def run(params: dict, progress: Callable[[int], None] = lambda p: None) -> dict[
     config = classifier_for(base_version).config
     base = Rule(frozenset(config.keywords), config.token_threshold, config.turn_threshold)
     labels = labels_from(rows, config.byte_threshold)
-    docs = terms_many(labels.texts) if rows else []
+    docs = terms_many(labels.texts) if rows and options["kind"] == "keywords" else []
     progress(10)
     settings = Settings(
         band=tuple(options["slm_band"]),
@@ -229,24 +239,25 @@ def run(params: dict, progress: Callable[[int], None] = lambda p: None) -> dict[
         max_changes=options["max_changes"],
         pinned=frozenset(options["pinned"]),
     )
+    common = {
+        "folds": options["folds"],
+        "seed": options["seed"],
+        "unit_costs": unit_costs(traffic_since, traffic_until),
+        "progress": lambda p: progress(10 + int(p * 0.9)),
+    }
+    load = traffic_loader(traffic_since, traffic_until, config.byte_threshold)
     try:
-        result = proposal.propose(
-            labels,
-            docs,
-            base,
-            settings,
-            traffic_loader(traffic_since, traffic_until, config.byte_threshold),
-            folds=options["folds"],
-            seed=options["seed"],
-            unit_costs=unit_costs(traffic_since, traffic_until),
-            progress=lambda p: progress(10 + int(p * 0.9)),
-        )
+        if options["kind"] == "scorer":
+            result = scorer_proposal.propose_scorer(labels, base, settings, load, **common)
+        else:
+            result = proposal.propose(labels, docs, base, settings, load, **common)
     except proposal.ProposalError as e:
         raise ValidationError(
             {"labels": [f"{e} Label sources: {_sources_text(summary)}."]}
         ) from None
+    result.setdefault("kind", "keywords")
     if held_out:
-        result["holdout"] = holdout_figures(held_out, base, result["rule"], config.byte_threshold)
+        result["holdout"] = holdout_figures(held_out, base_version, result, config.byte_threshold)
     return {
         **result,
         "label_keys": [r.key for r in rows],
@@ -283,14 +294,30 @@ def split_holdout(
 
 
 def holdout_figures(
-    rows: list[selectors.LabeledRow], base: Rule, rule: dict, byte_threshold: int | None
+    rows: list[selectors.LabeledRow],
+    base_version: ClassifierVersion,
+    result: dict,
+    byte_threshold: int | None,
 ) -> dict[str, Any]:
-    """The proposal and the base decided on the held-out labels, and McNemar between them."""
+    """The proposal and the base decided by the engine on the held-out labels, and McNemar
+    between them."""
     labels = labels_from(rows, byte_threshold)
-    proposed = Rule(frozenset(rule["keywords"]), rule["token_threshold"], rule["turn_threshold"])
-    terms = sorted(base.keywords | proposed.keywords)
-    search = Search(labels, hit_matrix(terms, labels.texts), terms, None, base, Settings())
-    old, new = search.strong(base), search.strong(proposed)
+    proposed = build_classifier(
+        {
+            "strong_keywords": result["rule"]["keywords"],
+            "token_threshold": result["rule"]["token_threshold"],
+            "turn_threshold": result["rule"]["turn_threshold"],
+            "byte_threshold": byte_threshold,
+            "scorer": result.get("scorer"),
+        }
+    )
+    base = classifier_for(base_version)
+
+    def strong(classifier) -> np.ndarray:
+        tiers = [classifier.classify_text(r.text, r.turn_count).tier for r in rows]
+        return np.array([t == STRONG for t in tiers], dtype=bool)
+
+    old, new = strong(base), strong(proposed)
     everything = np.arange(labels.size)
     langs = [language(text) for text in labels.texts]
     right_old, right_new = old == labels.needed, new == labels.needed
@@ -315,6 +342,7 @@ def summary_json(job_result: dict) -> dict[str, Any]:
     """The ``--json`` shape: base, name, changes, estimate, in_sample (and a little more)."""
     keys = ("misroute", "fn_rate", "fp_rate", "slm_share")
     return {
+        "kind": job_result.get("kind", "keywords"),
         "base": job_result["base_version"],
         "name": job_result.get("name", ""),
         "changes": job_result["changes"],
@@ -328,4 +356,4 @@ def summary_json(job_result: dict) -> dict[str, Any]:
         "mcnemar": job_result["mcnemar"],
         "labels": job_result["labels"]["counts"],
         "label_snapshot": job_result["label_snapshot"],
-    }
+    } | ({"model": job_result["model"]} if "model" in job_result else {})

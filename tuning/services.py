@@ -303,10 +303,34 @@ def keyword_adopt(*, actor, version: ClassifierVersion, text: str, evidence: dic
     return keyword
 
 
+def _proposed_keywords(job: Job, base: ClassifierVersion, changes: list[dict]) -> list[dict]:
+    """The base's keywords less the removals, plus the additions with their evidence."""
+    removed = {c["term"] for c in changes if c["op"] == "remove"}
+    keywords = [
+        {"text": k.text, "language": k.language, "rationale": k.rationale}
+        for k in base.keyword_set.keywords.all()
+        if normalize_keyword(k.text) not in removed
+    ]
+    for change in changes:
+        if change["op"] == "add":
+            ev = change["evidence"]
+            keywords.append(
+                {
+                    "text": change["term"],
+                    "rationale": (
+                        f"Proposal {job.pk}: fixes {ev['fn_fixed']} FN, adds {ev['fp_added']} FP "
+                        f"on labels ({ev['fixed_requests']} / {ev['broken_requests']} requests)."
+                    ),
+                }
+            )
+    return keywords
+
+
 @transaction.atomic
 def proposal_draft(*, actor, job: Job, name: str = "", force: bool = False) -> ClassifierVersion:
     """Make a proposal's draft: the base's keywords less the removals plus the additions
-    (each with its evidence as rationale), and the proposed thresholds. A proposal that does
+    (each with its evidence as rationale), and the proposed thresholds; or, for a scorer
+    proposal, the scorer with the pinned keywords and the thresholds. A proposal that does
     not beat its base out of sample makes a draft only when ``force``d (and says so)."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.kind != JobKind.PROPOSAL or job.status != JobStatus.SUCCEEDED:
@@ -332,25 +356,25 @@ def proposal_draft(*, actor, job: Job, name: str = "", force: bool = False) -> C
         raise Conflict(f"The base version {result['base_version']} no longer exists.") from None
     if base.config_sha256 != result["base_sha256"]:
         raise Conflict(f"{base.name} changed since the proposal was made; propose again.")
-    removed = {c["term"] for c in result["changes"] if c["op"] == "remove"}
-    keywords = [
-        {"text": k.text, "language": k.language, "rationale": k.rationale}
-        for k in base.keyword_set.keywords.all()
-        if normalize_keyword(k.text) not in removed
-    ]
-    for change in result["changes"]:
-        if change["op"] == "add":
-            ev = change["evidence"]
-            keywords.append(
-                {
-                    "text": change["term"],
-                    "rationale": (
-                        f"Proposal {job.pk}: fixes {ev['fn_fixed']} FN, adds {ev['fp_added']} FP "
-                        f"on labels ({ev['fixed_requests']} / {ev['broken_requests']} requests)."
-                    ),
-                }
-            )
     estimate = result["estimate"]["misroute"]
+    provenance = (
+        f"by proposal {job.pk} (labels {result['label_snapshot'][:12]}, seed {result['seed']}): "
+        f"cross-validated misroute {estimate['value']:.1%} "
+        f"[{estimate['low']:.1%}, {estimate['high']:.1%}]. {result['verdict']}"
+    )
+    if result.get("kind") == "scorer":
+        keywords = [
+            {"text": k, "rationale": f"Pinned in proposal {job.pk}: strong whatever the score."}
+            for k in result["rule"]["keywords"]
+        ]
+        model = result["model"]
+        notes = (
+            f"Scorer ({model['features']} weighted substrings, cap {model['cap']}, "
+            f"C {model['strength']}) proposed from {base.name} {provenance}"
+        )
+    else:
+        keywords = _proposed_keywords(job, base, result["changes"])
+        notes = f"Proposed from {base.name} {provenance}"
     version = routing_services.version_create_draft(
         actor=actor,
         name=name,
@@ -358,13 +382,9 @@ def proposal_draft(*, actor, job: Job, name: str = "", force: bool = False) -> C
         token_threshold=result["rule"]["token_threshold"],
         turn_threshold=result["rule"]["turn_threshold"],
         byte_threshold=base.byte_threshold,
+        scorer=result.get("scorer"),
         parent=base,
-        notes=(
-            f"Proposed from {base.name} by proposal {job.pk} "
-            f"(labels {result['label_snapshot'][:12]}, seed {result['seed']}): "
-            f"cross-validated misroute {estimate['value']:.1%} "
-            f"[{estimate['low']:.1%}, {estimate['high']:.1%}]. {result['verdict']}"
-        ),
+        notes=notes,
     )
     job.draft = version
     job.save(update_fields=["draft"])
@@ -374,6 +394,7 @@ def proposal_draft(*, actor, job: Job, name: str = "", force: bool = False) -> C
         obj=version,
         after={
             "proposal": job.pk,
+            "kind": result.get("kind", "keywords"),
             "base": base.name,
             "changes": result["changes"],
             "label_snapshot": result["label_snapshot"],

@@ -310,6 +310,7 @@ def _proposal_params(post) -> dict:
         return (_day(post[field], field) + extra).isoformat() if post.get(field) else ""
 
     params = {
+        "kind": post.get("kind") or "keywords",
         "base": post.get("base", ""),
         "name": post.get("name", "").strip(),
         "labels": post.getlist("labels"),

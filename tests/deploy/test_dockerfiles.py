@@ -106,6 +106,8 @@ def test_the_pod_image_holds_only_the_engine_and_pod_packages_and_the_pod_extra(
     ]["pod"]
     assert not any(dep.lower().startswith(("django", "celery", "psycopg")) for dep in extra)
     assert not set(locked("pod")) & {"django", "celery", "psycopg", "djangorestframework"}
+    # Scorers are trained in the console's worker; the pod only sums weights.
+    assert not set(locked("pod")) & {"scikit-learn", "scipy", "numpy", "threadpoolctl"}
 
 
 def test_the_pod_starts_from_just_those_packages_without_importing_django(tmp_path):
@@ -119,7 +121,8 @@ def test_the_pod_starts_from_just_those_packages_without_importing_django(tmp_pa
         "import sys, routing.pod.__main__, routing.pod.app;"
         "assert routing.pod.app.__file__.startswith(sys.argv[1]), routing.pod.app.__file__;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('django', 'celery', 'rest_framework', 'cascade_admin', 'labeling', 'rollouts'));"
+        "('django', 'celery', 'rest_framework', 'cascade_admin', 'labeling', 'rollouts',"
+        " 'tuning', 'sklearn', 'scipy', 'numpy'));"
         "assert not bad, bad; print('ok')"
     )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}

@@ -260,3 +260,86 @@ def test_a_non_numeric_proposal_or_import_id_is_a_404(api, operator):
     assert client.post("/api/v1/proposals/abc/draft/", {}, format="json").status_code == 404
     assert client.get("/api/v1/proposals/abc/").status_code == 404
     assert client.post("/api/v1/label-imports/abc/undo/").status_code == 404
+
+
+def test_a_scorer_proposal_trains_estimates_and_drafts_a_scorer_version(
+    api, operator, headline, discovery
+):
+    client = api.as_(operator)
+    response = client.post(
+        "/api/v1/proposals/",
+        {"kind": "scorer", "base": "v7", "folds": 4, "pinned": ["교착상태"], "holdout": 0.2,
+         **WINDOW},
+        format="json",
+    )  # fmt: skip
+    assert response.status_code == 202, response.content
+    job = services.job_run(response.json()["id"])
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    result = job.result
+
+    assert result["kind"] == "scorer" and result["rule"]["keywords"] == ["교착상태"]
+    assert result["model"]["features"] == len(result["scorer"]["features"]) > 0
+    assert result["changes"][0]["op"] == "scorer" and len(result["fold_rules"]) == 4
+    assert result["labels"]["counts"]["headline"]["requests"] == 300
+    assert result["holdout"]["proposal"]["inputs"] > 0  # decided by the engine, unseen
+    made = client.post(f"/api/v1/proposals/{job.pk}/draft/", {"name": "v9", "force": True},
+                       format="json")  # fmt: skip
+    assert made.status_code == 201, made.content
+    version = ClassifierVersion.objects.get(name="v9")
+    assert version.scorer == result["scorer"] and version.config["schema"].endswith("/2")
+    assert version.token_threshold == result["rule"]["token_threshold"]
+    assert list(version.keyword_set.keywords.values_list("text", flat=True)) == ["교착상태"]
+    assert f"proposal {job.pk}" in version.notes and "cross-validated" in version.notes
+    event = AuditEvent.objects.get(action="proposal.draft", object_id=str(version.pk))
+    assert event.after["kind"] == "scorer"
+
+
+def test_the_command_proposes_a_scorer_and_prints_what_pushes_each_way(
+    v7, operator, headline, discovery, capsys
+):
+    call_command("propose_version", "--base", "v7", "--kind", "scorer", "--folds", "3",
+                 "--since", WINDOW["since"], "--until", WINDOW["until"])  # fmt: skip
+    text = capsys.readouterr().out  # it beats v7 (exit status 0), as the API test's does
+
+    assert "(scorer) from v7" in text and "weighted substrings" in text
+    assert "pushes strong:" in text and "pushes weak:" in text
+    assert "misroute  out of sample" in text
+
+
+def test_a_keyword_proposal_from_a_scorer_base_is_refused_naming_the_base(api, operator, draft):
+    from routing import services as routing_services
+
+    routing_services.version_update_draft(
+        actor=operator,
+        version=draft,
+        scorer={"bias": 0.0, "threshold": 1.0, "features": [["race", 2.0]]},
+    )
+    client = api.as_(operator)
+
+    response = client.post("/api/v1/proposals/", {"base": "v8"}, format="json")
+    bad_kind = client.post("/api/v1/proposals/", {"base": "v7", "kind": "neural"}, format="json")
+
+    assert response.status_code == 400 and "has a scorer" in str(response.json()["base"])
+    assert bad_kind.status_code == 400 and "kind" in bad_kind.json()
+
+
+def test_the_pages_propose_a_scorer_and_show_its_features(client, operator, headline, discovery):
+    client.force_login(operator)
+    form = client.get(reverse("tuning:proposals")).content.decode()
+    assert 'name="kind" value="scorer"' in form
+
+    client.post(reverse("tuning:proposals"), {
+        "kind": "scorer", "base": "v7", "labels": ["headline", "discovery"], "folds": "3",
+        "since": PERIOD[0].date().isoformat(), "until": PERIOD[1].date().isoformat(),
+    })  # fmt: skip
+    job = Job.objects.get(kind=JobKind.PROPOSAL)
+    assert job.params["kind"] == "scorer"
+    job = services.job_run(job.pk)
+    page = client.get(reverse("tuning:job", args=[job.pk])).content.decode()
+
+    assert "Scorer proposal" in page and "Pushes strong" in page and "Pushes weak" in page
+    top = job.result["model"]["top_strong"][0][0]
+    from django.utils.html import escape
+
+    assert f"<code>{escape(top)}</code>" in page
+    assert "scorer of" in page and "cap" in page

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from ..models import CostSettings, Job, MetricReport, SloTarget
+from ..proposals import KINDS
 
 
 class MetricReportSerializer(serializers.ModelSerializer):
@@ -126,6 +127,12 @@ class CostSettingsSerializer(serializers.ModelSerializer):
 
 
 class ProposalRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=KINDS,
+        default="keywords",
+        help_text="keywords: change the keyword list and thresholds; scorer: train weighted "
+        "substrings (the pinned keywords stay hard triggers).",
+    )
     base = serializers.CharField(max_length=64, help_text="The version to improve on.")
     name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     slm_low = serializers.FloatField(min_value=0, max_value=1, required=False)

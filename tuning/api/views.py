@@ -261,6 +261,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 def proposal_params(data: dict) -> dict:
     """JSON params of a proposal job, checked as the job will check them (400 up front)."""
     params = {
+        "kind": data["kind"],
         "base": data["base"],
         "name": data.get("name", ""),
         "fn_weight": data["fn_weight"],

@@ -29,20 +29,27 @@ def _rate(rate: dict | None) -> str:
 class Command(VersionCommand):
     help = (
         "Propose the next classifier version from every labeled request: keyword additions "
-        "and removals and the length and turn thresholds, searched together, with "
-        "cross-validated estimates. Creates the draft when it beats the base out of sample "
-        "(exit status 3 when it does not)."
+        "and removals and the length and turn thresholds, searched together (--kind "
+        "keywords), or a learned scorer of weighted substrings with its cut and thresholds "
+        "(--kind scorer), with cross-validated estimates. Creates the draft when it beats "
+        "the base out of sample (exit status 3 when it does not)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--base", required=True, help="The version to improve on.")
+        parser.add_argument("--kind", choices=["keywords", "scorer"], default="keywords")
         parser.add_argument("--name", default="", help="The new draft's name.")
         parser.add_argument("--slm", default="", help="SLM share band, e.g. 0.60-0.70.")
         parser.add_argument(
             "--labels", default="", help="Sources: headline,discovery,imported (default all)."
         )
         parser.add_argument("--fn-weight", type=float, default=1.0)
-        parser.add_argument("--pin", action="append", default=[], help="Never remove this.")
+        parser.add_argument(
+            "--pin",
+            action="append",
+            default=[],
+            help="Never remove this keyword (a scorer keeps it as a hard trigger).",
+        )
         parser.add_argument("--max-changes", type=int, default=20)
         parser.add_argument("--folds", type=int, default=10)
         parser.add_argument("--seed", type=int, default=0)
@@ -56,6 +63,7 @@ class Command(VersionCommand):
 
     def handle(self, *args, **o):
         params = {
+            "kind": o["kind"],
             "base": o["base"],
             "name": o["name"],
             "fn_weight": o["fn_weight"],
@@ -99,11 +107,15 @@ class Command(VersionCommand):
             for s in r["labels"]["sources"]
         )
         lines = [
-            f"Proposal {job.pk} from {r['base_version']} (labels: {sources}; "
-            f"{r['folds']}-fold cross-validation, seed {r['seed']})",
+            f"Proposal {job.pk} ({r.get('kind', 'keywords')}) from {r['base_version']} "
+            f"(labels: {sources}; {r['folds']}-fold cross-validation, seed {r['seed']})",
         ]
+        if r.get("kind") == "scorer":
+            lines += self._scorer_lines(r)
         for c in r["changes"]:
-            ev = c["evidence"]
+            ev = c.get("evidence")
+            if not ev:
+                continue  # a scorer's changes: shown above
             if c["op"] == "threshold":
                 what = f"{c['field']} {c['from']} -> {c['to']}"
             else:
@@ -134,3 +146,18 @@ class Command(VersionCommand):
         elif r["beats_base"]:
             lines.append(f"  Make the draft: POST /api/v1/proposals/{job.pk}/draft/ or --name.")
         return "\n".join(lines)
+
+    def _scorer_lines(self, r: dict) -> list[str]:
+        m, rule = r["model"], r["rule"]
+
+        def listed(pairs):
+            return ", ".join(f"{f!r} {w:+.2f}" for f, w in pairs[:8]) or "-"
+
+        return [
+            f"  scorer: {m['features']} weighted substrings (cap {m['cap']}, C {m['strength']}), "
+            f"strong at score >= {r['scorer']['threshold']}; length > {rule['token_threshold']}, "
+            f"turns > {rule['turn_threshold']}"
+            + (f", pinned {', '.join(rule['keywords'])}" if rule["keywords"] else ""),
+            f"  pushes strong: {listed(m['top_strong'])}",
+            f"  pushes weak:   {listed(m['top_weak'])}",
+        ]

@@ -1,0 +1,212 @@
+"""Propose a scorer version from labels, estimated out of sample like keyword proposals.
+
+Pure Python (no Django). The estimate is cross-validated as in ``tuning.proposal``: for
+each of k folds (rows of one input together) the whole training — vocabulary cut, feature
+cap and regularisation by inner cross-validation, thresholds and cut — runs on the other
+folds and decides the fold's rows. The same "beats the base" rule applies: lower
+out-of-fold misroute than the base on the same rows and McNemar's mid-p below 0.05.
+
+A scorer version keeps only the pinned keywords as keywords (hard triggers, like the
+length and turn thresholds); the score decides everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from . import scorer_training as training
+from .features import language
+from .proposal import SIGNIFICANCE, checked_folds, figures, traffic_figures, verdict
+from .search import Labels, Rule, Settings, Traffic, hit_matrix
+from .stats import mcnemar
+
+TOP_SHOWN = 15  # features shown each way
+
+
+def keyword_strong(rule: Rule, labels: Labels, rows=None) -> np.ndarray:
+    """A keyword rule's decisions on the labeled rows."""
+    rows = np.arange(labels.size) if rows is None else rows
+    texts = [labels.texts[i] for i in rows]
+    hits = hit_matrix(sorted(rule.keywords), texts).any(axis=0)
+    return (
+        hits
+        | labels.forced[rows]
+        | (labels.chars[rows] > rule.token_threshold)
+        | (labels.turns[rows] > rule.turn_threshold)
+    )
+
+
+def keyword_traffic_strong(rule: Rule, traffic: Traffic) -> np.ndarray:
+    strong = (
+        traffic.forced
+        | (traffic.chars > rule.token_threshold)
+        | (traffic.turns > rule.turn_threshold)
+    )
+    for keyword in rule.keywords:
+        hits = traffic.hits.get(keyword)
+        if hits is not None:
+            strong[hits] = True
+    return strong
+
+
+def propose_scorer(
+    labels: Labels,
+    base: Rule,
+    settings: Settings,
+    load_traffic: Callable[[list[str]], Traffic | None],
+    *,
+    folds: int = 10,
+    seed: int = 0,
+    unit_costs: dict[str, float | None] | None = None,
+    progress: Callable[[int], None] = lambda p: None,
+) -> dict[str, Any]:
+    """Train the scorer on all rows and estimate it out of sample (module docstring)."""
+    fold_of = checked_folds(labels, folds, seed)
+    n, y = labels.size, labels.needed
+    everything = np.arange(n)
+    splits = [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
+    corpus = training.Corpus.of(labels.texts)
+    pinned = sorted(settings.pinned)
+    pinned_hits = (
+        hit_matrix(pinned, labels.texts).any(axis=0) if pinned else np.zeros(n, dtype=bool)
+    )
+    population = training.population_of(labels, pinned_hits)
+    progress(5)
+
+    fitted = []
+    for f, (train, _) in enumerate(splits):
+        fitted.append(training.fit(corpus, labels, train, settings.fn_weight, seed + f + 1))
+        progress(5 + int(75 * (f + 1) / (folds + 1)))
+    model, oof_all = training.fit(corpus, labels, everything, settings.fn_weight, seed)
+    progress(82)
+
+    terms = set(pinned) | set(base.keywords) | set(training.model_features(model, corpus))
+    for fold_model, _ in fitted:
+        terms |= set(training.model_features(fold_model, corpus))
+    traffic = load_traffic(sorted(terms))
+    traffic = traffic if traffic is not None and traffic.size else None
+    traffic_population = training.traffic_population(traffic, pinned) if traffic else None
+
+    def with_traffic(m: training.Model):
+        if traffic is None:
+            return None
+        return traffic_population, training.traffic_scores(m, corpus, traffic)
+
+    oof = np.zeros(n, dtype=bool)
+    fold_rules = []
+    for (train, test), (fold_model, inner_oof) in zip(splits, fitted, strict=True):
+        choice = training.choose_rule(
+            inner_oof, y[train], population.take(train), with_traffic(fold_model), base, settings
+        )
+        oof[test] = choice.strong(fold_model.scores(corpus.x[test]), population.take(test))
+        fold_rules.append(_fold_summary(fold_model, choice))
+    choice = training.choose_rule(oof_all, y, population, with_traffic(model), base, settings)
+    progress(95)
+
+    final_strong = choice.strong(model.scores(corpus.x), population)
+    base_strong = keyword_strong(base, labels)
+    langs = [language(text) for text in labels.texts]
+    estimate = figures(labels, oof, everything, langs)
+    base_figures = figures(labels, base_strong, everything, langs)
+    in_sample = figures(labels, final_strong, everything, langs)
+    if traffic is not None:
+        proposal_traffic = choice.strong(
+            training.traffic_scores(model, corpus, traffic), traffic_population
+        )
+        shares = traffic_figures(
+            {"base": keyword_traffic_strong(base, traffic), "proposal": proposal_traffic},
+            unit_costs,
+        )
+        for target, key in (
+            (estimate, "proposal"),
+            (base_figures, "base"),
+            (in_sample, "proposal"),
+        ):
+            target["slm_share"] = shares[key]["slm_share"]
+            target["cost_per_1k"] = shares[key]["cost_per_1k"]
+        slm_source = "traffic"
+    else:
+        for target in (estimate, base_figures, in_sample):
+            target["slm_share"] = target["labeled_slm_share"]
+        slm_source = "labels (out of fold)"
+
+    base_ok, oof_ok = base_strong == y, oof == y
+    test = mcnemar(int((base_ok & ~oof_ok).sum()), int((~base_ok & oof_ok).sum()))
+    better = estimate["misroute"]["value"] < base_figures["misroute"]["value"]
+    beats = bool(better and test.p_mid is not None and test.p_mid < SIGNIFICANCE)
+    rule = {
+        "keywords": pinned,
+        "token_threshold": choice.token_threshold,
+        "turn_threshold": choice.turn_threshold,
+    }
+    scorer = training.scorer_config(model, choice.cut, corpus)
+    changes = _changes(base, rule, scorer)
+    return {
+        "kind": "scorer",
+        "base_rule": {
+            "keywords": sorted(base.keywords),
+            "token_threshold": base.token_threshold,
+            "turn_threshold": base.turn_threshold,
+        },
+        "rule": rule,
+        "scorer": scorer,
+        "model": {
+            "features": len(scorer["features"]),
+            "cap": model.cap,
+            "strength": model.strength,
+            "ngrams": list(training.NGRAMS),
+            **top_features(scorer),
+        },
+        "changes": changes,
+        "estimate": estimate,
+        "base": base_figures,
+        "in_sample": in_sample,
+        "mcnemar": test.as_dict(),
+        "beats_base": beats,
+        "verdict": verdict(beats, changes, estimate, base_figures, test),
+        "slm_source": slm_source,
+        "band": list(settings.band),
+        "band_met": choice.violation == 0,
+        "folds": folds,
+        "seed": seed,
+        "fold_rules": fold_rules,
+        "settings": {**asdict(settings), "pinned": pinned},
+        "traffic_requests": int(len(traffic.chars)) if traffic is not None else 0,
+    }
+
+
+def top_features(scorer: dict, count: int = TOP_SHOWN) -> dict[str, list]:
+    """The heaviest features each way: what pushes strong and what pushes weak."""
+    features = scorer["features"]
+    strong = sorted((f for f in features if f[1] > 0), key=lambda f: (-f[1], f[0]))
+    weak = sorted((f for f in features if f[1] < 0), key=lambda f: (f[1], f[0]))
+    return {"top_strong": strong[:count], "top_weak": weak[:count]}
+
+
+def _fold_summary(model: training.Model, choice: training.Choice) -> dict[str, Any]:
+    return {
+        "features": len(model.columns),
+        "cap": model.cap,
+        "strength": model.strength,
+        "token_threshold": choice.token_threshold,
+        "turn_threshold": choice.turn_threshold,
+        "cut": choice.cut,
+    }
+
+
+def _changes(base: Rule, rule: dict, scorer: dict) -> list[dict]:
+    """What the draft changes against its base: the scorer, dropped keywords, thresholds."""
+    changes: list[dict[str, Any]] = [
+        {"op": "scorer", "features": len(scorer["features"]), "threshold": scorer["threshold"]}
+    ]
+    for term in sorted(base.keywords - set(rule["keywords"])):
+        changes.append({"op": "remove", "term": term, "evidence": {}})
+    for field in ("token_threshold", "turn_threshold"):
+        old, new = getattr(base, field), rule[field]
+        if old != new:
+            changes.append({"op": "threshold", "field": field, "from": old, "to": new})
+    return changes
