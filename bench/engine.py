@@ -1,12 +1,18 @@
 """Engine speed vs a naive per-keyword loop, on 500-character mixed Korean/English prompts.
 
-    .venv/bin/python -m bench.engine [--calls 20000] [--repeats 7]
+    .venv/bin/python -m bench.engine [--calls 20000] [--repeats 7] [--no-scorers]
 
 Prints classifications per second and the median time per call for the engine
 (NFC normalization, content parts, Aho-Corasick scan, all reasons) and for the spec's
 naive rule (join, lower, ``any(k in text for k in keywords)``), with the 17 v7 keywords
 and with 500 keywords. Prompts carry no keyword, the common weak-tier case, in which
 the naive loop must try every keyword.
+
+Then scorer versions of 1,000 and 4,000 features, trained as a scorer proposal trains
+them (``tuning.scorer_training``, the cap fixed) on 2,000 labeled requests of the
+stand-in's traffic: the median of single decisions (tier, reasons and score; the pod's path
+when it does not trace) and of decisions that also name their top five features (what the
+API and a traced pod ask for), against v7's keyword rule on the same prompts.
 """
 
 from __future__ import annotations
@@ -85,10 +91,80 @@ def measure(fn, inputs, repeats: int) -> tuple[float, float]:
     return 1e6 / median, median
 
 
+def trained_scorer(cap: int, requests: int = 2000, seed: int = 1) -> dict:
+    """A scorer of ``cap`` features trained on the stand-in's labeled traffic."""
+    import json
+    import os
+
+    import django
+    import numpy as np
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cascade_admin.settings")
+    django.setup()
+    from labeling.standin.traffic import generate_traffic
+    from routing.engine import conversation_text
+    from tuning import scorer_training as training
+    from tuning.search import Labels
+
+    traffic = generate_traffic(seed=seed, days=2, per_day=requests // 2, malformed_rate=0)
+    texts, turns, needed = [], [], []
+    for root in traffic.roots:
+        messages = json.loads(root["input"])
+        text = conversation_text(messages)
+        if text and root["traceId"] in traffic.truth:
+            texts.append(text.lower())
+            turns.append(len(messages))
+            needed.append(traffic.truth[root["traceId"]] == "strong_needed")
+    n = len(texts)
+    labels = Labels(
+        texts=texts,
+        chars=np.array([len(t) for t in texts]),
+        turns=np.array(turns),
+        forced=np.zeros(n, dtype=bool),
+        needed=np.array(needed),
+        weight=np.ones(n),
+        group=np.arange(n),
+    )
+    corpus = training.Corpus.of(texts)
+    model = training.fit_capped(corpus, labels, np.arange(n), (cap,), 1.0, 1.0)[cap]
+    return training.scorer_config(model, 0.0, corpus)
+
+
+def median_decision(fn, inputs) -> float:
+    """Median µs of single calls (each timed on its own)."""
+    clock = time.perf_counter_ns
+    times = []
+    for messages in inputs:
+        start = clock()
+        fn(messages)
+        times.append(clock() - start)
+    return statistics.median(times) / 1000
+
+
+def scorers(inputs, repeats: int) -> None:
+    v7 = {"strong_keywords": [k for k, _, _ in V7_KEYWORDS], "token_threshold": 1000,
+          "turn_threshold": 8}  # fmt: skip
+    print(f"\n{'features':>8} {'version':<22} {'median µs/decision':>19} {'with top 5':>11}")
+    rows = [("v7 keywords", v7, 0)]
+    for cap in (1000, 4000):
+        scorer = trained_scorer(cap)
+        rows.append((f"scorer {len(scorer['features'])} features", {**v7, "scorer": scorer}, cap))
+    for name, config, cap in rows:
+        engine = build_classifier(config)
+
+        def bare(messages, engine=engine):
+            return engine.classify(messages, explain=False)
+
+        best = min(median_decision(bare, inputs) for _ in range(repeats))
+        explained = min(median_decision(engine.classify, inputs) for _ in range(repeats))
+        print(f"{cap or '-':>8} {name:<22} {best:>19.2f} {explained:>11.2f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--no-scorers", action="store_true")
     args = parser.parse_args(argv)
     rng = random.Random(42)
     inputs = prompts(args.calls, 500, rng)
@@ -110,6 +186,8 @@ def main(argv=None):
             print(f"{count:>8} {name:<16} {rate:>12,.0f} {micros:>9.2f}")
         speedup = results["naive loop"][1] / results["engine"][1]
         print(f"{count:>8} {'engine speed-up':<16} {speedup:>11.2f}x")
+    if not args.no_scorers:
+        scorers(inputs[:5000], min(args.repeats, 3))
 
 
 if __name__ == "__main__":

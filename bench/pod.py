@@ -18,13 +18,18 @@ difference to "direct" under the same load. Figures are printed as one table at 
 never asserted. All processes share the machine's cores, so the client's own cost is in
 every figure: compare rows, not absolutes.
 
+``--scorer N`` serves a scorer version of N features instead of a keyword one (trained as
+``bench/engine.py`` trains it, threshold out of reach so requests still go weak) and sends a
+500-character mixed Korean/English prompt instead of the short chat; the goal there is
++1 ms p50 at 200/s too.
+
 LiteLLM lives in a virtualenv of its own (see bench/README.md); ``--litellm`` names its
 ``litellm`` executable and defaults to ``var/litellm-venv/bin/litellm``. It runs with a
 random master key, no database, its local model cost map and lists, telemetry vetoed and
 ``LITELLM_LOG=ERROR`` (no access log, like the pod), so it has nothing to reach beyond
 127.0.0.1. Every process started here is stopped before the script ends.
 
-    .venv/bin/python bench/pod.py --requests 2000 --concurrency 8 --rate 200
+    .venv/bin/python bench/pod.py --requests 2000 --concurrency 8 --rate 200 [--scorer 1000]
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ DEFAULT_LITELLM = ROOT / "var" / "litellm-venv" / "bin" / "litellm"
 WEAK_MODEL = "Qwen/Qwen3-4B"
 STRONG_MODEL = "zai-org/GLM-5"
 BODY = {"model": WEAK_MODEL, "messages": [{"role": "user", "content": "rename this variable"}]}
+UNREACHABLE = 100_000.0  # a scorer threshold no request reaches: the bench's requests go weak
 DRAIN_S = 60
 NOT_INSTALLED = "not installed (see bench/README.md)"
 # What LiteLLM would otherwise fetch from the internet at start or on demand, and its telemetry.
@@ -353,6 +359,23 @@ def table_row(
     )
 
 
+def scorer_rules(features: int) -> dict:
+    """A scorer version's rules, and (in ``BODY``) a 500-character prompt to score."""
+    import random
+
+    from bench.engine import prompts, trained_scorer
+
+    scorer = trained_scorer(features)
+    BODY["messages"] = prompts(1, 500, random.Random(7))[0]
+    print(f"scorer of {len(scorer['features'])} features", file=sys.stderr)
+    return {
+        "strong_keywords": [],
+        "token_threshold": 1000,
+        "turn_threshold": 8,
+        "scorer": {**scorer, "threshold": UNREACHABLE},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per line")
@@ -366,6 +389,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--litellm-workers", type=int, default=1, help="LiteLLM worker processes (the pod has 1)"
+    )
+    parser.add_argument(
+        "--scorer", type=int, default=0, help="serve a scorer of this many features (0: none)"
     )
     args = parser.parse_args()
     if not 1 <= args.requests <= 100_000:
@@ -389,18 +415,10 @@ def main() -> None:
             )
             procs.append((fake, False))
         config = workdir / "config.json"
-        config.write_text(
-            json.dumps(
-                canonical_config(
-                    "bench",
-                    {
-                        "strong_keywords": ["architecture"],
-                        "token_threshold": 500,
-                        "turn_threshold": 5,
-                    },
-                )
-            )
-        )
+        rules = {"strong_keywords": ["architecture"], "token_threshold": 500, "turn_threshold": 5}
+        if args.scorer:
+            rules = scorer_rules(args.scorer)
+        config.write_text(json.dumps(canonical_config("bench", rules)))
         pod, port = start(
             [
                 sys.executable,

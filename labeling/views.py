@@ -17,6 +17,9 @@ from accounts.decorators import role_required
 from accounts.roles import OPERATOR, REVIEWER, has_role
 from cascade_admin.ui import error_text
 from routing.errors import Conflict
+from routing.models import ClassifierVersion
+from routing.playground import explain
+from routing.selectors import classifier_for
 
 from . import selectors, services
 from .forms import REASON_TAGS, BatchForm, LabelForm
@@ -174,6 +177,7 @@ def item(request, batch_id, position):
         .first()
     )
     count = batch.items.count()
+    reveal = seen.reveals_routing(mine)
     return render(
         request,
         "labeling/item.html",
@@ -182,7 +186,9 @@ def item(request, batch_id, position):
             "item": item,
             "trace": item.trace,
             "mine": mine,
-            "reveal": seen.reveals_routing(mine),
+            "reveal": reveal,
+            # A score gives the tier away: only once the routing may be seen.
+            "explanation": scorer_explanation(item.trace) if reveal else None,
             "progress": selectors.batch_progress(batch),
             "previous": position - 1 if position > 1 else None,
             "next": position + 1 if position < count else None,
@@ -190,6 +196,14 @@ def item(request, batch_id, position):
             "reason_tags": REASON_TAGS,
         },
     )
+
+
+def scorer_explanation(trace) -> dict | None:
+    """The trace's version's score of it, if that version is a scorer the console knows."""
+    version = ClassifierVersion.objects.filter(name=trace.classifier_version).first()
+    if version is None or version.scorer is None:
+        return None
+    return explain(classifier_for(version), trace.input_text, trace.turn_count)
 
 
 @require_POST

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from .engine import MessagesError, Span
+from .engine import Classifier, Decision, MessagesError, Span
 
 ROLE_LINE = re.compile(r"^(system|user|assistant|tool)\s*:\s?(.*)$", re.IGNORECASE)
 
@@ -72,3 +72,33 @@ def highlight(text: str, spans: tuple[Span, ...]) -> list[tuple[str, str | None]
     if cursor < len(text):
         pieces.append((text[cursor:], None))
     return pieces
+
+
+def marked(
+    text: str, decision: Decision, classifier: Classifier
+) -> list[tuple[str, str | None, str]]:
+    """``text`` as (piece, label, kind) runs: keyword matches (kind "keyword") and, for a
+    scorer, where the top features occur ("strong" or "weak": which way each pushed)."""
+    weights = dict(decision.top_features)
+    spans = list(decision.spans)
+    kinds = {s.keyword: "keyword" for s in spans}
+    for span in classifier.feature_spans(text, weights):
+        weight = weights[span.keyword]
+        label = f"{span.keyword} {weight:+.3g}"
+        kinds.setdefault(label, "strong" if weight > 0 else "weak")
+        spans.append(Span(span.start, span.end, label))
+    return [(piece, label, kinds.get(label, "")) for piece, label in highlight(text, tuple(spans))]
+
+
+def explain(classifier: Classifier, text: str, turns: int) -> dict | None:
+    """A scorer version's reading of a request: its score against the threshold and the
+    text with the substrings that pushed it most marked. None for keyword versions."""
+    if classifier.scorer is None:
+        return None
+    decision = classifier.classify_text(text, turns)
+    return {
+        "score": decision.score,
+        "threshold": classifier.scorer.threshold,
+        "top": decision.top_features,
+        "pieces": marked(text, decision, classifier),
+    }

@@ -17,7 +17,7 @@ from .engine import MessagesError, conversation_text
 from .errors import Conflict
 from .forms import CopyForm, KeywordForm, PlaygroundForm, ThresholdsForm
 from .models import ClassifierVersion, VersionStatus
-from .playground import highlight, parse_conversation
+from .playground import marked, parse_conversation
 
 
 def _version(name):
@@ -54,6 +54,7 @@ def version_detail(request, name):
             "children": version.children.all(),
             # A draft made by a proposal says where its changes came from.
             "proposal": getattr(version, "proposal", None),
+            "scorer_top": version.scorer and selectors.heaviest(version.scorer["features"]),
         },
     )
 
@@ -249,7 +250,12 @@ def playground(request):
         else:
             context["turns"] = len(messages_)
             context["results"] = [
-                {"version": v, "decision": d, "pieces": highlight(text, d.spans)}
+                {
+                    "version": v,
+                    "decision": d,
+                    "pieces": marked(text, d, selectors.classifier_for(v)),
+                    "threshold": v.scorer["threshold"] if v.scorer else None,
+                }
                 for v, d in results
             ]
     template = "routing/_playground_results.html" if request.headers.get("HX-Request") else None

@@ -2,9 +2,10 @@
 
 Per keyword: its labeled hits by source, the precision of those hits (the share that needed
 the strong tier, per request, with its interval), its share of the traffic, and the hits
-it alone sends strong (no other keyword, no threshold). A keyword whose lone hits are
-mostly weak-sufficient does harm: removing it would fix more requests than it breaks, and
-the table proposes that. The same evidence the proposal search uses, shown per keyword.
+it alone sends strong (no other keyword, no threshold, no score at or above a scorer's
+cut). A keyword whose lone hits are mostly weak-sufficient does harm: removing it would fix
+more requests than it breaks, and the table proposes that. The same evidence the proposal
+search uses, shown per keyword.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from routing.models import ClassifierVersion
 from routing.selectors import classifier_for
 
 from . import proposals, selectors
+from .scorer_training import scores_from_hits
 from .search import Rule, Settings, hit_matrix
 from .stats import weighted_proportion
 
@@ -27,22 +29,33 @@ TRAFFIC_DAYS = 7
 
 def keyword_health(version: ClassifierVersion, *, now: datetime | None = None) -> dict:
     now = now or timezone.now()
-    config = classifier_for(version).config
+    classifier = classifier_for(version)
+    config = classifier.config
     keywords = list(config.keywords)
     rows, summary = selectors.training_rows()
     labels = proposals.labels_from(rows, config.byte_threshold)
     rule = Rule(frozenset(keywords), config.token_threshold, config.turn_threshold)
     since = now - timedelta(days=TRAFFIC_DAYS)
-    traffic = proposals.traffic_loader(since, now, config.byte_threshold)(keywords)
+    features = [f for f, _ in version.scorer["features"]] if version.scorer else []
+    traffic = proposals.traffic_loader(since, now, config.byte_threshold)(keywords + features)
     matrix = hit_matrix(keywords, labels.texts)
     by_threshold = labels.forced | (labels.chars > rule.token_threshold)
     by_threshold |= labels.turns > rule.turn_threshold
+    if classifier.scorer is not None:  # a keyword is not alone where the score sends strong
+        scores = [classifier.classify_text(r.text, r.turn_count).score for r in rows]
+        by_threshold |= np.array(scores, dtype=float) >= classifier.scorer.threshold
     cover = matrix.sum(0) if keywords else np.zeros(labels.size, dtype=int)
     tcover = None
     if traffic is not None:
         tcover = np.zeros(traffic.size, dtype=np.int64)
         for keyword in keywords:
             tcover[traffic.hits[keyword]] += 1
+        t_by_threshold = traffic.forced | (traffic.chars > rule.token_threshold)
+        t_by_threshold |= traffic.turns > rule.turn_threshold
+        if version.scorer:
+            scorer = version.scorer
+            t_scores = scores_from_hits(scorer["bias"], scorer["features"], traffic)
+            t_by_threshold |= t_scores >= scorer["threshold"]
     sources = np.array([r.source for r in rows])
     report = []
     for index, keyword in enumerate(keywords):
@@ -74,8 +87,6 @@ def keyword_health(version: ClassifierVersion, *, now: datetime | None = None) -
         if traffic is not None:
             t_hits = np.zeros(traffic.size, dtype=bool)
             t_hits[traffic.hits[keyword]] = True
-            t_by_threshold = traffic.forced | (traffic.chars > rule.token_threshold)
-            t_by_threshold |= traffic.turns > rule.turn_threshold
             entry["traffic_share"] = float(t_hits.mean())
             entry["traffic_lone_share"] = float((t_hits & (tcover == 1) & ~t_by_threshold).mean())
         harmful = precision.high is not None and precision.high < 0.5

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from routing.selectors import heaviest
+
 from . import scorer_training as training
 from .features import language
 from .proposal import SIGNIFICANCE, checked_folds, figures, traffic_figures, verdict
@@ -159,7 +161,7 @@ def propose_scorer(
             "cap": model.cap,
             "strength": model.strength,
             "ngrams": list(training.NGRAMS),
-            **top_features(scorer),
+            **heaviest(scorer["features"], TOP_SHOWN),
         },
         "changes": changes,
         "estimate": estimate,
@@ -177,14 +179,6 @@ def propose_scorer(
         "settings": {**asdict(settings), "pinned": pinned},
         "traffic_requests": int(len(traffic.chars)) if traffic is not None else 0,
     }
-
-
-def top_features(scorer: dict, count: int = TOP_SHOWN) -> dict[str, list]:
-    """The heaviest features each way: what pushes strong and what pushes weak."""
-    features = scorer["features"]
-    strong = sorted((f for f in features if f[1] > 0), key=lambda f: (-f[1], f[0]))
-    weak = sorted((f for f in features if f[1] < 0), key=lambda f: (f[1], f[0]))
-    return {"top_strong": strong[:count], "top_weak": weak[:count]}
 
 
 def _fold_summary(model: training.Model, choice: training.Choice) -> dict[str, Any]:

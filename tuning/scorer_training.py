@@ -117,7 +117,7 @@ def _fit(x, y, weight, strength: float) -> LogisticRegression:
     return model
 
 
-def _fit_capped(
+def fit_capped(
     corpus: Corpus, labels: Labels, rows: np.ndarray, caps, strength: float, fn_weight: float
 ) -> dict[int, Model]:
     """For one strength: a model per cap (a fit on all eligible columns, then a refit on the
@@ -162,12 +162,12 @@ def fit(
     for f in range(folds):
         train, test = rows[fold_of != f], np.flatnonzero(fold_of == f)
         for strength in STRENGTHS:
-            for cap, model in _fit_capped(corpus, labels, train, CAPS, strength, fn_weight).items():
+            for cap, model in fit_capped(corpus, labels, train, CAPS, strength, fn_weight).items():
                 oof[(cap, strength)][test] = model.scores(corpus.x[rows[test]])
     y, w = labels.needed[rows], _sample_weight(labels, rows, fn_weight)
     best = min(oof, key=lambda key: (round(_log_loss(y, oof[key], w), 9), key[0], -key[1]))
     cap, strength = best
-    model = _fit_capped(corpus, labels, rows, (cap,), strength, fn_weight)[cap]
+    model = fit_capped(corpus, labels, rows, (cap,), strength, fn_weight)[cap]
     return model, oof[best]
 
 
@@ -279,9 +279,16 @@ def traffic_population(traffic: Traffic, pinned: Sequence[str]) -> Population:
 
 def traffic_scores(model: Model, corpus: Corpus, traffic: Traffic) -> np.ndarray:
     """Scores of the traffic rows from per-feature hit lists (``Traffic.hits``)."""
-    units = np.full(len(traffic.chars), round(model.bias * UNITS), dtype=np.int64)
-    for column, weight in zip(model.columns, model.weights, strict=True):
-        hits = traffic.hits.get(corpus.vocabulary[column])
+    pairs = zip(model_features(model, corpus), model.weights.tolist(), strict=True)
+    return scores_from_hits(model.bias, pairs, traffic)
+
+
+def scores_from_hits(bias: float, pairs, traffic: Traffic) -> np.ndarray:
+    """bias + the weights of the (feature, weight) ``pairs`` each traffic row holds, summed
+    in the engine's integer units."""
+    units = np.full(len(traffic.chars), round(bias * UNITS), dtype=np.int64)
+    for feature, weight in pairs:
+        hits = traffic.hits.get(feature)
         if hits is not None and len(hits):
             units[hits] += round(float(weight) * UNITS)
     return units / UNITS

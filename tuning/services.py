@@ -409,33 +409,40 @@ def proposal_draft(*, actor, job: Job, name: str = "", force: bool = False) -> C
 
 @transaction.atomic
 def sweep_apply(
-    *, actor, job: Job, version: ClassifierVersion, token_threshold: int, turn_threshold: int
+    *,
+    actor,
+    job: Job,
+    version: ClassifierVersion,
+    token_threshold: int | None = None,
+    turn_threshold: int | None = None,
+    cut: float | None = None,
 ) -> ClassifierVersion:
-    """Put one of a sweep's points (its thresholds) into a draft."""
+    """Put one of a sweep's points into a draft: its thresholds, or (a scorer version's
+    sweep) its cut, into a draft with that same scorer."""
     if job.kind != JobKind.SWEEP or job.status != JobStatus.SUCCEEDED:
         raise Conflict("Only a finished sweep's points can be applied.")
+    by_cut = job.result.get("kind") == "cut"
+    wanted = cut if by_cut else (token_threshold, turn_threshold)
     points = [*job.result.get("points", []), *job.result.get("table", [])]
-    point = next(
-        (
-            p
-            for p in points
-            if (p["token_threshold"], p["turn_threshold"]) == (token_threshold, turn_threshold)
-        ),
-        None,
-    )
+    point = next((p for p in points if _sweep_key(p, by_cut) == wanted), None)
     if point is None:
-        raise ValidationError(
-            {
-                "token_threshold": [
-                    f"({token_threshold}, {turn_threshold}) is not a point of sweep {job.pk}."
-                ]
-            }
-        )
+        field = "cut" if by_cut else "token_threshold"
+        raise ValidationError({field: [f"{wanted} is not a point of sweep {job.pk}."]})
     if not version.is_draft:
-        raise Conflict(f"{version.name} is {version.status}; thresholds go into drafts only.")
-    version = routing_services.version_update_draft(
-        actor=actor, version=version, token_threshold=token_threshold, turn_threshold=turn_threshold
-    )
+        raise Conflict(
+            f"{version.name} is {version.status}; a sweep's point goes into drafts only."
+        )
+    if by_cut:
+        swept = ClassifierVersion.objects.get(name=job.result["version"]).scorer
+        if version.scorer is None or _weights(version.scorer) != _weights(swept):
+            raise Conflict(
+                f"{version.name}'s scorer is not {job.result['version']}'s: a cut only means "
+                "the same on the same weights (copy the swept version first)."
+            )
+        changes = {"scorer": {**version.scorer, "threshold": cut}}
+    else:
+        changes = {"token_threshold": token_threshold, "turn_threshold": turn_threshold}
+    version = routing_services.version_update_draft(actor=actor, version=version, **changes)
     audit_record(
         actor=actor,
         action="sweep.apply",
@@ -443,3 +450,11 @@ def sweep_apply(
         after={"sweep": job.pk, "point": point, "labels": job.result.get("labels")},
     )
     return version
+
+
+def _sweep_key(point: dict, by_cut: bool):
+    return point["cut"] if by_cut else (point["token_threshold"], point["turn_threshold"])
+
+
+def _weights(scorer: dict) -> tuple:
+    return (scorer["bias"], tuple(map(tuple, scorer["features"])))

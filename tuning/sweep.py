@@ -1,4 +1,5 @@
-"""Threshold sweep: misroute (labels) and SLM share (traffic) across length and turn thresholds.
+"""Threshold sweep: misroute (labels) and SLM share (traffic) across length and turn thresholds,
+or, for a scorer version, across the score's cut.
 
 The version's keywords (and byte threshold) stay as they are; only ``token_threshold`` and
 ``turn_threshold`` vary, over the breakpoints present in the data: every length halfway
@@ -10,6 +11,10 @@ Every labeled request counts (headline, discovery and imported labels by default
 collapsed item once per request it stands for). The Pareto front holds the points no other
 point beats on both misroute and SLM share; the recommended point is, within the target
 SLM range, the one with the lowest misroute, and is always shown in the table.
+
+A scorer version is swept over its cut instead (``cut_sweep``): its keywords and thresholds
+stay, every request is decided once by the engine (score, and whether a hard trigger
+fired), and each cut between two observed scores is a point.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ def sweep(
     sources: tuple[str, ...] = selectors.SOURCES,
     progress: Callable[[int], None] = lambda p: None,
 ) -> dict:
+    if version.scorer is not None:
+        return cut_sweep(version, start, end, target=target, sources=sources, progress=progress)
     config = classifier_for(version).config
     keywords = list(config.keywords)
     rows, summary = selectors.training_rows(start, end, sources=sources)
@@ -49,21 +56,8 @@ def sweep(
     traffic = proposals.traffic_loader(start, end, config.byte_threshold)(keywords)
     progress(80)
     current = {"token_threshold": rule.token_threshold, "turn_threshold": rule.turn_threshold}
-    result = {
-        "version": version.name,
-        "since": start.isoformat(),
-        "until": end.isoformat(),
-        "labels": summary["counts"],
-        "label_sources": list(sources),
-        "labeled": len(rows),
-        "requests": traffic.size if traffic is not None else 0,
-        "current": current,
-        "target": list(target),
-        "points": [],
-        "pareto": [],
-        "table": [],
-        "calibrated": None,
-    }
+    requests = traffic.size if traffic is not None else 0
+    result = _empty(version, start, end, summary, sources, len(rows), requests, current, target)
     if not rows and traffic is None:
         return result
     search = Search(
@@ -116,6 +110,26 @@ def sweep(
     return result
 
 
+def _empty(version, start, end, summary, sources, labeled, requests, current, target) -> dict:
+    """A sweep's result before any point: what was swept, on what."""
+    return {
+        "version": version.name,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "labels": summary["counts"],
+        "label_sources": list(sources),
+        "labeled": labeled,
+        "requests": requests,
+        "current": current,
+        "target": list(target),
+        "points": [],
+        "pareto": [],
+        "table": [],
+        "calibrated": None,
+        "current_point": None,
+    }
+
+
 def _front(misroute: np.ndarray, slm: np.ndarray) -> list[tuple[int, int]]:
     """Cells no other cell beats on both (lower misroute, higher SLM share), by SLM share."""
     cells = np.argwhere(np.ones_like(misroute, dtype=bool))
@@ -133,3 +147,86 @@ def _thin(shape: tuple[int, int], most: int) -> list[tuple[int, int]]:
     total = shape[0] * shape[1]
     step = max(1, total // most)
     return [divmod(k, shape[1]) for k in range(0, total, step)]
+
+
+def _scored(classifier, texts_and_turns) -> tuple[np.ndarray, np.ndarray]:
+    """(score, hard trigger fired) of each request, decided by the engine."""
+    scores, forced = [], []
+    for text, turns in texts_and_turns:
+        decision = classifier.classify_text(text, turns)
+        scores.append(decision.score)
+        forced.append(any(not r.startswith("score:") for r in decision.reasons if r != "default"))
+    return np.array(scores, dtype=float), np.array(forced, dtype=bool)
+
+
+def cut_sweep(
+    version: ClassifierVersion,
+    start: datetime,
+    end: datetime,
+    *,
+    target: tuple[float, float] = (0.60, 0.70),
+    sources: tuple[str, ...] = selectors.SOURCES,
+    progress: Callable[[int], None] = lambda p: None,
+) -> dict:
+    """Misroute and SLM share of a scorer version at each cut of its score."""
+    classifier = classifier_for(version)
+    rows, summary = selectors.training_rows(start, end, sources=sources)
+    label_scores, label_forced = _scored(classifier, ((r.text, r.turn_count) for r in rows))
+    needed = np.array([r.label == "strong_needed" for r in rows], dtype=bool)
+    weight = np.array([max(1, r.requests) for r in rows], dtype=float)
+    progress(20)
+    traffic = selectors.stream(selectors.period_traffic(start, end), "input_text", "turn_count")
+    traffic_scores, traffic_forced = _scored(classifier, traffic)
+    progress(90)
+    current = version.scorer["threshold"]
+    result = _empty(
+        version, start, end, summary, sources, len(rows), len(traffic_scores),
+        {"cut": current}, target,
+    )  # fmt: skip
+    result["kind"] = "cut"
+    observed = np.unique(np.concatenate([label_scores, traffic_scores]))
+    if not len(observed):
+        return result
+    middles = (observed[1:] + observed[:-1]) / 2
+    cuts = np.unique(np.round([observed[0] - 1, *middles, observed[-1] + 1, current], 6))
+    n_eff = float(weight.sum() ** 2 / (weight**2).sum()) if rows else 0.0
+
+    def point(cut: float) -> dict:
+        strong = label_forced | (label_scores >= cut)
+        fn = float(weight[~strong & needed].sum() / weight.sum()) if rows else None
+        fp = float(weight[strong & ~needed].sum() / weight.sum()) if rows else None
+        rate = {"value": None, "low": None, "high": None, "n": 0}
+        if rows:
+            low, high = wilson_interval((fn + fp) * n_eff, n_eff)
+            rate = {"value": fn + fp, "low": low, "high": high, "n": n_eff}
+        weak = ~traffic_forced & (traffic_scores < cut)
+        return {
+            "cut": float(cut),
+            "slm_usage": float(weak.mean()) if len(weak) else None,
+            "misroute": rate,
+            "fn_rate": fn,
+            "fp_rate": fp,
+        }
+
+    points = [point(c) for c in cuts]
+    result["current_point"] = next(p for p in points if p["cut"] == round(current, 6))
+    if rows and len(traffic_scores):
+        misroute = np.array([p["misroute"]["value"] for p in points])
+        slm = np.array([p["slm_usage"] for p in points])
+        front = _front(misroute[:, None], slm[:, None])
+        result["pareto"] = [points[i] for i, _ in front]
+        low, high = target
+        inside = [p for p in points if low <= p["slm_usage"] <= high]
+        if inside:
+            result["calibrated"] = min(
+                inside, key=lambda p: (p["misroute"]["value"], -p["slm_usage"])
+            )
+    shown = {p["cut"]: p for p in points[:: max(1, len(points) // CHART_POINTS)]}
+    shown.update((p["cut"], p) for p in result["pareto"])
+    result["points"] = [shown[c] for c in sorted(shown)]
+    table = {p["cut"]: p for p in result["pareto"]}
+    for key in ("calibrated", "current_point"):
+        if result[key] is not None:
+            table.setdefault(result[key]["cut"], result[key])
+    result["table"] = sorted(table.values(), key=lambda p: -(p["slm_usage"] or 0))
+    return result

@@ -356,19 +356,20 @@ def sweep_apply(request, job_id):
     job = get_object_or_404(Job, pk=job_id, kind=JobKind.SWEEP)
     version = get_object_or_404(ClassifierVersion, name=request.POST.get("draft", ""))
     try:
-        services.sweep_apply(
-            actor=request.user,
-            job=job,
-            version=version,
-            token_threshold=int(request.POST.get("token_threshold", "")),
-            turn_threshold=int(request.POST.get("turn_threshold", "")),
-        )
+        if "cut" in request.POST:
+            point = {"cut": float(request.POST["cut"])}
+        else:
+            point = {
+                "token_threshold": int(request.POST.get("token_threshold", "")),
+                "turn_threshold": int(request.POST.get("turn_threshold", "")),
+            }
+        services.sweep_apply(actor=request.user, job=job, version=version, **point)
     except ValueError:
-        messages.error(request, "token_threshold, turn_threshold: whole numbers are required.")
+        messages.error(request, "The point's thresholds (or cut) must be numbers.")
     except (Conflict, ValidationError) as e:
         messages.error(request, error_text(e))
     else:
-        messages.success(request, f"Thresholds of sweep #{job.pk} applied to {version.name}.")
+        messages.success(request, f"Point of sweep #{job.pk} applied to {version.name}.")
         return redirect("routing:version-detail", version.name)
     return redirect("tuning:job", job_id=job.pk)
 

@@ -75,7 +75,15 @@ class Classifier:
         # Standard match kind with overlapping=True reports every occurrence of every
         # keyword, as a substring test per keyword would find them.
         self._automaton = ahocorasick_rs.AhoCorasick(list(config.keywords))
-        self.scorer = Scorer(config.scorer) if config.scorer is not None else None
+        self.scorer = None
+        if config.scorer is not None:
+            self.scorer = Scorer(config.scorer, config.keywords)
+            # With a scorer, one scan finds which keywords and features occur: as strings,
+            # the automaton's own pattern objects (several times faster than indexes with
+            # offsets); keyword positions are looked up only when a keyword occurs.
+            patterns = sorted({*config.keywords, *config.scorer.features})
+            self._substrings = ahocorasick_rs.AhoCorasick(patterns)
+            self._keyword_set = frozenset(config.keywords)
 
     def scan(self, text: str) -> list[Span]:
         """Every keyword occurrence in ``text`` (matched lower-cased), in text order."""
@@ -86,9 +94,14 @@ class Classifier:
             raise
 
     def _scan(self, lowered: str) -> list[Span]:
+        return self._keyword_spans(
+            self._automaton.find_matches_as_indexes(lowered, overlapping=True)
+        )
+
+    def _keyword_spans(self, matches) -> list[Span]:
         keywords = self._keywords
-        matches = self._automaton.find_matches_as_indexes(lowered, overlapping=True)
-        spans = [Span(start, end, keywords[index]) for index, start, end in matches]
+        k = len(keywords)
+        spans = [Span(start, end, keywords[i]) for i, start, end in matches if i < k]
         spans.sort()
         return spans
 
@@ -99,22 +112,30 @@ class Classifier:
             return []
         return [Span(*span) for span in self.scorer.spans(text.lower(), set(features))]
 
-    def classify(self, messages: Sequence[Any]) -> Decision:
-        """Route one conversation. Raises MessagesError on malformed messages."""
+    def classify(self, messages: Sequence[Any], *, explain: bool = True) -> Decision:
+        """Route one conversation. Raises MessagesError on malformed messages.
+
+        ``explain=False`` leaves a scorer's top features out (the pod's hot path when it
+        does not trace); the tier, reasons and score are the same."""
         text = conversation_text(messages, check_unicode=False)
         try:
-            return self.classify_text(text, len(messages))
+            return self.classify_text(text, len(messages), explain=explain)
         except MessagesError:
             conversation_text(messages)  # raises again, naming the message at fault
             raise
 
-    def classify_text(self, text: str, turn_count: int) -> Decision:
+    def classify_text(self, text: str, turn_count: int, *, explain: bool = True) -> Decision:
         """Route already-joined text. Raises MessagesError on a lone surrogate."""
         config = self.config
         lowered = text.lower()
+        present = None
         try:
-            spans = self._scan(lowered)
-            present = self.scorer.present(lowered) if self.scorer is not None else None
+            if self.scorer is None:
+                spans = self._scan(lowered)
+            else:
+                present = set(self._substrings.find_matches_as_strings(lowered, overlapping=True))
+                keyword_hit = not present.isdisjoint(self._keyword_set)
+                spans = self._scan(lowered) if keyword_hit else []
         except UnicodeEncodeError:
             require_unicode(text)  # raises MessagesError saying what is wrong
             raise
@@ -138,9 +159,9 @@ class Classifier:
             scorer = self.scorer
             units = scorer.score_units(present)
             score = units / UNITS
-            top = scorer.top(present)
+            top = scorer.top(present) if explain else ()
             if scorer.reaches(units):
-                reasons.append(f"score:{score:.6g}>={scorer.threshold:.6g}")
+                reasons.append(f"score:{score:.6g}>={scorer.threshold_text}")
         if reasons:
             return Decision(
                 STRONG,
@@ -153,7 +174,7 @@ class Classifier:
                 score,
                 top,
             )
-        why = ("default",) if score is None else (f"score:{score:.6g}<{scorer.threshold:.6g}",)
+        why = ("default",) if score is None else (f"score:{score:.6g}<{scorer.threshold_text}",)
         return Decision(WEAK, why, matched, char_count, turn_count, (), text, score, top)
 
 

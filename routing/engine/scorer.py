@@ -17,7 +17,6 @@ import heapq
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import ahocorasick_rs
@@ -134,54 +133,51 @@ def check_scorer(errors: dict[str, list[str]], raw: Any, normalize) -> ValidScor
     return ValidScorer(features, weights, numbers["bias"], numbers["threshold"])
 
 
-_first = itemgetter(0)
-
-
 class Scorer:
-    """A compiled scorer: one Aho-Corasick automaton over its features."""
+    """A compiled scorer. ``present`` sets hold the matched substrings themselves (what
+    the classifier's automaton reports, keywords included: they weigh nothing here)."""
 
-    def __init__(self, valid: ValidScorer):
+    def __init__(self, valid: ValidScorer, keywords: tuple[str, ...] = ()):
         self.valid = valid
         self.features = valid.features
         self.weights = valid.weights
         self.bias = valid.bias
         self.threshold = valid.threshold
-        self._units = [round(w * UNITS) for w in valid.weights]
+        self.threshold_text = f"{valid.threshold:.6g}"  # as the reasons say it
+        self._units = dict.fromkeys(keywords, 0)
+        self._units.update(
+            (f, round(w * UNITS)) for f, w in zip(self.features, self.weights, strict=True)
+        )
         self._bias_units = round(valid.bias * UNITS)
         self._threshold_units = round(valid.threshold * UNITS)
-        self._automaton = ahocorasick_rs.AhoCorasick(list(valid.features))
-        # rank[i]: feature i's place by pull (largest |weight| first, ties by substring), so
-        # the top features of a request are a sort of small ints (C speed, no key function).
-        weights, features = self.weights, self.features
-        order = sorted(range(len(features)), key=lambda i: (-abs(weights[i]), features[i]))
+        # rank: a substring's place by pull (largest |weight| first, ties by substring;
+        # keywords that are no feature last), so the top features of a request are a sort
+        # of small ints (C speed, no key function).
+        order = sorted(
+            zip(self.features, self.weights, strict=True), key=lambda p: (-abs(p[1]), p[0])
+        )
         self._by_rank = order
-        self._rank = [0] * len(order)
-        for place, index in enumerate(order):
-            self._rank[index] = place
+        self._rank = {k: len(order) + i for i, k in enumerate(keywords)}
+        self._rank.update((f, place) for place, (f, _) in enumerate(order))
+        self._spans_automaton = None
 
-    def present(self, lowered: str) -> set[int]:
-        """Indexes of the features that occur in ``lowered`` (already lower-cased)."""
-        matches = self._automaton.find_matches_as_indexes(lowered, overlapping=True)
-        return set(map(_first, matches))
-
-    def score_units(self, present: set[int]) -> int:
+    def score_units(self, present: set[str]) -> int:
         return self._bias_units + sum(map(self._units.__getitem__, present))
-
-    def score(self, present: set[int]) -> float:
-        return self.score_units(present) / UNITS
 
     def reaches(self, units: int) -> bool:
         """Whether a score (in units) is strong: exact, no float rounding at the cut."""
         return units >= self._threshold_units
 
-    def top(self, present: set[int], n: int = TOP_FEATURES) -> tuple[tuple[str, float], ...]:
+    def top(self, present: set[str], n: int = TOP_FEATURES) -> tuple[tuple[str, float], ...]:
         """The ``n`` present features that pushed the score most, either way."""
+        count, by_rank = len(self._by_rank), self._by_rank
         places = heapq.nsmallest(n, map(self._rank.__getitem__, present))
-        features, weights, by_rank = self.features, self.weights, self._by_rank
-        return tuple((features[by_rank[p]], weights[by_rank[p]]) for p in places)
+        return tuple(by_rank[p] for p in places if p < count)
 
     def spans(self, lowered: str, features: set[str]) -> list[tuple[int, int, str]]:
         """Where ``features`` occur in ``lowered``, as (start, end, feature) in text order."""
-        matches = self._automaton.find_matches_as_indexes(lowered, overlapping=True)
+        if self._spans_automaton is None:  # explanations only: built when first asked
+            self._spans_automaton = ahocorasick_rs.AhoCorasick(list(self.features))
+        matches = self._spans_automaton.find_matches_as_indexes(lowered, overlapping=True)
         names = self.features
         return sorted((s, e, names[i]) for i, s, e in matches if names[i] in features)

@@ -76,9 +76,10 @@ def routing_messages(payload: dict, endpoint: str) -> list:
     return messages
 
 
-def classify(loaded: Loaded, messages: list) -> Decision:
+def classify(loaded: Loaded, messages: list, *, explain: bool = True) -> Decision:
+    """``explain``: name a scorer's top features (only a trace shows them)."""
     try:
-        return loaded.classifier.classify(messages)
+        return loaded.classifier.classify(messages, explain=explain)
     except MessagesError as exc:  # a lone surrogate included
         raise RequestError(400, str(exc), param="messages") from None
 

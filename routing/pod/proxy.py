@@ -97,7 +97,7 @@ class ChatProxy:
                 messages = routing_messages(payload, self.endpoint)
                 if loaded is None:
                     raise RequestError(503, "No classifier config is loaded yet.", code="not_ready")
-                ex.decision = classify(loaded, messages)
+                ex.decision = classify(loaded, messages, explain=pod.tracer.enabled)
             except RequestError as exc:
                 await self._send_error(
                     send, ex, exc.status, exc.message, code=exc.code, param=exc.param

@@ -698,3 +698,32 @@ def test_the_periodic_resend_leaves_queued_labels_alone_and_the_page_shows_the_b
     client.force_login(operator)
     page = client.get("/labeling/").content.decode()
     assert "Langfuse write-back: 2 labels waiting" in page
+
+
+def test_a_scorer_versions_trace_shows_its_score_only_once_the_routing_may_be_seen(
+    client, batch, reviewer, operator
+):
+    from routing import services as routing_services
+    from routing.models import ClassifierVersion
+
+    item = batch.items.exclude(trace__tier="").first()
+    words = item.trace.input_text.lower().split()
+    feature = next(w for w in words if len(w) >= 3)[:4]
+    v7 = ClassifierVersion.objects.get(name=item.trace.classifier_version)
+    draft = routing_services.version_copy(actor=operator, source=v7, name="v9")
+    routing_services.version_update_draft(
+        actor=operator,
+        version=draft,
+        scorer={"bias": -1.0, "threshold": 0.0, "features": [[feature, 2.5], ["zzqx", -1.0]]},
+    )
+    item.trace.classifier_version = "v9"
+    item.trace.save(update_fields=["classifier_version"])
+    client.force_login(reviewer)
+    url = f"/labeling/batches/{batch.pk}/items/{item.position}/"
+
+    assert "threshold 0.0" not in client.get(url).content.decode()  # blind: nothing given away
+    client.post(url, {"value": "strong_needed"})
+    html = client.get(url).content.decode()
+
+    assert "Score <strong>1.500</strong> ≥ threshold 0.0" in html
+    assert f'<mark class="mark-strong" title="{feature} +2.5">' in html

@@ -158,7 +158,7 @@ def test_playground_classifies_and_escapes_pasted_text(client, reviewer, v7, dra
     html = response.content.decode()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert '<mark title="refactor">refactor</mark>' in html
+    assert '<mark class="mark-keyword" title="refactor">refactor</mark>' in html
     assert html.count('class="card result tier-strong"') == 2
 
 

@@ -70,3 +70,28 @@ def test_the_version_page_loads_keyword_health_for_reviewers(client, reviewer, v
 def test_keyword_health_needs_a_role(client, nobody, v7):
     client.force_login(nobody)
     assert client.get(reverse("tuning:keyword-health", args=["v7"])).status_code == 403
+
+
+def test_a_pinned_keyword_of_a_scorer_is_alone_only_where_the_score_would_not_send_strong(
+    v7, draft, operator
+):
+    from routing import services as routing_services
+
+    scored = routing_services.version_update_draft(
+        actor=operator,
+        version=draft,
+        keywords=["debug"],
+        scorer={"bias": -1.0, "threshold": 0.0, "features": [["deadlock", 3.0]]},
+    )
+    import_labels(
+        operator,
+        [(f"turn on debug logging in lib {i}", "weak") for i in range(14)]
+        + [(f"debug this deadlock in worker {i}", "strong") for i in range(3)],
+    )
+
+    [debug] = keyword_health(scored)["keywords"]
+
+    assert debug["hits"]["imported"]["inputs"] == 17
+    # The deadlock requests are strong by their score: removing "debug" breaks none.
+    assert debug["removal_fixes"]["inputs"] == 14 and debug["removal_breaks"]["inputs"] == 0
+    assert debug["propose_removal"] is True

@@ -248,3 +248,81 @@ def test_the_api_applies_a_sweep_point_and_refuses_others(api, operator, reviewe
     assert ok.status_code == 200 and ok.json()["version"] == "v8"
     assert frozen.status_code == 409
     assert off_grid.status_code == 400 and "token_threshold" in off_grid.json()
+
+
+SCORER = {
+    "bias": -1.0,
+    "threshold": 0.0,
+    "features": [["bug", 1.0], ["설계", 1.5], ["why", 0.75], ["error", 1.25], ["list", -0.5]],
+}
+
+
+def test_a_scorer_version_is_swept_over_its_cut_and_a_point_is_a_replay(
+    headline, draft, operator, client
+):
+    from tuning import services as tuning_services
+
+    routing_services.version_update_draft(actor=operator, version=draft, scorer=SCORER)
+    job = tuning_services.job_start(
+        actor=operator, kind="sweep",
+        params={"version": "v8", "since": PERIOD[0].isoformat(), "until": PERIOD[1].isoformat(),
+                "labels": ["headline"]},
+    )  # fmt: skip
+    job = tuning_services.job_run(job.pk)
+    result = job.result
+    assert result["kind"] == "cut" and result["current"] == {"cut": 0.0}
+    cuts = [p["cut"] for p in result["points"]]
+    assert cuts == sorted(cuts) and len(cuts) > 5
+    shares = [p["slm_usage"] for p in result["points"]]
+    assert shares == sorted(shares)  # a higher cut sends more weak
+    point = next(p for p in result["points"] if 0.2 < p["slm_usage"] < 0.9)
+
+    client.force_login(operator)
+    page = client.get(reverse("tuning:job", args=[job.pk])).content.decode()
+    assert "Score cut sweep" in page and 'name="cut"' in page
+    response = client.post(
+        reverse("tuning:sweep-apply", args=[job.pk]), {"draft": "v8", "cut": repr(point["cut"])}
+    )
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.scorer["threshold"] == point["cut"] and draft.scorer["bias"] == -1.0
+
+    traffic = replay_traffic(draft, *PERIOD)  # the engine, request by request
+    labels = replay_labeled(draft, *PERIOD)
+    assert point["slm_usage"] == pytest.approx(traffic["predicted_slm_usage"]["value"])
+    assert point["misroute"]["value"] == pytest.approx(
+        labels["candidate_metrics"]["misroute"]["value"]
+    )
+
+
+def test_a_cut_goes_only_into_a_draft_with_the_same_weights(api, headline, draft, operator):
+    from tuning import services as tuning_services
+
+    routing_services.version_update_draft(actor=operator, version=draft, scorer=SCORER)
+    job = tuning_services.job_start(
+        actor=operator, kind="sweep",
+        params={"version": "v8", "since": PERIOD[0].isoformat(), "until": PERIOD[1].isoformat()},
+    )  # fmt: skip
+    job = tuning_services.job_run(job.pk)
+    other = routing_services.version_copy(actor=operator, source=draft, name="v9")
+    routing_services.version_update_draft(
+        actor=operator, version=other, scorer={**SCORER, "bias": -2.0}
+    )
+    cut = job.result["points"][1]["cut"]
+    client = api.as_(operator)
+
+    refused = client.post(
+        f"/api/v1/tuning-jobs/{job.pk}/apply/", {"draft": "v9", "cut": cut}, format="json"
+    )
+    unknown = client.post(
+        f"/api/v1/tuning-jobs/{job.pk}/apply/", {"draft": "v8", "cut": 123.25}, format="json"
+    )
+    applied = client.post(
+        f"/api/v1/tuning-jobs/{job.pk}/apply/", {"draft": "v8", "cut": cut}, format="json"
+    )
+
+    assert refused.status_code == 409 and "same weights" in refused.json()["detail"]
+    assert unknown.status_code == 400 and "cut" in unknown.json()
+    assert applied.status_code == 200
+    draft.refresh_from_db()
+    assert draft.scorer["threshold"] == cut

@@ -178,5 +178,13 @@ class DraftResponseSerializer(serializers.Serializer):
 
 class SweepApplySerializer(serializers.Serializer):
     draft = serializers.CharField(max_length=64)
-    token_threshold = serializers.IntegerField(min_value=1)
-    turn_threshold = serializers.IntegerField(min_value=1)
+    token_threshold = serializers.IntegerField(min_value=1, required=False)
+    turn_threshold = serializers.IntegerField(min_value=1, required=False)
+    cut = serializers.FloatField(required=False, help_text="A scorer version's sweep: the cut.")
+
+    def validate(self, data):
+        if "cut" not in data and not {"token_threshold", "turn_threshold"} <= set(data):
+            raise serializers.ValidationError(
+                {"token_threshold": "Give token_threshold and turn_threshold, or a cut."}
+            )
+        return data

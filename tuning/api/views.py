@@ -150,15 +150,15 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @extend_schema(request=s.SweepApplySerializer, responses={200: s.DraftResponseSerializer})
     @action(detail=True, methods=["post"])
     def apply(self, request, pk=None):
-        """Put one of a sweep's points (its length and turn thresholds) into a draft."""
+        """Put one of a sweep's points into a draft: its length and turn thresholds, or for a
+        scorer version's sweep its cut (into a draft with the same scorer)."""
         job = get_object_or_404(Job, pk=pk, kind=JobKind.SWEEP)
         data = _valid(s.SweepApplySerializer, request.data)
         version = services.sweep_apply(
             actor=request.user,
             job=job,
-            version=get_object_or_404(ClassifierVersion, name=data["draft"]),
-            token_threshold=data["token_threshold"],
-            turn_threshold=data["turn_threshold"],
+            version=get_object_or_404(ClassifierVersion, name=data.pop("draft")),
+            **data,
         )
         return Response({"version": version.name, "proposal": None})
 

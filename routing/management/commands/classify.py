@@ -12,7 +12,8 @@ from routing.selectors import classifier_for
 class Command(VersionCommand):
     help = (
         'Classify conversations: one {"messages": [...]} per input line, one '
-        '{"tier", "reasons", "matched_keywords"} per output line.'
+        '{"tier", "reasons", "matched_keywords"} per output line, plus "score" and '
+        '"top_features" (the five present substrings that pushed it most) for a scorer version.'
     )
 
     def add_arguments(self, parser):
