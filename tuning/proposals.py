@@ -248,7 +248,9 @@ def run(params: dict, progress: Callable[[int], None] = lambda p: None) -> dict[
     load = traffic_loader(traffic_since, traffic_until, config.byte_threshold)
     try:
         if options["kind"] == "scorer":
-            result = scorer_proposal.propose_scorer(labels, base, settings, load, **common)
+            result = scorer_proposal.propose_scorer(
+                labels, base, settings, load, base_scorer=base_version.scorer, **common
+            )
         else:
             result = proposal.propose(labels, docs, base, settings, load, **common)
     except proposal.ProposalError as e:

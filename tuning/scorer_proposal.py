@@ -1,10 +1,11 @@
 """Propose a scorer version from labels, estimated out of sample like keyword proposals.
 
-Pure Python (no Django). The estimate is cross-validated as in ``tuning.proposal``: for
-each of k folds (rows of one input together) the whole training — vocabulary cut, feature
-cap and regularisation by inner cross-validation, thresholds and cut — runs on the other
-folds and decides the fold's rows. The same "beats the base" rule applies: lower
-out-of-fold misroute than the base on the same rows and McNemar's mid-p below 0.05.
+No database: labels and traffic come in as arrays. The estimate is cross-validated as in
+``tuning.proposal``: for each of k folds (rows of one input together) the whole training
+(vocabulary cut, feature cap and regularisation by inner cross-validation, thresholds and
+cut) runs on the other folds and decides the fold's rows. The same "beats the base" rule
+applies: lower out-of-fold misroute than the base on the same rows and McNemar's mid-p
+below 0.05.
 
 A scorer version keeps only the pinned keywords as keywords (hard triggers, like the
 length and turn thresholds); the score decides everything else.
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from routing.engine.scorer import UNITS
 from routing.selectors import heaviest
 
 from . import scorer_training as training
@@ -29,20 +31,26 @@ from .stats import mcnemar
 TOP_SHOWN = 15  # features shown each way
 
 
-def keyword_strong(rule: Rule, labels: Labels, rows=None) -> np.ndarray:
-    """A keyword rule's decisions on the labeled rows."""
-    rows = np.arange(labels.size) if rows is None else rows
-    texts = [labels.texts[i] for i in rows]
-    hits = hit_matrix(sorted(rule.keywords), texts).any(axis=0)
-    return (
-        hits
-        | labels.forced[rows]
-        | (labels.chars[rows] > rule.token_threshold)
-        | (labels.turns[rows] > rule.turn_threshold)
+def base_strong_labels(rule: Rule, scorer: dict | None, labels: Labels) -> np.ndarray:
+    """The base's decisions on the labeled rows: its keyword rule, and its own scorer if
+    it has one (a scorer retrained from a scorer version)."""
+    strong = (
+        hit_matrix(sorted(rule.keywords), labels.texts).any(axis=0)
+        | labels.forced
+        | (labels.chars > rule.token_threshold)
+        | (labels.turns > rule.turn_threshold)
     )
+    if scorer is not None:
+        features = [f for f, _ in scorer["features"]]
+        units = np.array([round(w * UNITS) for _, w in scorer["features"]], dtype=np.int64)
+        present = hit_matrix(features, labels.texts).astype(np.int64)
+        scores = (units @ present + round(scorer["bias"] * UNITS)) / UNITS
+        strong |= scores >= scorer["threshold"]
+    return strong
 
 
-def keyword_traffic_strong(rule: Rule, traffic: Traffic) -> np.ndarray:
+def base_strong_traffic(rule: Rule, scorer: dict | None, traffic: Traffic) -> np.ndarray:
+    """The same on the traffic, from its hit lists (the base's features among them)."""
     strong = (
         traffic.forced
         | (traffic.chars > rule.token_threshold)
@@ -52,6 +60,9 @@ def keyword_traffic_strong(rule: Rule, traffic: Traffic) -> np.ndarray:
         hits = traffic.hits.get(keyword)
         if hits is not None:
             strong[hits] = True
+    if scorer is not None:
+        scores = training.scores_from_hits(scorer["bias"], scorer["features"], traffic)
+        strong |= scores >= scorer["threshold"]
     return strong
 
 
@@ -65,8 +76,10 @@ def propose_scorer(
     seed: int = 0,
     unit_costs: dict[str, float | None] | None = None,
     progress: Callable[[int], None] = lambda p: None,
+    base_scorer: dict | None = None,
 ) -> dict[str, Any]:
-    """Train the scorer on all rows and estimate it out of sample (module docstring)."""
+    """Train the scorer on all rows and estimate it out of sample (module docstring).
+    ``base_scorer``: the base version's own scorer, if any, for its figures."""
     fold_of = checked_folds(labels, folds, seed)
     n, y = labels.size, labels.needed
     everything = np.arange(n)
@@ -87,6 +100,7 @@ def propose_scorer(
     progress(82)
 
     terms = set(pinned) | set(base.keywords) | set(training.model_features(model, corpus))
+    terms |= {f for f, _ in base_scorer["features"]} if base_scorer else set()
     for fold_model, _ in fitted:
         terms |= set(training.model_features(fold_model, corpus))
     traffic = load_traffic(sorted(terms))
@@ -110,7 +124,7 @@ def propose_scorer(
     progress(95)
 
     final_strong = choice.strong(model.scores(corpus.x), population)
-    base_strong = keyword_strong(base, labels)
+    base_strong = base_strong_labels(base, base_scorer, labels)
     langs = [language(text) for text in labels.texts]
     estimate = figures(labels, oof, everything, langs)
     base_figures = figures(labels, base_strong, everything, langs)
@@ -120,7 +134,7 @@ def propose_scorer(
             training.traffic_scores(model, corpus, traffic), traffic_population
         )
         shares = traffic_figures(
-            {"base": keyword_traffic_strong(base, traffic), "proposal": proposal_traffic},
+            {"base": base_strong_traffic(base, base_scorer, traffic), "proposal": proposal_traffic},
             unit_costs,
         )
         for target, key in (

@@ -1,6 +1,7 @@
 """Training the weighted-keyword scorer (``routing.engine.scorer``) from labels.
 
-Pure numpy and scikit-learn, no Django; runs in the console's worker, never in the pod.
+Pure numpy and scikit-learn on arrays (no database); runs in the console's worker, never in
+the pod (its image has neither: a test keeps them out).
 
 The model: L2-regularised logistic regression over the *presence* of character 2-4-grams
 of the NFC lower-cased, space-joined text — exactly the substrings the engine looks for,

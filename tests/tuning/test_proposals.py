@@ -2,12 +2,14 @@
 
 import json
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from labeling.services import label_import_create
+from routing.engine import build_classifier
 from routing.models import ClassifierVersion, VersionStatus
 from tuning import services
 from tuning.models import Job, JobKind, JobStatus
@@ -343,3 +345,29 @@ def test_the_pages_propose_a_scorer_and_show_its_features(client, operator, head
 
     assert f"<code>{escape(top)}</code>" in page
     assert "scorer of" in page and "cap" in page
+
+
+def test_a_scorer_retrained_from_a_scorer_base_is_compared_with_the_base_as_it_decides(
+    v7, operator, headline, discovery
+):
+    from routing import services as routing_services
+    from tuning.proposals import labels_from
+    from tuning.selectors import training_rows
+
+    first = proposal(operator, kind="scorer", folds=3)
+    v8 = services.proposal_draft(actor=operator, job=first, name="v8", force=True)
+    v8 = routing_services.version_freeze(actor=operator, version=v8)
+
+    again = proposal(operator, kind="scorer", folds=3, base="v8")
+
+    assert again.status == JobStatus.SUCCEEDED, again.error
+    rows, _ = training_rows(*PERIOD)
+    classifier = build_classifier(v8.config)
+    labels = labels_from(rows, None)
+    wrong = [
+        (classifier.classify_text(r.text, r.turn_count).tier == "strong") != bool(y)
+        for r, y in zip(rows, labels.needed, strict=True)
+    ]
+    expected = float(np.dot(wrong, labels.weight) / labels.weight.sum())
+    assert again.result["base"]["misroute"]["value"] == pytest.approx(expected)
+    assert again.result["base_version"] == "v8"
