@@ -219,7 +219,7 @@ def main() -> None:
     args = parser.parse_args()
     _setup()
     if args.timing:
-        return timing()
+        return timing(kind=args.kind)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         r = one_seed(seed, args)
@@ -259,7 +259,7 @@ def main() -> None:
     )
 
 
-def timing(labels: int = 5_000, traces: int = 100_000) -> None:
+def timing(labels: int = 5_000, traces: int = 100_000, kind: str = "keywords") -> None:
     """One proposal as the worker runs it (``tuning.proposals.run``: reading labels and
     traffic from PostgreSQL, mining terms, searching, 10-fold cross-validation) over
     ``labels`` labeled inputs and ``traces`` traces, in a throwaway database."""
@@ -317,15 +317,16 @@ def timing(labels: int = 5_000, traces: int = 100_000) -> None:
             flush=True,
         )
         params = {"base": "v7", "since": (END - timedelta(days=8)).isoformat(),
-                  "until": END.isoformat()}  # fmt: skip
+                  "until": END.isoformat(), "kind": kind}  # fmt: skip
         began = time.perf_counter()
         stages = []
         result = proposals.run(params, progress=lambda p: stages.append((p, time.perf_counter())))
         seconds = time.perf_counter() - began
         print(
             f"proposal over {len(chosen):,} labeled inputs and {result['traffic_requests']:,} "
-            f"traces: {seconds:.1f} s on one process ({result['folds']}-fold CV, "
-            f"{result['candidate_terms']} candidate terms, {len(result['changes'])} changes; "
+            f"traces: {seconds:.1f} s on one process ({kind}, {result['folds']}-fold CV, "
+            f"{result.get('candidate_terms', result.get('model', {}).get('features'))} "
+            f"candidate terms or features, {len(result['changes'])} changes; "
             f"CV misroute {result['estimate']['misroute']['value']:.1%}, base "
             f"{result['base']['misroute']['value']:.1%})"
         )
