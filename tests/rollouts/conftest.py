@@ -162,3 +162,14 @@ def fresh_pods(pods):
         )
         assert answer.status_code == 200, answer.text
     return pods
+
+
+@pytest.fixture
+def v9_scored(v8, operator):
+    """A frozen scorer version (schema 2)."""
+    from routing import services as routing_services
+    from tests.pod.podkit import SCORER
+
+    draft = routing_services.version_copy(actor=operator, source=v8, name="v9")
+    draft = routing_services.version_update_draft(actor=operator, version=draft, scorer=SCORER)
+    return routing_services.version_freeze(actor=operator, version=draft)

@@ -182,3 +182,33 @@ def test_a_prometheus_outage_during_a_breach_does_not_delay_the_rollback(
 
     assert rollout.state == RolloutState.ROLLED_BACK
     assert route_weights(k8s) == [(STABLE, 100), (CANARY, 0)]
+
+
+def test_a_scorer_version_canaries_like_any_other(
+    k8s, cluster_route, v9_scored, operator, fresh_pods, fake_backends, prometheus
+):
+    register_pods(k8s, fresh_pods)
+    publication = publication_start(
+        actor=operator, version=v9_scored, slot=cluster_route.canary_slot
+    )
+    assert publication_execute(publication.pk).state == PublicationState.SUCCEEDED
+    rollout = services.rollout_start(
+        actor=operator, route=cluster_route, version=v9_scored, steps=[50, 100],
+        window_seconds=1, gate_specs=gate_specs(),
+    )  # fmt: skip
+    prometheus.wait_for("up", lambda r: len(r) == 2 and all(x["value"][1] == "1" for x in r))
+    time.sleep(1.05)
+
+    scored = 'sum(cascade_pod_classifier_score_count{version="v9"})'
+    assert burst(prometheus, fresh_pods, 30, scored) == {200}
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk)  # gates pass on v9's metrics
+    results = {g.name: (g.last_result, g.last_detail) for g in rollout.gates.all()}
+    assert {r for r, _ in results.values()} == {GateResult.PASS}, results
+    later = timezone.now() + timedelta(seconds=31)  # a whole gate window of fresh data
+    rollout = services.rollout_evaluate(rollout_id=rollout.pk, now=later)
+    assert route_weights(k8s) == [(STABLE, 0), (CANARY, 100)]
+
+    rollout = services.rollout_rollback(actor=operator, rollout=rollout, reason="one click")
+
+    assert rollout.state == RolloutState.ROLLED_BACK
+    assert route_weights(k8s) == [(STABLE, 100), (CANARY, 0)]

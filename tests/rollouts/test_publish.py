@@ -18,7 +18,7 @@ from rollouts.publish import (
     publication_start,
 )
 from routing.errors import Conflict
-from tests.pod.podkit import SCORER, Pod, old_pod_tree, v7, write_config
+from tests.pod.podkit import Pod, old_pod_tree, v7, write_config
 from tests.standins.k8s_api import configmap, endpoint_slice
 
 from .conftest import CANARY, NS, POD_TOKEN, register_pods, seed_slot_configmaps
@@ -352,16 +352,6 @@ def test_an_empty_never_served_slot_takes_a_first_version_directly(
     register_pods(k8s, fresh_pods)  # the canary slot: weight 0, never published to
 
     assert publish(operator, v8, route.canary_slot).state == PublicationState.SUCCEEDED
-
-
-@pytest.fixture
-def v9_scored(v8, operator):
-    """A frozen scorer version (schema 2)."""
-    from routing import services as routing_services
-
-    draft = routing_services.version_copy(actor=operator, source=v8, name="v9")
-    draft = routing_services.version_update_draft(actor=operator, version=draft, scorer=SCORER)
-    return routing_services.version_freeze(actor=operator, version=draft)
 
 
 @pytest.fixture(scope="module")
