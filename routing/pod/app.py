@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import time
 from contextlib import asynccontextmanager
 
 import anyio
@@ -97,13 +98,24 @@ def create_app(settings: Settings) -> Starlette:
             return _error(400, str(exc), "invalid_config", fields=exc.errors)
         return JSONResponse(loaded.summary())
 
+    started = int(time.time())  # a model's "created": when this pod began serving it
+
+    def model_entry() -> dict:
+        return {
+            "id": settings.model_name,
+            "object": "model",
+            "created": started,
+            "owned_by": "cascade",
+        }
+
     async def models(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": [{"id": settings.model_name, "object": "model", "owned_by": "cascade"}],
-            }
-        )
+        return JSONResponse({"object": "list", "data": [model_entry()]})
+
+    async def model(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name != settings.model_name:
+            return _error(404, f"The model {name!r} does not exist.", "model_not_found")
+        return JSONResponse(model_entry())
 
     async def metrics(request: Request) -> Response:
         body, ctype = pod.metrics.render()
@@ -130,6 +142,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/chat/completions", ChatProxy(pod, "chat"), methods=["POST"]),
             Route("/v1/completions", ChatProxy(pod, "completions"), methods=["POST"]),
             Route("/v1/models", models),
+            Route("/v1/models/{name:path}", model),
             Route("/config", get_config),
             Route("/admin/config", put_config, methods=["PUT"]),
             Route("/healthz", healthz),

@@ -78,6 +78,13 @@ class PodMetrics:
             ["backend", "reason"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "cascade_pod_rate_limited",
+            "Requests answered 429 because the last backend tried was rate limited (its "
+            "Retry-After passed on); status_class 4xx, so no error for the error-rate gate.",
+            ["backend", "version"],
+            registry=r,
+        )
         self.stream_errors = Counter(
             "cascade_pod_stream_errors",
             "Backend failures after the first byte reached the "

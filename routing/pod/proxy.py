@@ -207,11 +207,16 @@ class ChatProxy:
             await self._relay(ex, opened, send)
             return
         detail = "; ".join(str(f) for f in failures)
-        extra = (
-            [(b"retry-after", failures[-1].retry_after.encode("latin-1"))]
-            if failures[-1].retry_after
-            else []
-        )
+        last = failures[-1]
+        extra = [(b"retry-after", last.retry_after.encode("latin-1"))] if last.retry_after else []
+        if last.reason == "status_429":
+            # The last backend tried is rate limited: the client should slow down and retry,
+            # which a 503 would not say; and it is no server error for the canary's gates.
+            pod.metrics.rate_limited.labels(last.backend, ex.version).inc()
+            await self._send_error(
+                send, ex, 429, f"Rate limited: {detail}.", code="rate_limited", extra_headers=extra
+            )
+            return
         await self._send_error(
             send,
             ex,

@@ -139,8 +139,8 @@ def test_weak_is_not_retried_on_strong(pod, weak, strong):
 
 
 def test_both_backends_down_is_an_openai_style_503(pod, weak, strong):
-    strong.behave(status=502)
-    weak.behave(status=429, retry_after="7")
+    strong.behave(status=429, retry_after="7")
+    weak.behave(status=502)
 
     response = pod.post(chat(STRONG_TEXT))
 
@@ -148,11 +148,33 @@ def test_both_backends_down_is_an_openai_style_503(pod, weak, strong):
     error = response.json()["error"]
     assert error["type"] == "service_unavailable"
     assert error["code"] == "backends_unavailable"
-    assert "strong: answered 502" in error["message"]
-    assert "weak: answered 429" in error["message"]
-    assert response.headers["retry-after"] == "7"
+    assert "strong: answered 429" in error["message"]
+    assert "weak: answered 502" in error["message"]
     assert response.headers["x-cascade-tier"] == "strong"
     assert len(strong.requests) == 1 and len(weak.requests) == 1  # one try each, no loops
+
+
+@pytest.mark.parametrize("tier", ["weak", "strong"])
+def test_a_rate_limited_last_backend_is_a_429_with_its_retry_after_not_a_5xx(
+    pod, weak, strong, tier
+):
+    if tier == "strong":
+        strong.behave(status=502)  # strong fails first, weak (the fallback) is rate limited
+    weak.behave(status=429, retry_after="7")
+    before = pod.metric("cascade_pod_rate_limited_total", backend="weak")
+    errors_before = pod.metric("cascade_pod_requests_total", status_class="5xx")
+    client_before = pod.metric("cascade_pod_requests_total", status_class="4xx")
+
+    response = pod.post(chat(STRONG_TEXT if tier == "strong" else "hello"))
+
+    assert response.status_code == 429
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limited")
+    assert "weak: answered 429" in error["message"]
+    assert response.headers["retry-after"] == "7"
+    assert pod.metric("cascade_pod_rate_limited_total", backend="weak") == before + 1
+    assert pod.metric("cascade_pod_requests_total", status_class="5xx") == errors_before
+    assert pod.metric("cascade_pod_requests_total", status_class="4xx") == client_before + 1
 
 
 def test_fallback_happens_once_per_request_not_for_later_ones(pod, weak, strong):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from urllib.parse import unquote
 
 import pytest
@@ -150,3 +151,15 @@ def test_the_pod_does_not_import_django():
         "'rollouts', 'cascade_admin') for m in sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_models_lists_the_served_name_with_created_and_answers_for_it(pod):
+    listed = pod.client.get("/v1/models").json()["data"]
+    one = pod.client.get("/v1/models/cascade")
+    other = pod.client.get("/v1/models/gpt-4o")
+
+    assert listed[0]["id"] == "cascade" and listed[0]["object"] == "model"
+    assert abs(listed[0]["created"] - time.time()) < 3600
+    assert one.status_code == 200 and one.json() == listed[0]
+    assert other.status_code == 404
+    assert other.json()["error"]["code"] == "model_not_found"

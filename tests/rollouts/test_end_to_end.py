@@ -212,3 +212,19 @@ def test_a_scorer_version_canaries_like_any_other(
 
     assert rollout.state == RolloutState.ROLLED_BACK
     assert route_weights(k8s) == [(STABLE, 100), (CANARY, 0)]
+
+
+def test_a_rate_limited_backend_does_not_fail_the_error_rate_gate(
+    canary, fresh_pods, fake_backends, prometheus
+):
+    weak, strong = fake_backends
+    weak.behave(status=429, retry_after="2")
+    strong.behave(status=429, retry_after="2")
+
+    assert burst(prometheus, fresh_pods, 30, V8_REQUESTS) == {429}
+    rollout = services.rollout_evaluate(rollout_id=canary.pk)
+
+    error_rate = rollout.gates.get(name="error-rate")
+    assert error_rate.last_result == GateResult.PASS, error_rate.last_detail
+    assert error_rate.last_value == 0
+    assert rollout.state == RolloutState.STAGE
