@@ -4,6 +4,7 @@ Registry edits are audited, and a route or slot held by a rollout cannot be re-p
 the weight patches read the route's HTTPRoute and rule index live.
 """
 
+from django import forms
 from django.contrib import admin
 from django.db import transaction
 from django.forms.models import model_to_dict
@@ -11,6 +12,8 @@ from django.forms.models import model_to_dict
 from audit.services import audit_record
 from cascade_admin.admin import ReadOnlyAdmin
 
+from . import targets
+from .k8s_adapter import KubeError, check_only_backends
 from .models import HOLDS_ROUTE, DailyMisrouteCheck, Publication, Rollout, Route, Slot
 
 
@@ -66,8 +69,29 @@ class SlotAdmin(AuditedAdmin):
         return Rollout.objects.filter(HOLDS_ROUTE, route__in=routes).exists()
 
 
+class RouteForm(forms.ModelForm):
+    # Its fields are the admin's; Meta comes from RouteAdmin through modelform_factory.
+    def clean(self):
+        """On a cluster, the HTTPRoute rule must exist and hold the two backends only."""
+        data = super().clean()
+        needed = ("namespace", "httproute", "rule_index", "stable_backend", "canary_backend")
+        if self.errors or any(data.get(k) in (None, "") for k in needed):
+            return data
+        backends = {data["stable_backend"], data["canary_backend"]}
+        with targets.kube() as kube:
+            if kube is None:
+                return data  # the local target: no cluster to check against
+            try:
+                route = kube.read_httproute(data["namespace"], data["httproute"])
+                check_only_backends(route, data["rule_index"], backends)
+            except KubeError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return data
+
+
 @admin.register(Route)
 class RouteAdmin(AuditedAdmin):
+    form = RouteForm
     list_display = [
         "name",
         "namespace",

@@ -17,6 +17,7 @@ Clients are built explicitly, never through the library's global default configu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import time
@@ -45,6 +46,11 @@ T = TypeVar("T")
 
 
 # --- errors ---------------------------------------------------------------------------------
+
+
+log = logging.getLogger(__name__)
+
+LIST_RESTARTS = 3  # a paged list whose continue token keeps expiring gives up after this
 
 
 class KubeError(Exception):
@@ -350,6 +356,19 @@ def backend_weights(route: Mapping[str, Any], rule_index: int) -> list[tuple[str
     ]
 
 
+def check_only_backends(route: Mapping[str, Any], rule_index: int, backends: set[str]) -> None:
+    """Raise ``RouteChanged`` if the rule has backendRefs besides ``backends``: with a third
+    backend the split would not be the percentages the console sets and shows."""
+    others = [name for name, _ in backend_weights(route, rule_index) if name not in backends]
+    if others:
+        raise RouteChanged(
+            f"{_route_label(route)} rule {rule_index} has backendRefs {others} besides "
+            f"{sorted(backends)}: traffic would not split at the percentages set here. Give "
+            "the canary its own rule with only the stable and canary backends.",
+            retryable=False,
+        )
+
+
 def validate_weights(weights: Mapping[str, int]) -> None:
     """Refuse anything but a non-empty map of backend names to integers in 0..100."""
     if not weights:
@@ -385,6 +404,7 @@ def weight_patch(
     validate_weights(weights)
     refs = _backend_refs(route, rule_index)
     names = [ref.get("name") for ref in refs]
+    check_only_backends(route, rule_index, set(weights))
     positions: dict[str, int] = {}
     for backend in weights:
         found = [i for i, name in enumerate(names) if name == backend]
@@ -654,21 +674,37 @@ class KubeAdapter:
         return _sorted(found.values())
 
     def _endpoint_slices(self, namespace: str, service_name: str) -> list[Any]:
-        items: list[Any] = []
-        token: str | None = None
-        with _calling(f"list EndpointSlices of Service {namespace}/{service_name}"):
-            while True:
-                page = self._discovery.list_namespaced_endpoint_slice(
-                    namespace,
-                    label_selector=f"{SERVICE_NAME_LABEL}={service_name}",
-                    limit=self._page_size,
-                    _continue=token,
-                    _request_timeout=self._timeout,
-                )
-                items.extend(page.items or [])
-                token = page.metadata.var_continue if page.metadata else None
-                if not token:
-                    return items
+        """Every page of the Service's EndpointSlices. A ``continue`` token that expired
+        between pages (410 ``Expired``: etcd compacted its revision) starts the list again
+        from the top, so the result is one consistent list, never a spliced one."""
+        action = f"list EndpointSlices of Service {namespace}/{service_name}"
+        for _ in range(LIST_RESTARTS + 1):
+            items: list[Any] = []
+            token: str | None = None
+            try:
+                with _calling(action):
+                    while True:
+                        page = self._discovery.list_namespaced_endpoint_slice(
+                            namespace,
+                            label_selector=f"{SERVICE_NAME_LABEL}={service_name}",
+                            limit=self._page_size,
+                            _continue=token,
+                            _request_timeout=self._timeout,
+                        )
+                        items.extend(page.items or [])
+                        token = page.metadata.var_continue if page.metadata else None
+                        if not token:
+                            return items
+            except KubeError as exc:
+                if exc.status != 410 or token is None:
+                    raise
+                log.info("%s: continue token expired; listing again", action)
+        raise KubeError(
+            f"{action}: the list's continue token expired {LIST_RESTARTS + 1} times in a row",
+            retryable=True,
+            status=410,
+            reason="Expired",
+        )
 
     def _ready_from_endpoints(
         self, namespace: str, service_name: str, port_name: str | None

@@ -51,3 +51,27 @@ def test_a_route_held_by_a_rollout_cannot_be_repointed(
     admin_client.post(url, route_form(route, httproute="other-route"))
     assert Route.objects.get(pk=route.pk).httproute == original
     assert admin_client.get(f"/django-admin/rollouts/route/{route.pk}/delete/").status_code == 403
+
+
+def test_a_route_whose_rule_has_a_third_backend_is_refused_on_a_cluster(admin_client, k8s, slots):
+    from tests.standins.k8s_api import httproute
+
+    from .conftest import CANARY, HTTPROUTE, NS, STABLE
+
+    stable, canary = slots
+    k8s.put(httproute(NS, HTTPROUTE, [[(STABLE, 80), (CANARY, 10), ("legacy", 10)]]))
+    form = {
+        "name": "router", "namespace": NS, "httproute": HTTPROUTE, "rule_index": 0,
+        "stable_backend": STABLE, "canary_backend": CANARY,
+        "stable_slot": stable.pk, "canary_slot": canary.pk,
+    }  # fmt: skip
+
+    refused = admin_client.post("/django-admin/rollouts/route/add/", form)
+    missing = admin_client.post("/django-admin/rollouts/route/add/", {**form, "httproute": "nope"})
+
+    assert refused.status_code == 200 and not Route.objects.exists()
+    assert "backendRefs [&#x27;legacy&#x27;] besides" in refused.content.decode()
+    assert missing.status_code == 200 and "nope" in missing.content.decode()
+    k8s.put(httproute(NS, HTTPROUTE, [[(STABLE, 90), (CANARY, 10)]]))
+    accepted = admin_client.post("/django-admin/rollouts/route/add/", form)
+    assert accepted.status_code == 302 and Route.objects.get().httproute == HTTPROUTE

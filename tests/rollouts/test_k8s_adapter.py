@@ -1,6 +1,8 @@
 """The Kubernetes adapter, driven through the real ``kubernetes`` client against the stand-in."""
 
 import socket
+import threading
+import time
 
 import pytest
 from kubernetes import client
@@ -484,6 +486,44 @@ def test_ready_pod_addresses_page_through_the_slices(k8s):
 
     assert [a.ip for a in addresses] == ["10.0.0.0", "10.0.0.1", "10.0.0.2"]
     assert len(k8s.requests("GET", "/endpointslices")) == 2
+
+
+def test_an_expired_continue_token_lists_again_from_the_start(k8s):
+    for i in range(3):
+        k8s.put(endpoint_slice(NS, f"{CANARY}-{i}", CANARY, [(f"10.0.0.{i}", True, f"p{i}")]))
+    # The first page is answered late; meanwhile etcd compacts: its token is stale at once.
+    first_page = k8s.faults.hold("GET", "endpointslices", seconds=10, apply="before")
+
+    def compact():
+        deadline = time.monotonic() + 10
+        while first_page.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert k8s.store.expire_continue_tokens() == 1
+        first_page.release()
+
+    compactor = threading.Thread(target=compact)
+    compactor.start()
+    api_client = api_client_for_host(k8s.url, use_env_proxy=False)
+    with KubeAdapter(api_client, list_page_size=2) as kube:
+        addresses = kube.ready_pod_addresses(NS, CANARY)
+    compactor.join()
+
+    assert [a.ip for a in addresses] == ["10.0.0.0", "10.0.0.1", "10.0.0.2"]
+    listings = k8s.requests("GET", "/endpointslices")
+    assert [r.status for r in listings] == [200, 410, 200, 200]
+    assert "continue" not in listings[2].query  # from the top, not the inconsistent remainder
+
+
+def test_weights_are_not_set_on_a_rule_with_a_third_backend(k8s, kube):
+    seed_route(k8s, backends=((STABLE, 80), (CANARY, 10), ("legacy", 10)))
+
+    with pytest.raises(RouteChanged) as caught:
+        kube.set_weights(NS, ROUTE, 0, {STABLE: 50, CANARY: 50})
+
+    assert "backendRefs ['legacy'] besides" in str(caught.value)
+    assert not caught.value.retryable
+    assert stored_weights(k8s) == [(STABLE, 80), (CANARY, 10), ("legacy", 10)]
+    assert k8s.requests("PATCH") == []
 
 
 def test_a_service_without_slices_has_no_ready_pods(kube):
