@@ -37,8 +37,9 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -61,6 +62,17 @@ EXPANDED_METADATA_KEYS = ("strong_keywords_found", "content_length", "classifier
 MAX_OBSERVATION_PAGE = 1000  # the API's limit
 MAX_SCORE_PAGE = 100  # the API's limit
 TRACE_IDS_PER_SCORE_QUERY = 50  # keeps the comma-separated traceId query well under URL limits
+
+GENERATIONS = ("v3", "v4")
+MIN_V3 = (3, 180)  # the first v3 release with GET /api/public/v3/scores
+V3_CURSOR = "v3:"  # a v3 read's cursor: the next window's start
+V3_PAGE = 100  # v1 reads' largest page
+V3_FIRST_WINDOW = timedelta(hours=1)
+V3_MAX_WINDOW = timedelta(days=1)
+V3_MIN_WINDOW = timedelta(seconds=1)  # narrower windows are paged through, de-duplicated
+V3_ROOT_SLACK = timedelta(seconds=10)  # a root generation starts with its trace (OTel)
+MIN_TIMED_OUT_PAGE = 50  # a v2 page that times out is halved down to this
+V3_WRITERS = 4  # v3 takes one score per request: this many in flight at once
 
 WEAK_SUFFICIENT = "weak_sufficient"
 STRONG_NEEDED = "strong_needed"
@@ -250,6 +262,7 @@ class LangfuseSettings:
     public_key: str
     secret_key: str = field(repr=False)
     timeout: float = 10.0
+    api_generation: str | None = None  # "v3" or "v4"; None: detect it
 
     def __post_init__(self):
         parts = urlsplit(self.host)
@@ -259,6 +272,10 @@ class LangfuseSettings:
             raise LangfuseConfigError("Langfuse public and secret keys are both required")
         if not self.timeout > 0:
             raise LangfuseConfigError(f"Langfuse timeout must be positive, got {self.timeout!r}")
+        if self.api_generation not in (None, *GENERATIONS):
+            raise LangfuseConfigError(
+                f"LANGFUSE_API_GENERATION must be v3 or v4, got {self.api_generation!r}"
+            )
 
 
 def _env_value(environ: Mapping[str, str], name: str) -> str | None:
@@ -279,7 +296,8 @@ def _env_value(environ: Mapping[str, str], name: str) -> str | None:
 def settings_from_env(environ: Mapping[str, str] | None = None) -> LangfuseSettings:
     """Read LANGFUSE_BASE_URL (LANGFUSE_HOST, deprecated, as a fallback),
     LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY (each also as ``*_FILE``) and the optional
-    LANGFUSE_TIMEOUT (seconds). Raises LangfuseConfigError naming what is missing or bad.
+    LANGFUSE_TIMEOUT (seconds) and LANGFUSE_API_GENERATION (v3 or v4; detected when unset).
+    Raises LangfuseConfigError naming what is missing or bad.
     """
     env = os.environ if environ is None else environ
     host = _env_value(env, "LANGFUSE_BASE_URL") or _env_value(env, "LANGFUSE_HOST")
@@ -301,7 +319,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> LangfuseSetti
         timeout = float(raw_timeout) if raw_timeout else 10.0
     except ValueError as exc:
         raise LangfuseConfigError(f"LANGFUSE_TIMEOUT must be seconds, got {raw_timeout!r}") from exc
-    return LangfuseSettings(host.rstrip("/"), public_key, secret_key, timeout)
+    generation = (_env_value(env, "LANGFUSE_API_GENERATION") or "").lower() or None
+    return LangfuseSettings(host.rstrip("/"), public_key, secret_key, timeout, generation)
 
 
 # Langfuse's rule for score config names.
@@ -680,7 +699,8 @@ def parse_observation(obs: Any) -> TraceRecord:
         cost_usd=cost,
         latency_s=latency,
         ttft_s=ttft,
-        model=_text(_field(obs, "model")),
+        # v2 documents providedModelName; servers send model today (v1 always did).
+        model=_text(_field(obs, "providedModelName")) or _text(_field(obs, "model")),
         environment=_text(_field(obs, "environment")),
         usage=usage,
         metadata=dict(metadata),
@@ -740,6 +760,40 @@ def _label_score_id(trace_id: str, name: str) -> str:
     return str(uuid.uuid5(SCORE_ID_NAMESPACE, f"{trace_id}\n{name}"))
 
 
+@dataclass(frozen=True)
+class ServerInfo:
+    """Which Langfuse API generation the server speaks, and its version if it says."""
+
+    generation: str  # "v3" or "v4"
+    version: str | None
+    detected: bool  # False when LANGFUSE_API_GENERATION named it
+
+    def describe(self) -> str:
+        how = "detected" if self.detected else "set by LANGFUSE_API_GENERATION"
+        return f"Langfuse {self.version or '(version not reported)'}, API {self.generation} ({how})"
+
+
+def _version_tuple(version: str | None) -> tuple[int, ...] | None:
+    match = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", version or "")
+    return tuple(int(p) for p in match.groups() if p is not None) if match else None
+
+
+def generation_of(version: str | None) -> str | None:
+    """v3 or v4 from a server version (None when it does not say). Refuses v3 before 3.180."""
+    parts = _version_tuple(version)
+    if parts is None:
+        return None
+    if parts[0] >= 4:
+        return "v4"
+    if parts[0] == 3 and parts[:2] >= MIN_V3:
+        return "v3"
+    raise LangfuseError(
+        f"Langfuse {version} is not supported: the console needs v4, Cloud, or v3 from "
+        f"{MIN_V3[0]}.{MIN_V3[1]}.0 (the first with the v3 scores API). Upgrade Langfuse.",
+        retryable=False,
+    )
+
+
 class LangfuseAdapter:
     """The console's Langfuse client: one per task or thread, closed when done (context manager)."""
 
@@ -756,6 +810,7 @@ class LangfuseAdapter:
         self.label_score_name = label_score_name
         self._sleep = sleep
         self._warned_public_reads = False
+        self._server: ServerInfo | None = None
         # Our own httpx client, so close() releases its connections.
         self._http = httpx.Client(timeout=settings.timeout, follow_redirects=True)
         self.api = LangfuseAPI(
@@ -788,14 +843,73 @@ class LangfuseAdapter:
 
     # -- reads
 
-    def check(self) -> None:
-        """Raise LangfuseError unless the host answers and accepts the keys."""
-        self._call(
-            "check",
-            lambda: self.api.observations.get_many(
-                limit=1, fields="core", request_options=_NO_SDK_RETRIES
-            ),
+    def server_info(self) -> ServerInfo:
+        """The server's API generation (and version), found once per adapter: from
+        LANGFUSE_API_GENERATION, else from ``/api/public/health``'s version, else from
+        whether ``/api/public/v2/observations`` exists (v3 answers 404 there)."""
+        if self._server is not None:
+            return self._server
+        wanted = self.settings.api_generation
+        if wanted == "v4" or (wanted is None and _private_http_client(self.api) is None):
+            # Named, or nothing to detect with (an SDK without its HTTP client: the public
+            # SDK methods, which speak v4, are all there is).
+            self._server = ServerInfo("v4", None, detected=False)
+            return self._server
+        version = self._health_version()
+        if wanted == "v3":
+            if version is not None:
+                generation_of(version)  # refuses a v3 before 3.180
+            self._server = ServerInfo(wanted, version, detected=False)
+            return self._server
+        generation = generation_of(version) or self._probe_generation()
+        self._server = ServerInfo(generation, version, detected=True)
+        return self._server
+
+    def _sdk_http(self) -> Any:
+        """The SDK's HTTP client, for the calls the SDK has no method for."""
+        http = _private_http_client(self.api)
+        if http is None:
+            raise LangfuseError(
+                f"langfuse SDK {_sdk_version()} has no api._client_wrapper.httpx_client, "
+                "which the generation check and v3 calls need",
+                retryable=False,
+            )
+        return http
+
+    def _health_version(self) -> str | None:
+        http = self._sdk_http()
+        try:
+            body = self._call("health", partial(_get_json, http, "api/public/health", {}))
+        except LangfuseError as exc:
+            if exc.retryable:
+                raise
+            return None  # no health route (a proxy in front): probe the reads instead
+        version = body.get("version")
+        return version if isinstance(version, str) and version else None
+
+    def _probe_generation(self) -> str:
+        http = self._sdk_http()
+        params = {"limit": 1, "fields": "core"}
+        try:
+            self._call("probe", partial(_get_json, http, _BULK_READ_PATHS["observations"], params))
+        except LangfuseError as exc:
+            if exc.status == 404:
+                return "v3"
+            raise
+        return "v4"
+
+    def check(self) -> ServerInfo:
+        """The server's generation and version; raises LangfuseError unless the host
+        answers and accepts the keys (one authenticated read of that generation)."""
+        info = self.server_info()
+        http = self._sdk_http()
+        path, params = (
+            ("api/public/traces", {"limit": 1, "fields": "core"})
+            if info.generation == "v3"
+            else (_BULK_READ_PATHS["observations"], {"limit": 1, "fields": "core"})
         )
+        self._call("check", partial(_get_json, http, path, params))
+        return info
 
     def iter_root_observations(
         self,
@@ -813,24 +927,139 @@ class LangfuseAdapter:
         """
         if not 1 <= page_size <= MAX_OBSERVATION_PAGE:
             raise ValueError(f"page_size must be 1..{MAX_OBSERVATION_PAGE}, got {page_size}")
+        if self.server_info().generation == "v3":
+            yield from self._iter_v3_roots(since, until, tags, cursor)
+            return
         query = {
             "fields": OBSERVATION_FIELDS,
             "expand_metadata": ",".join(EXPANDED_METADATA_KEYS),
-            "limit": page_size,
             "filter": json.dumps(observation_filter(since, until, tags), separators=(",", ":")),
         }
+        if cursor and cursor.startswith(V3_CURSOR):
+            cursor = None  # a run begun against a v3 server: start over (stores are upserts)
         while True:
             current = cursor
-            body = self._read_page(
-                "list observations",
-                "observations",
-                {**query, "cursor": current} if current else query,
-            )
+            try:
+                body = self._read_page(
+                    "list observations",
+                    "observations",
+                    {**query, "limit": page_size, **({"cursor": current} if current else {})},
+                )
+            except LangfuseError as exc:
+                if exc.status != 422:
+                    raise
+                if page_size <= MIN_TIMED_OUT_PAGE:
+                    raise _timed_out_error(exc, f"a page of {page_size}") from exc
+                page_size //= 2  # "Request timed out": the same page, smaller
+                continue
             data = _page_data(body)
             cursor = (body.get("meta") or {}).get("cursor") or None
             yield ObservationPage(data, current, cursor)
             if cursor is None or not data:
                 return
+
+    def _iter_v3_roots(
+        self,
+        since: datetime,
+        until: datetime,
+        tags: Sequence[str] | None,
+        cursor: str | None,
+    ) -> Iterator[ObservationPage]:
+        """v3 has no cursor read of observations, and its page/limit reads order by time
+        with no tie-breaker, so paging a window could skip or repeat rows. Read instead in
+        past time windows small enough for one page of traces each (halved while a window
+        holds more, or times out; grown again while they hold few): a window read in one
+        page is complete. The cursor is the next window's start."""
+        start = since
+        if cursor and cursor.startswith(V3_CURSOR):
+            start = max(since, _as_utc(cursor[len(V3_CURSOR) :], "cursor") or since)
+        width = V3_FIRST_WINDOW
+        while start < until:
+            end = min(until, start + width)
+            try:
+                traces = self._v3_traces(start, end)
+                if traces is not None:
+                    roots = self._v3_generations(start, end, {t["id"] for t in traces})
+            except LangfuseError as exc:
+                if exc.status != 422:
+                    raise
+                if end - start <= V3_MIN_WINDOW:
+                    raise _timed_out_error(exc, f"a window of {end - start}") from exc
+                width = (end - start) / 2
+                continue
+            if traces is None:  # more than one page: a smaller window
+                width = (end - start) / 2
+                continue
+            if tags:
+                wanted = set(tags)
+                traces = [t for t in traces if wanted & set(t.get("tags") or ())]
+            data = [_v1_root(trace, roots.get(trace["id"])) for trace in traces]
+            next_cursor = f"{V3_CURSOR}{_iso(end)}" if end < until else None
+            yield ObservationPage(data, cursor, next_cursor)
+            cursor, start = next_cursor, end
+            if len(traces) < V3_PAGE // 4:
+                width = min(V3_MAX_WINDOW, width * 2)
+
+    def _v3_traces(self, start: datetime, end: datetime) -> list[dict[str, Any]] | None:
+        """The traces of ``[start, end)``, or None when they fill more than one page (a
+        window narrower than ``V3_MIN_WINDOW`` is paged through and de-duplicated)."""
+        http = self._sdk_http()
+        params = {
+            "fromTimestamp": _iso(start),
+            "toTimestamp": _iso(end),
+            "limit": V3_PAGE,
+            "fields": "core,io,metrics",
+        }
+        found: dict[str, dict[str, Any]] = {}
+        page = 1
+        while True:
+            body = self._call(
+                "list traces",
+                partial(_get_json, http, "api/public/traces", {**params, "page": page}),
+            )
+            total = int((body.get("meta") or {}).get("totalItems") or 0)
+            if total > V3_PAGE and end - start > V3_MIN_WINDOW:
+                return None
+            for trace in _page_data(body):
+                if isinstance(trace, dict) and isinstance(trace.get("id"), str):
+                    found.setdefault(trace["id"], trace)
+            if page >= int((body.get("meta") or {}).get("totalPages") or 1):
+                return list(found.values())
+            page += 1
+
+    def _v3_generations(
+        self, start: datetime, end: datetime, trace_ids: set[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Each trace's root generation (model, first token, usage), read around the
+        window: a root may start a moment after its trace's timestamp."""
+        if not trace_ids:
+            return {}
+        http = self._sdk_http()
+        params = {
+            "type": "GENERATION",
+            "fromStartTime": _iso(start - V3_ROOT_SLACK),
+            "toStartTime": _iso(end + V3_ROOT_SLACK),
+            "limit": V3_PAGE,
+        }
+        roots: dict[str, dict[str, Any]] = {}
+        page = 1
+        while True:
+            body = self._call(
+                "list observations",
+                partial(_get_json, http, "api/public/observations", {**params, "page": page}),
+            )
+            for obs in _page_data(body):
+                obs = _mapping(obs)
+                trace_id = obs.get("traceId")
+                if trace_id not in trace_ids:
+                    continue
+                known = roots.get(trace_id)
+                is_root = obs.get("parentObservationId") is None
+                if known is None or (is_root and known.get("parentObservationId") is not None):
+                    roots[trace_id] = dict(obs)
+            if page >= int((body.get("meta") or {}).get("totalPages") or 1):
+                return roots
+            page += 1
 
     def iter_trace_records(
         self, since: datetime, until: datetime, **kwargs
@@ -974,9 +1203,11 @@ class LangfuseAdapter:
         return created.id
 
     def delete_score(self, score_id: str) -> bool:
-        """Delete one score (an undone label's); False when Langfuse has no such score.
+        """Ask Langfuse to delete one score (an undone label's). True when it took the
+        request: it answers 202 for any id and deletes later, so only a later read can tell
+        the score is gone. False on a 404 (a server that checks first).
 
-        Retried like a read: deleting twice is harmless, the second finds nothing.
+        Retried like a read: deleting twice is harmless.
         """
         try:
             self._call(
@@ -1006,6 +1237,8 @@ class LangfuseAdapter:
         if not labels:
             return WriteResult(202, (), 0, 0)
         config_id = config_id or self.ensure_label_score_config()
+        if self.server_info().generation == "v3":
+            return self._write_one_by_one(labels, config_id)
         now = datetime.now(UTC)
         requests, sent_ids = [], []
         for label in labels:
@@ -1041,6 +1274,101 @@ class LangfuseAdapter:
             errors=errors,
             failed_ids=failed if len(failed) == result.rejected else None,
         )
+
+    def _write_one_by_one(self, labels: Sequence[LabelScore], config_id: str) -> WriteResult:
+        """v3: one ``POST /api/public/scores`` per score (a list gets 400 there), at most
+        ``V3_WRITERS`` at once, each retried like any call (``Retry-After`` honoured). A
+        score the server refuses (4xx) is reported as rejected, like a 207's; anything
+        retryable that outlasts the retries is raised."""
+        http = self._sdk_http()
+        bodies = [
+            _score_body(
+                label,
+                label.score_id or _label_score_id(label.trace_id, self.label_score_name),
+                self.label_score_name,
+                config_id,
+            )
+            for label in labels
+        ]
+
+        def write(body: dict[str, Any]) -> str | None:
+            try:
+                self._call("write score", partial(_post_json, http, "api/public/scores", body))
+            except LangfuseError as exc:
+                if exc.retryable:
+                    raise
+                return f"{body['id']}: {exc}"
+            return None
+
+        with ThreadPoolExecutor(max_workers=min(V3_WRITERS, len(bodies))) as pool:
+            outcomes = list(pool.map(write, bodies))
+        errors = tuple(e for e in outcomes if e is not None)
+        failed = tuple(b["id"] for b, e in zip(bodies, outcomes, strict=True) if e is not None)
+        return WriteResult(
+            status=207 if errors else 202,
+            sent_ids=tuple(b["id"] for b in bodies),
+            accepted=len(bodies) - len(errors),
+            rejected=len(errors),
+            errors=errors,
+            failed_ids=failed,
+        )
+
+
+def _post_json(http: Any, path: str, body: Any) -> dict[str, Any]:
+    """POST ``body`` through the SDK's HTTP client; the answer as a JSON object."""
+    response = http.request(path, method="POST", json=body, request_options=_NO_SDK_RETRIES)
+    answer = _json_answer(response)
+    return answer if isinstance(answer, dict) else {}
+
+
+def _timed_out_error(exc: LangfuseError, what: str) -> LangfuseError:
+    """A 422 "Request timed out" that halving did not cure gets a message saying so."""
+    return LangfuseError(
+        f"Langfuse timed out reading {what}, the smallest the console asks for: its "
+        f"analytics store is overloaded or short of memory ({exc})",
+        retryable=True,
+        status=422,
+    )
+
+
+def _v1_root(trace: Mapping[str, Any], generation: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A v1 trace and its root generation as one v2-style root observation, the shape
+    ``parse_observation`` reads (tags and trace name come from the trace)."""
+    obs = dict(generation or {})
+    obs.update(
+        {
+            "id": obs.get("id") or trace["id"],
+            "traceId": trace["id"],
+            "startTime": obs.get("startTime") or trace.get("timestamp"),
+            "input": obs.get("input") if obs.get("input") is not None else trace.get("input"),
+            "output": obs.get("output") if obs.get("output") is not None else trace.get("output"),
+            "tags": trace.get("tags") or [],
+            "traceName": trace.get("name"),
+            "userId": trace.get("userId"),
+            "sessionId": trace.get("sessionId"),
+            # Trace metadata holds what the pod sets (version, content length, keywords).
+            "metadata": {**_mapping(obs.get("metadata")), **_mapping(trace.get("metadata"))},
+            "latency": trace.get("latency"),  # seconds on v1 traces
+            "totalCost": obs.get("calculatedTotalCost", trace.get("totalCost")),
+        }
+    )
+    return obs
+
+
+def _score_body(label: LabelScore, score_id: str, name: str, config_id: str) -> dict[str, Any]:
+    """One score as v3 takes it (no timestamp: v3 drops it and stamps the write)."""
+    body = {
+        "id": score_id,
+        "traceId": label.trace_id,
+        "name": name,
+        "value": label.value,
+        "dataType": "CATEGORICAL",
+        "configId": config_id,
+        "source": "ANNOTATION",
+        "comment": label.comment or None,
+        "metadata": label.metadata,
+    }
+    return {k: v for k, v in body.items() if v is not None}
 
 
 _BULK_READ_PATHS = {
@@ -1084,6 +1412,15 @@ def _sdk_version() -> str:
 def _get_json(http: Any, path: str, params: dict[str, Any]) -> dict[str, Any]:
     """GET ``path`` through the SDK's HTTP client and read the body as a JSON object."""
     response = http.request(path, method="GET", params=params, request_options=_NO_SDK_RETRIES)
+    body = _json_answer(response)
+    if not isinstance(body, dict):
+        raise json.JSONDecodeError("expected a JSON object", response.text[:80], 0)
+    return body
+
+
+def _json_answer(response: Any) -> Any:
+    """A 2xx answer's JSON; any other status raised as the SDK's ApiError (translated and
+    retried like the SDK's own calls)."""
     if not 200 <= response.status_code < 300:
         try:
             detail = response.json()
@@ -1092,10 +1429,7 @@ def _get_json(http: Any, path: str, params: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(
             status_code=response.status_code, headers=dict(response.headers), body=detail
         )
-    body = response.json()
-    if not isinstance(body, dict):
-        raise json.JSONDecodeError("expected a JSON object", response.text[:80], 0)
-    return body
+    return response.json()
 
 
 def _page_data(body: Mapping[str, Any]) -> list[Any]:

@@ -240,6 +240,30 @@ class Label(models.Model):
         return f"{self.item}: {self.value}"
 
 
+class ScoreRetraction(models.Model):
+    """An undone label's score, asked to be deleted from Langfuse.
+
+    Langfuse answers a delete with 202 for any id and deletes later, so a retraction stays
+    pending until a later check no longer finds the score (``confirmed_at``); a score still
+    there long after the delete is asked for again.
+    """
+
+    score_id = models.CharField(max_length=64, unique=True)
+    item = models.ForeignKey(
+        BatchItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="retractions"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)  # the last delete Langfuse took
+    attempts = models.PositiveIntegerField(default=0)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["confirmed_at", "sent_at"], name="retraction_pending")]
+
+    def __str__(self):
+        return f"retraction of {self.score_id}"
+
+
 class LabelImport(models.Model):
     """One file of labels brought in from outside (e.g. the spec's labeling sheets).
 

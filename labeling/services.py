@@ -28,6 +28,7 @@ from .models import (
     Label,
     LabelImport,
     LabelValue,
+    ScoreRetraction,
 )
 from .sampling import double_review_ids, draw, period_traces
 from .selectors import disagreements
@@ -281,6 +282,9 @@ def label_undo(*, reviewer, batch: Batch, label_id: int | None = None) -> BatchI
         from .writeback import score_id
 
         sent_as = score_id(label)
+        ScoreRetraction.objects.update_or_create(
+            score_id=sent_as, defaults={"item": item, "confirmed_at": None, "sent_at": None}
+        )
         transaction.on_commit(lambda: retract_label_later(sent_as))
     label.delete()
     item.claimed_by, item.claimed_until = reviewer, now + CLAIM_FOR

@@ -32,6 +32,7 @@ from .langfuse_adapter import (
     TraceRecord,
 )
 from .models import SyncRun, SyncStatus, Trace
+from .writeback import retractions_verify
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +371,7 @@ def sync_execute(
                 if on_page:
                     on_page(run)
         run.feedback_scores = sync_feedback(adapter, run.since, run.until)
+        retractions_verify(adapter)
     except LangfuseError as e:
         log.warning("sync run %s stopped: %s", run.pk, e)
         _fail(run, str(e), retryable=e.retryable)

@@ -189,6 +189,7 @@ def item(request, batch_id, position):
             "reveal": reveal,
             # A score gives the tier away: only once the routing may be seen.
             "explanation": scorer_explanation(item.trace) if reveal else None,
+            "retraction_pending": item.retractions.filter(confirmed_at__isnull=True).exists(),
             "progress": selectors.batch_progress(batch),
             "previous": position - 1 if position > 1 else None,
             "next": position + 1 if position < count else None,

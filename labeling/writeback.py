@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
+from django.db.models import F
 from django.utils import timezone
 
 from .langfuse_adapter import (
@@ -15,7 +17,7 @@ from .langfuse_adapter import (
     LangfuseConfigError,
     LangfuseError,
 )
-from .models import BatchItem, Label, LabelValue
+from .models import BatchItem, Label, LabelValue, ScoreRetraction
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +92,24 @@ def label_push(label_id: int, *, adapter: LangfuseAdapter | None = None) -> Labe
 
 
 def label_retract(label_score_id: str, *, adapter: LangfuseAdapter | None = None) -> bool:
-    """Delete an undone label's score; False when Langfuse has none (never sent, or gone).
+    """Ask Langfuse to delete an undone label's score. True when it took the request (202:
+    the score goes later; ``retractions_verify`` confirms it); False when there is nothing
+    to ask (no Langfuse configured).
 
     Retryable failures raise LangfuseError for the task to try again; a permanent one is
-    logged, as there is no label left to keep it on.
+    logged and the retraction stays pending.
     """
     own = adapter is None
     try:
         adapter = adapter or LangfuseAdapter.from_env()
     except LangfuseConfigError as e:
         log.warning("undone label's score %s: Langfuse is not configured: %s", label_score_id, e)
+        ScoreRetraction.objects.filter(score_id=label_score_id).update(
+            confirmed_at=timezone.now()  # no Langfuse, so no score to take back
+        )
         return False
     try:
-        return adapter.delete_score(label_score_id)
+        adapter.delete_score(label_score_id)
     except LangfuseError as e:
         if e.retryable:
             raise
@@ -111,6 +118,41 @@ def label_retract(label_score_id: str, *, adapter: LangfuseAdapter | None = None
     finally:
         if own:
             adapter.close()
+    retraction, _ = ScoreRetraction.objects.get_or_create(score_id=label_score_id)
+    ScoreRetraction.objects.filter(pk=retraction.pk).update(
+        sent_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    return True
+
+
+# Langfuse deletes a score some seconds after it answered 202 (a queue in between).
+VERIFY_AFTER = timedelta(seconds=30)  # before this, a score still there proves nothing
+RESEND_AFTER = timedelta(minutes=10)  # a score still there this long after: ask again
+
+
+def retractions_verify(adapter: LangfuseAdapter, *, now=None) -> dict[str, int]:
+    """Check the pending retractions: a score Langfuse no longer has is confirmed gone; one
+    still there long after its delete is deleted again. Run after each sync."""
+    now = now or timezone.now()
+    pending = list(
+        ScoreRetraction.objects.filter(
+            confirmed_at__isnull=True, sent_at__isnull=False, sent_at__lte=now - VERIFY_AFTER
+        )
+    )
+    if not pending:
+        return {"confirmed": 0, "resent": 0}
+    present = {score.id for score in adapter.fetch_scores_by_id([r.score_id for r in pending])}
+    gone = [r.pk for r in pending if r.score_id not in present]
+    ScoreRetraction.objects.filter(pk__in=gone).update(confirmed_at=now)
+    resent = 0
+    for retraction in pending:
+        if retraction.score_id in present and retraction.sent_at <= now - RESEND_AFTER:
+            adapter.delete_score(retraction.score_id)
+            ScoreRetraction.objects.filter(pk=retraction.pk).update(
+                sent_at=now, attempts=F("attempts") + 1
+            )
+            resent += 1
+    return {"confirmed": len(gone), "resent": resent}
 
 
 def final_push(item_id: int, *, adapter: LangfuseAdapter | None = None) -> BatchItem:

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0005_imported_labels_and_item_requests'),
+        ("labeling", "0005_imported_labels_and_item_requests"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='label',
-            name='langfuse_queued_at',
+            model_name="label",
+            name="langfuse_queued_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

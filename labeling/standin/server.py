@@ -1,8 +1,9 @@
 """HTTP face of the Langfuse stand-in: the public API paths the v5 SDK calls.
 
 Served paths (all but health need HTTP basic auth with the public/secret key pair):
-  GET  /api/public/health
-  GET  /api/public/v2/observations
+  GET  /api/public/health            (the version says the generation: 4.x or 3.180+)
+  GET  /api/public/v2/observations   (v4; 404 on v3, as there without the preview opt-in)
+  GET  /api/public/traces, /api/public/observations   (v3: page/limit <= 100; 404 on v4)
   GET  /api/public/v3/scores
   POST /api/public/scores            DELETE /api/public/scores/{scoreId}
   GET  /api/public/score-configs      POST /api/public/score-configs
@@ -30,7 +31,15 @@ from .store import BadRequest, Fault, Store
 
 DEFAULT_PUBLIC_KEY = "pk-lf-standin"
 DEFAULT_SECRET_KEY = "sk-lf-standin"  # noqa: S105 - a local test server's fixed key
-STANDIN_VERSION = "4.60.0-standin"
+STANDIN_VERSIONS = {"v4": "4.60.0-standin", "v3": "3.180.0-standin"}
+V1_READS = ("/api/public/traces", "/api/public/observations")
+V1_READS_ON_V4 = (
+    "This endpoint is not available on deployments running in Langfuse v4 events_only mode."
+)
+V2_OBSERVATIONS_ON_V3 = (
+    "The observations v2 API is only available in a Langfuse v4 write mode. Learn more at: "
+    "https://langfuse.com/docs/v4"
+)
 MAX_BODY = 10 * 1024 * 1024
 
 
@@ -140,6 +149,11 @@ class StandinHandler(BaseHTTPRequestHandler):
             return True
         if fault.status is None:
             return False  # a pure delay: answer normally afterwards
+        # Read the request's body first: left unread it would be parsed as the next
+        # request on this keep-alive connection.
+        length = int(self.headers.get("Content-Length") or 0)
+        if 0 < length <= MAX_BODY:
+            self.rfile.read(length)
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
         body = fault.body if fault.body is not None else {"message": f"injected {fault.status}"}
         self._send(fault.status, body, headers)
@@ -155,7 +169,7 @@ class StandinHandler(BaseHTTPRequestHandler):
         if fault is not None and self._serve_fault(fault):
             return
         if path == "/api/public/health" and method == "GET":
-            self._send(200, {"status": "OK", "version": STANDIN_VERSION})
+            self._send(200, {"status": "OK", "version": STANDIN_VERSIONS[store.api_generation]})
             return
         if not self._authorized():
             self._send(
@@ -165,6 +179,12 @@ class StandinHandler(BaseHTTPRequestHandler):
                     "the correct host and keys."
                 },
             )
+            return
+        if store.api_generation == "v3" and path == "/api/public/v2/observations":
+            self._send(404, {"message": V2_OBSERVATIONS_ON_V3, "error": "LangfuseNotFoundError"})
+            return
+        if store.api_generation == "v4" and path in V1_READS:
+            self._send(404, {"message": V1_READS_ON_V4, "error": "LangfuseNotFoundError"})
             return
         route = ROUTES.get(path)
         if route is None and path.startswith(SCORE_PATH_PREFIX):
@@ -206,6 +226,8 @@ def _faults(handler: StandinHandler, store: Store, query) -> tuple[int, Any]:
 ROUTES: dict[str, dict[str, Callable[[StandinHandler, Store, Any], tuple[int, Any]]]] = {
     "/api/public/v2/observations": {"GET": lambda h, s, q: s.list_observations(q)},
     "/api/public/v3/scores": {"GET": lambda h, s, q: s.list_scores(q)},
+    "/api/public/traces": {"GET": lambda h, s, q: s.list_traces_v1(q)},
+    "/api/public/observations": {"GET": lambda h, s, q: s.list_observations_v1(q)},
     "/api/public/scores": {"POST": lambda h, s, q: s.create_scores(h._read_json())},
     SCORE_PATH_PREFIX: {"DELETE": lambda h, s, q: s.delete_score(_score_id_of(h.path))},
     "/api/public/score-configs": {

@@ -9,9 +9,14 @@ on their own. Semantics follow what the v5 SDK documents for the public API:
   ``parseIoAsJson=true`` is refused; metadata values over 200 characters are truncated
   unless their key is in ``expandMetadata``.
 - scores v3: cursor, ``limit`` <= 100, ``fields`` in details/subject/annotation.
-- score writes: a JSON list; 202 when all are valid, 207 with counts and messages otherwise;
-  an ANNOTATION score needs a ``configId`` unless it is a CORRECTION; a score sent again
-  with the same id replaces the stored one.
+- score writes (v4): a JSON list; 202 when all are valid, 207 with counts and messages
+  otherwise; an ANNOTATION score needs a ``configId`` unless it is a CORRECTION; a score sent
+  again with the same id replaces the stored one. (v3): one object per request, 200 ``{id}``;
+  a list is 400 "Invalid request data"; ``timestamp`` is dropped (the write is stamped).
+- score deletes (both): 202 for any id; the score goes ``delete_delay`` seconds later.
+
+``Store(api_generation="v3")`` answers as a self-hosted Langfuse v3 does (from 3.180): no
+``/api/public/v2/observations`` (404), the v1 reads instead, one score per write.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import bisect
 import json
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -33,6 +39,15 @@ MAX_OBSERVATION_LIMIT = 1000
 MAX_SCORE_LIMIT = 100
 MAX_SCORE_BATCH = 1000
 METADATA_PREVIEW = 200
+MAX_V1_LIMIT = 100
+# Trace-level fields v1 observations do not carry (the v2 ones do, as trace context).
+V1_NOT_ON_OBSERVATIONS = frozenset(
+    {"tags", "traceName", "release", "isRootObservation", "userId", "sessionId"}
+)
+V1_TIMEOUT_MESSAGE = (
+    "Your query could not be completed. Please narrow your request by adding more specific "
+    "filters (e.g., a shorter date range)."
+)
 
 FIELD_GROUPS = {
     "core": (
@@ -348,8 +363,22 @@ def _csv(query: Mapping[str, list[str]], name: str) -> set[str] | None:
 class Store:
     """Everything the stand-in holds. Thread-safe; every public method takes the lock."""
 
-    def __init__(self, project_id: str = PROJECT_ID):
+    def __init__(
+        self,
+        project_id: str = PROJECT_ID,
+        *,
+        api_generation: str = "v4",
+        delete_delay: float = 1.0,
+    ):
+        if api_generation not in ("v3", "v4"):
+            raise ValueError(f"api_generation must be v3 or v4, got {api_generation!r}")
         self.project_id = project_id
+        self.api_generation = api_generation
+        self.delete_delay = delete_delay
+        # A v1 read matching more rows than this answers 422 "Request timed out", as
+        # Langfuse does when a query outgrows its analytics store (None: never).
+        self.timeout_above: int | None = None
+        self._pending_deletes: dict[str, float] = {}  # score id -> when it goes (monotonic)
         self._lock = threading.RLock()
         self._observations: list[dict[str, Any]] = []  # ascending by _keys
         self._keys: list[tuple[int, str]] = []  # (startTime in µs, id)
@@ -392,6 +421,7 @@ class Store:
             return len(self._observations)
 
     def scores(self) -> list[dict[str, Any]]:
+        self.apply_due_deletes()
         with self._lock:
             return [dict(s) for s in self._scores.values()]
 
@@ -432,6 +462,91 @@ class Store:
     def requests_to(self, path: str) -> list[dict[str, list[str]]]:
         with self._lock:
             return [q for _, p, q in self.request_log if p == path]
+
+    # -- v1 reads (Langfuse v3): page/limit, newest first, LIMIT/OFFSET over a count
+
+    def _v1_page(self, rows: list[dict[str, Any]], query) -> tuple[int, Any]:
+        page = _query_int(query, "page", 1, 1_000_000)
+        limit = _query_int(query, "limit", 50, MAX_V1_LIMIT)
+        if self.timeout_above is not None and len(rows) > self.timeout_above:
+            return 422, {"message": V1_TIMEOUT_MESSAGE, "error": "Request timed out"}
+        total = len(rows)
+        data = rows[(page - 1) * limit : page * limit]
+        meta = {"page": page, "limit": limit, "totalItems": total,
+                "totalPages": (total + limit - 1) // limit}  # fmt: skip
+        return 200, {"data": data, "meta": meta}
+
+    def _v1_bounds(self, query, low_name: str, high_name: str) -> tuple[int | None, int | None]:
+        low = _micros(iso(parse_time(query[low_name][-1]))) if low_name in query else None
+        high = _micros(iso(parse_time(query[high_name][-1]))) if high_name in query else None
+        return low, high
+
+    def list_traces_v1(self, query: Mapping[str, list[str]]) -> tuple[int, Any]:
+        """GET /api/public/traces: one item per trace (from its root observation)."""
+        low, high = self._v1_bounds(query, "fromTimestamp", "toTimestamp")
+        tags = set(query.get("tags", []))
+        with self._lock:
+            roots = [
+                o for o in self._observations
+                if o.get("parentObservationId") is None
+                and (low is None or o["_startTime"] >= low)
+                and (high is None or o["_startTime"] < high)
+                and tags <= set(o.get("tags") or ())
+            ]  # fmt: skip
+            scores = {t: sorted(ids) for t, ids in self._scores_by_trace.items()}
+        roots.sort(key=lambda o: o["_startTime"], reverse=True)
+        return self._v1_page([self._trace_v1(o, scores) for o in roots], query)
+
+    def _trace_v1(self, root: Mapping[str, Any], scores: Mapping[str, list[str]]) -> dict:
+        return {
+            "id": root["traceId"],
+            "timestamp": root["startTime"],
+            "name": root.get("traceName"),
+            "userId": root.get("userId"),
+            "sessionId": root.get("sessionId"),
+            "metadata": root.get("metadata"),
+            "tags": root.get("tags") or [],
+            "input": root.get("input"),
+            "output": root.get("output"),
+            "release": root.get("release"),
+            "version": root.get("version"),
+            "environment": root.get("environment"),
+            "public": False,
+            "bookmarked": False,
+            "projectId": self.project_id,
+            "htmlPath": f"/project/{self.project_id}/traces/{root['traceId']}",
+            "latency": root.get("latency"),
+            "totalCost": root.get("totalCost"),
+            "observations": [root["id"]],
+            "scores": scores.get(root["traceId"], []),
+            "createdAt": root.get("createdAt"),
+            "updatedAt": root.get("updatedAt"),
+        }
+
+    def list_observations_v1(self, query: Mapping[str, list[str]]) -> tuple[int, Any]:
+        """GET /api/public/observations: observations in v1's shape (``model``, no trace
+        context), newest first."""
+        low, high = self._v1_bounds(query, "fromStartTime", "toStartTime")
+        wanted_type = query.get("type", [None])[-1]
+        trace_id = query.get("traceId", [None])[-1]
+        with self._lock:
+            rows = [
+                o for o in self._observations
+                if (low is None or o["_startTime"] >= low)
+                and (high is None or o["_startTime"] < high)
+                and (wanted_type is None or o.get("type") == wanted_type)
+                and (trace_id is None or o.get("traceId") == trace_id)
+            ]  # fmt: skip
+        rows.sort(key=lambda o: o["_startTime"], reverse=True)
+        data = [
+            {
+                k: v
+                for k, v in o.items()
+                if k not in V1_NOT_ON_OBSERVATIONS and not k.startswith("_")
+            }
+            for o in rows
+        ]
+        return self._v1_page(data, query)
 
     # -- observations v2
 
@@ -504,6 +619,7 @@ class Store:
     # -- scores v3
 
     def list_scores(self, query: Mapping[str, list[str]]) -> tuple[int, Any]:
+        self.apply_due_deletes()
         limit = _query_int(query, "limit", 50, MAX_SCORE_LIMIT)
         groups = _csv(query, "fields") or set()
         unknown = groups - SCORE_GROUPS.keys()
@@ -570,7 +686,25 @@ class Store:
             meta["cursor"] = encode_cursor({"t": page[-1]["timestamp"], "i": page[-1]["id"]})
         return 200, {"data": data, "meta": meta}
 
+    def create_score(self, body: Any) -> tuple[int, Any]:
+        """v3: one score object; 200 ``{id}``."""
+        if not isinstance(body, dict):
+            return 400, {
+                "message": "Invalid request data",
+                "error": [{"message": "Expected object"}],
+            }
+        body = {k: v for k, v in body.items() if k != "timestamp"}  # v3 has no such field
+        with self._lock:
+            try:
+                score = self._validate_score(body, iso(datetime.now(UTC)))
+            except BadRequest as exc:
+                return 400, {"message": "Invalid request data", "error": [{"message": str(exc)}]}
+            self._put_score(score)
+        return 200, {"id": score["id"]}
+
     def create_scores(self, body: Any) -> tuple[int, Any]:
+        if self.api_generation == "v3":
+            return self.create_score(body)
         if not isinstance(body, list) or not body:
             raise BadRequest("body must be a non-empty JSON array of scores")
         if len(body) > MAX_SCORE_BATCH:
@@ -685,14 +819,32 @@ class Store:
             self._scores_by_trace.setdefault(trace_id, set()).add(score["id"])
 
     def delete_score(self, score_id: str) -> tuple[int, Any]:
+        """202 for any id, as Langfuse answers; the score goes ``delete_delay`` later."""
         with self._lock:
-            score = self._scores.pop(score_id, None)
-            if score is None:
-                return 404, {"message": "Score not found within authorized project"}
-            trace_id = _score_trace(score)
-            if trace_id:
-                self._scores_by_trace.get(trace_id, set()).discard(score_id)
-        return 200, {"message": "Score deleted successfully"}
+            if score_id in self._scores:
+                self._pending_deletes.setdefault(score_id, time.monotonic() + self.delete_delay)
+        self.apply_due_deletes()
+        return 202, {"message": "Score deletion queued successfully"}
+
+    def drop_pending_deletes(self) -> int:
+        """Forget the deletes not yet carried out (a lost queue job); returns how many."""
+        with self._lock:
+            count = len(self._pending_deletes)
+            self._pending_deletes.clear()
+            return count
+
+    def apply_due_deletes(self, *, everything: bool = False) -> int:
+        """Carry out the deletes whose delay is over (all of them with ``everything``)."""
+        now = time.monotonic()
+        with self._lock:
+            due = [i for i, at in self._pending_deletes.items() if everything or at <= now]
+            for score_id in due:
+                del self._pending_deletes[score_id]
+                score = self._scores.pop(score_id, None)
+                trace_id = _score_trace(score) if score else None
+                if trace_id:
+                    self._scores_by_trace.get(trace_id, set()).discard(score_id)
+        return len(due)
 
     # -- score configs
 

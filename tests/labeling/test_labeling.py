@@ -153,9 +153,27 @@ def eager_tasks():
     app.conf.update(task_always_eager=before)
 
 
+@pytest.fixture(params=["v4", "v3"])
+def scores_at(request, langfuse, traffic, monkeypatch):
+    """Where write-backs go: the v4 stand-in the batch was synced from, or a Langfuse v3
+    stand-in holding the same traffic (one score per write, 202 deletes)."""
+    from labeling.standin import Store, start_in_thread
+
+    if request.param == "v4":
+        yield langfuse
+        return
+    store = Store(api_generation="v3")
+    store.load(traffic)
+    url, stop = start_in_thread(store)
+    monkeypatch.setenv("LANGFUSE_BASE_URL", url)
+    yield store
+    stop()
+
+
 def test_an_adjudicated_value_is_queued_and_written_back_to_langfuse(
-    batch, reviewer, make_user, operator, langfuse, eager_tasks, django_capture_on_commit_callbacks
+    batch, reviewer, make_user, operator, scores_at, eager_tasks, django_capture_on_commit_callbacks
 ):
+    langfuse = scores_at
     from labeling.tasks import push_pending_labels
 
     other = make_user("rob", "reviewer")
@@ -198,7 +216,7 @@ def test_cohens_kappa(pairs, kappa):
     assert cohens_kappa(pairs) == kappa
 
 
-def test_labels_are_written_back_to_langfuse_as_scores(batch, reviewer, langfuse):
+def test_labels_are_written_back_to_langfuse_as_scores(batch, reviewer, scores_at):
     item = batch.items.first()
     label = services.label_submit(
         reviewer=reviewer, item=item, value=LabelValue.STRONG_NEEDED, comment="multi-file"
@@ -550,8 +568,12 @@ def test_an_undone_skip_is_not_taken_from_another_reviewer(synced, make_batch, r
 
 
 def test_an_undone_label_is_taken_back_from_langfuse(
-    batch, reviewer, langfuse, eager_tasks, django_capture_on_commit_callbacks
+    client, batch, reviewer, scores_at, eager_tasks, django_capture_on_commit_callbacks
 ):
+    from labeling.models import ScoreRetraction
+    from labeling.writeback import RESEND_AFTER, retractions_verify
+
+    langfuse = scores_at
     item = batch.items.filter(reviews_required=1).first()
     with django_capture_on_commit_callbacks(execute=True):
         label = services.label_submit(reviewer=reviewer, item=item, value="weak_sufficient")
@@ -561,7 +583,23 @@ def test_an_undone_label_is_taken_back_from_langfuse(
     with django_capture_on_commit_callbacks(execute=True) as queued:
         services.label_undo(reviewer=reviewer, batch=batch)
     assert len(queued) == 1
+    # Langfuse took the delete (202) but deletes later: the retraction is pending.
+    retraction = ScoreRetraction.objects.get(score_id=old_score)
+    assert retraction.item == item and retraction.attempts == 1 and retraction.sent_at
+    assert retraction.confirmed_at is None
+    assert old_score in {s["id"] for s in langfuse.scores()}
+    client.force_login(reviewer)
+    page = client.get(f"/labeling/batches/{batch.pk}/items/{item.position}/").content.decode()
+    assert "Retraction pending" in page
+
+    later = retraction.sent_at + timedelta(minutes=1)
+    with LangfuseAdapter.from_env(sleep=lambda s: None) as adapter:
+        assert retractions_verify(adapter, now=later) == {"confirmed": 0, "resent": 0}
+        langfuse.apply_due_deletes(everything=True)  # Langfuse's queue runs
+        assert retractions_verify(adapter, now=later) == {"confirmed": 1, "resent": 0}
     assert old_score not in {s["id"] for s in langfuse.scores()}
+    page = client.get(f"/labeling/batches/{batch.pk}/items/{item.position}/").content.decode()
+    assert "Retraction pending" not in page
 
     with django_capture_on_commit_callbacks(execute=True):
         label = services.label_submit(reviewer=reviewer, item=item, value="strong_needed")
@@ -569,6 +607,34 @@ def test_an_undone_label_is_taken_back_from_langfuse(
     assert [(s["id"], s["value"]) for s in scores if s["name"] == "routing_label"] == [
         (score_id(label), "strong_needed")
     ]
+    assert timedelta(minutes=1) < RESEND_AFTER
+
+
+def test_a_delete_langfuse_lost_is_sent_again(
+    batch, reviewer, scores_at, eager_tasks, django_capture_on_commit_callbacks
+):
+    from labeling.models import ScoreRetraction
+    from labeling.writeback import RESEND_AFTER, retractions_verify
+
+    langfuse = scores_at
+    item = batch.items.filter(reviews_required=1).first()
+    with django_capture_on_commit_callbacks(execute=True):
+        label = services.label_submit(reviewer=reviewer, item=item, value="weak_sufficient")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.label_undo(reviewer=reviewer, batch=batch)
+    langfuse.drop_pending_deletes()  # its queue lost the job: the score stays
+    retraction = ScoreRetraction.objects.get(score_id=score_id(label))
+
+    with LangfuseAdapter.from_env(sleep=lambda s: None) as adapter:
+        later = retraction.sent_at + RESEND_AFTER + timedelta(seconds=1)
+        assert retractions_verify(adapter, now=later) == {"confirmed": 0, "resent": 1}
+        langfuse.apply_due_deletes(everything=True)
+        assert retractions_verify(adapter, now=later + RESEND_AFTER) == {
+            "confirmed": 1,
+            "resent": 0,
+        }
+    retraction.refresh_from_db()
+    assert retraction.attempts == 2 and retraction.confirmed_at is not None
 
 
 def test_a_label_undone_while_its_push_waited_is_not_sent(batch, reviewer, langfuse, eager_tasks):
@@ -595,6 +661,7 @@ def test_a_label_undone_while_its_push_was_on_the_way_is_taken_back(
 
     monkeypatch.setattr(writeback, "_send", send_then_undo)
     assert label_push(label.pk) is None
+    langfuse.apply_due_deletes(everything=True)  # Langfuse deletes it some seconds later
     assert score_id(label) not in {s["id"] for s in langfuse.scores()}
 
 

@@ -451,3 +451,30 @@ def test_a_sync_without_langfuse_settings_is_failed_not_left_running(monkeypatch
 
     run.refresh_from_db()
     assert run.status == SyncStatus.FAILED and "not configured" in run.error
+
+
+def test_a_sync_against_langfuse_v3_stores_the_same_traces_as_against_v4(
+    langfuse, traffic, monkeypatch
+):
+    from labeling.standin import Store, start_in_thread
+
+    fields = ("langfuse_id", "tier", "classifier_version", "input_text", "turn_count", "model")
+    v4 = run_sync()
+    stored_v4 = sorted(Trace.objects.values_list(*fields))
+    feedback_v4 = Trace.objects.filter(feedback_score__isnull=False).count()
+    Trace.objects.all().delete()
+    SyncRun.objects.all().delete()
+    store = Store(api_generation="v3")
+    store.load(traffic)
+    url, stop = start_in_thread(store)
+    monkeypatch.setenv("LANGFUSE_BASE_URL", url)
+    try:
+        v3 = run_sync()
+    finally:
+        stop()
+
+    assert v3.status == SyncStatus.SUCCEEDED, v3.error
+    assert (v3.created, v3.skipped) == (v4.created, v4.skipped)
+    assert sorted(Trace.objects.values_list(*fields)) == stored_v4
+    assert Trace.objects.filter(feedback_score__isnull=False).count() == feedback_v4
+    assert not store.requests_to("/api/public/v2/observations")
