@@ -1,13 +1,28 @@
 """The one adapter between the console and Langfuse (SDK ``langfuse`` 5, REST API only).
 
-Reads routed traces as root observations (``GET /api/public/v2/observations``), reads user
-feedback scores (``GET /api/public/v3/scores``) and writes reviewers' labels back as a
-categorical score (``POST /api/public/scores``; ``DELETE`` takes an undone label's back).
-Every call goes through the SDK's client (auth, base URL, timeouts); the two bulk reads take
-the JSON as sent instead of the SDK's response models, whose conversion alone would cap a
-sync at ~800 traces/s. That uses the SDK's private HTTP client; should an SDK release drop
-it, the reads fall back to the public ``get_many`` methods (same results, slower) with a
-logged warning.
+Reads routed traces, reads user feedback scores (``GET /api/public/v3/scores``), writes
+reviewers' labels back as a categorical score (``POST /api/public/scores``) and asks for an
+undone label's score to be deleted (``DELETE``). Every call goes through the SDK's client
+(auth, base URL, timeouts); the bulk reads take the JSON as sent instead of the SDK's
+response models, whose conversion alone would cap a sync at ~800 traces/s. That uses the
+SDK's private HTTP client; should an SDK release drop it, the v4 reads fall back to the
+public ``get_many`` methods (same results, slower) with a logged warning.
+
+What it relies on, read from the Langfuse server's source (v3.180.0 to v3.225.4, v4):
+- Generations. Cloud and v4 servers read traces as root observations through
+  ``GET /api/public/v2/observations`` (cursor, up to 1,000 a page) and take a JSON list of
+  scores (202, or 207 when some are refused). Self-hosted v3 answers 404 there (unless
+  ``LANGFUSE_MIGRATION_V4_ALLOW_PREVIEW_OPT_IN=true``), has ``/api/public/v3/scores`` only
+  from 3.180.0, and takes one score object per request (200 ``{id}``; a list is 400
+  "Invalid request data"; ``timestamp`` is dropped). ``GET /api/public/health`` reports
+  ``version``. The generation is found once per adapter (``server_info``).
+- v3 reads: ``GET /api/public/traces`` and ``/api/public/observations`` page by
+  ``page``/``limit`` (at most 100) with ``LIMIT/OFFSET``, newest first with no tie-breaker:
+  paging a window could skip or repeat rows, so windows are cut to one page each.
+- Deletes answer 202 for any id (both generations) and happen later.
+- A read over the analytics store's limits answers 422 ``{"error": "Request timed out"}``:
+  read smaller. 429 carries ``Retry-After``.
+- The documented model field is ``providedModelName``; servers send ``model``.
 
 Contracts worth knowing:
 - Every failure of a call surfaces as ``LangfuseError``; ``retryable`` says whether trying

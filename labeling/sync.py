@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 DEFAULT_FIRST_WINDOW = timedelta(days=7)
 ALL_SINCE = datetime(2000, 1, 1, tzinfo=UTC)  # "everything": before any Langfuse project
 # Traces land in Langfuse a little after they start; leave the newest minutes for next time.
-INGEST_LAG = timedelta(minutes=2)
+DEFAULT_INGEST_LAG_SECONDS = 120
 # Some land much later (batched exporters, a pod reconnecting): each sync re-reads this much
 # before the watermark. Upserts make the re-read harmless.
 DEFAULT_OVERLAP_MINUTES = 60
@@ -75,6 +75,14 @@ UPDATE_FIELDS = [
 ]
 FEEDBACK_FIELDS = ["feedback_score", "thumbs_down", "feedback_comment"]
 COMMENT_FIELD = Trace._meta.get_field("feedback_comment")
+
+
+def ingest_lag() -> timedelta:
+    """LANGFUSE_INGEST_LAG_SECONDS (default 120): how far behind now a sync stops, so that
+    traces still being ingested are read by a later sync, whole."""
+    return timedelta(
+        seconds=env_int("LANGFUSE_INGEST_LAG_SECONDS", DEFAULT_INGEST_LAG_SECONDS, minimum=0)
+    )
 
 
 def sync_overlap() -> timedelta:
@@ -256,7 +264,7 @@ def next_window(now: datetime) -> tuple[datetime, datetime]:
     less the ingest lag."""
     last = SyncRun.objects.filter(status=SyncStatus.SUCCEEDED).order_by("-until").first()
     since = last.until - sync_overlap() if last else now - DEFAULT_FIRST_WINDOW
-    return since, now - INGEST_LAG
+    return since, now - ingest_lag()
 
 
 def sync_start(*, actor=None, since: datetime | None = None, until: datetime | None = None):

@@ -9,6 +9,7 @@ urlpatterns = [
     path("batches/new/", views.batch_create, name="batch-create"),
     path("sync/", views.sync_now, name="sync"),
     path("sync/runs/", views.sync_runs, name="sync-runs"),
+    path("langfuse/check/", views.langfuse_check, name="langfuse-check"),
     path("sync/runs/<int:run_id>/end/", views.sync_stop, name="sync-end"),
     path("batches/<int:batch_id>/", views.batch_detail, name="batch"),
     path("batches/<int:batch_id>/work/", views.work, name="work"),

@@ -23,6 +23,7 @@ from routing.selectors import classifier_for
 
 from . import selectors, services
 from .forms import REASON_TAGS, BatchForm, LabelForm
+from .langfuse_adapter import LangfuseAdapter, LangfuseConfigError, LangfuseError, RetryPolicy
 from .models import Batch, BatchItem, Label, LabelImport, SyncRun
 from .sync import ALL_SINCE, sync_end, sync_start
 from .tasks import sync_traces
@@ -107,6 +108,20 @@ def sync_now(request):
         transaction.on_commit(lambda: sync_traces.delay(run.pk))
         resumed = f" (resuming after page {run.pages})" if run.resumed else ""
         messages.success(request, f"Sync {run.pk} queued{resumed}.")
+    return redirect("labeling:home")
+
+
+@require_POST
+@role_required(OPERATOR)
+def langfuse_check(request):
+    """Test connection: the server's version and API generation, and the keys."""
+    try:
+        with LangfuseAdapter.from_env(retry=RetryPolicy(attempts=2)) as adapter:
+            info = adapter.check()
+    except (LangfuseConfigError, LangfuseError) as e:
+        messages.error(request, f"Langfuse: {e}")
+    else:
+        messages.success(request, f"Connected: {info.describe()}; the keys are accepted.")
     return redirect("labeling:home")
 
 

@@ -235,3 +235,24 @@ def test_a_v3_read_that_times_out_narrows_its_windows_then_says_so(busy_traffic)
         stop()
     assert caught.value.status == 422 and caught.value.retryable
     assert "smallest the console asks for" in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_test_connection_shows_the_generation_and_version_to_operators(
+    client, operator, reviewer, standin, monkeypatch
+):
+    generation, _, url = standin
+    monkeypatch.setenv("LANGFUSE_BASE_URL", url)
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", DEFAULT_PUBLIC_KEY)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", DEFAULT_SECRET_KEY)
+    client.force_login(operator)
+    assert "Test connection" in client.get("/labeling/").content.decode()
+
+    page = client.post("/labeling/langfuse/check/", follow=True).content.decode()
+
+    assert f"API {generation} (detected)" in page and "the keys are accepted" in page
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "wrong")
+    page = client.post("/labeling/langfuse/check/", follow=True).content.decode()
+    assert "401" in page
+    client.force_login(reviewer)
+    assert client.post("/labeling/langfuse/check/").status_code == 403

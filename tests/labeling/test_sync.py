@@ -11,7 +11,7 @@ from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
 from labeling.models import SyncRun, SyncStatus, Trace
 from labeling.standin import Fault
 from labeling.standin.store import iso
-from labeling.sync import INGEST_LAG, STALE_AFTER, sync_execute, sync_resume, sync_start
+from labeling.sync import STALE_AFTER, ingest_lag, sync_execute, sync_resume, sync_start
 from routing.errors import Conflict
 
 from .conftest import TRAFFIC_END
@@ -71,7 +71,7 @@ def test_the_next_sync_starts_an_overlap_before_the_watermark(langfuse, monkeypa
     first = run_sync()
     run = sync_start()
     assert run.since == first.until - timedelta(hours=1)
-    assert run.until <= timezone.now() - INGEST_LAG
+    assert run.until <= timezone.now() - ingest_lag()
     SyncRun.objects.filter(pk=run.pk).delete()
     monkeypatch.setenv("LANGFUSE_SYNC_OVERLAP_MINUTES", "0")
     assert sync_start().since == first.until
@@ -99,7 +99,8 @@ def test_a_late_ingested_trace_is_picked_up_by_the_next_sync(langfuse, traffic):
 def test_a_requested_end_is_clamped_to_the_ingest_lag(langfuse):
     now = timezone.now()
     run = sync_start(since=now - timedelta(hours=1), until=now + timedelta(days=1))
-    assert now - INGEST_LAG - timedelta(seconds=5) <= run.until <= timezone.now() - INGEST_LAG
+    lag = ingest_lag()
+    assert now - lag - timedelta(seconds=5) <= run.until <= timezone.now() - lag
     SyncRun.objects.all().delete()
     with pytest.raises(Conflict, match="Nothing to sync"):
         sync_start(since=now, until=now + timedelta(days=1))
@@ -478,3 +479,15 @@ def test_a_sync_against_langfuse_v3_stores_the_same_traces_as_against_v4(
     assert sorted(Trace.objects.values_list(*fields)) == stored_v4
     assert Trace.objects.filter(feedback_score__isnull=False).count() == feedback_v4
     assert not store.requests_to("/api/public/v2/observations")
+
+
+def test_the_ingest_lag_is_a_setting(langfuse, monkeypatch):
+    monkeypatch.setenv("LANGFUSE_INGEST_LAG_SECONDS", "5")
+    now = timezone.now()
+
+    run = sync_start(since=now - timedelta(hours=1))
+
+    assert now - timedelta(seconds=5) <= run.until <= timezone.now() - timedelta(seconds=5)
+    monkeypatch.setenv("LANGFUSE_INGEST_LAG_SECONDS", "-1")
+    with pytest.raises(Exception, match="LANGFUSE_INGEST_LAG_SECONDS"):
+        ingest_lag()
