@@ -7,6 +7,8 @@ Served paths (all but health need HTTP basic auth with the public/secret key pai
   GET  /api/public/v3/scores
   POST /api/public/scores            DELETE /api/public/scores/{scoreId}
   GET  /api/public/score-configs      POST /api/public/score-configs
+  POST /api/public/otel/v1/traces    (OTLP/HTTP protobuf or JSON, gzip: what the SDK exports)
+  POST /api/public/ingestion         (trace-create, generation-create, score-create batches)
   POST /_standin/faults   (queue a fault: {"status": 429, "count": 2, "retry_after": "1"})
 
 Errors answer JSON ``{"message": ...}`` with the status the real API uses (400, 401, 404,
@@ -211,6 +213,32 @@ def _score_id_of(raw_path: str) -> str:
     return unquote(urlsplit(raw_path).path.rstrip("/")[len(SCORE_PATH_PREFIX) :])
 
 
+def _otel_traces(handler: StandinHandler, store: Store, query) -> tuple[int, Any]:
+    """OTLP/HTTP spans (protobuf or JSON, gzip or not), as the langfuse SDK exports them."""
+    from .ingest import IngestError, observations_from_spans, otlp_spans
+
+    length = int(handler.headers.get("Content-Length") or 0)
+    if length > MAX_BODY:
+        raise BadRequest("request body too large")
+    body = handler.rfile.read(length) if length else b""
+    try:
+        spans = otlp_spans(
+            body,
+            handler.headers.get("Content-Type") or "",
+            handler.headers.get("Content-Encoding") or "",
+        )
+    except IngestError as exc:
+        return 400, {"error": str(exc)}
+    store.upsert_observations(observations_from_spans(spans))
+    return 200, {}
+
+
+def _ingestion(handler: StandinHandler, store: Store, query) -> tuple[int, Any]:
+    from .ingest import batch_events
+
+    return store.ingest_batch(batch_events(handler._read_json()))
+
+
 def _faults(handler: StandinHandler, store: Store, query) -> tuple[int, Any]:
     body = handler._read_json()
     if not isinstance(body, dict):
@@ -234,6 +262,8 @@ ROUTES: dict[str, dict[str, Callable[[StandinHandler, Store, Any], tuple[int, An
         "GET": lambda h, s, q: s.list_score_configs(q),
         "POST": lambda h, s, q: s.create_score_config(h._read_json()),
     },
+    "/api/public/otel/v1/traces": {"POST": _otel_traces},
+    "/api/public/ingestion": {"POST": _ingestion},
     "/_standin/faults": {"POST": _faults},
     # Not a Langfuse path: the generator's ground truth, for the demo's simulated reviewer.
     "/_standin/truth": {"GET": lambda h, s, q: (200, {"truth": s.truth})},

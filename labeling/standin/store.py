@@ -383,6 +383,7 @@ class Store:
         self._observations: list[dict[str, Any]] = []  # ascending by _keys
         self._keys: list[tuple[int, str]] = []  # (startTime in µs, id)
         self._scores: dict[str, dict[str, Any]] = {}
+        self._traces: dict[str, dict[str, Any]] = {}  # trace-create bodies, for their context
         self._scores_by_trace: dict[str, set[str]] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._faults: deque[Fault] = deque()
@@ -402,6 +403,55 @@ class Store:
             rows.sort(key=lambda o: (o["_startTime"], o["id"]))
             self._observations = rows
             self._keys = [(o["_startTime"], o["id"]) for o in rows]
+
+    def upsert_observations(self, observations: Iterable[Mapping[str, Any]]) -> int:
+        """Add ingested observations, an id seen before replacing the stored one (the SDK
+        sends an observation again when it ends). Returns how many were stored."""
+        new = {o["id"]: dict(o) for o in observations}
+        with self._lock:
+            kept = [o for o in self._observations if o["id"] not in new]
+            for obs in new.values():
+                obs["_startTime"] = _micros(obs["startTime"])
+            rows = [*kept, *new.values()]
+            rows.sort(key=lambda o: (o["_startTime"], o["id"]))
+            self._observations = rows
+            self._keys = [(o["_startTime"], o["id"]) for o in rows]
+        return len(new)
+
+    def ingest_batch(self, events: list[dict[str, Any]]) -> tuple[int, Any]:
+        """``POST /api/public/ingestion``: trace-create, generation-create, span-create and
+        score-create events; 207 with each event's outcome, by the event's own id."""
+        from .ingest import IngestError, observation_from_event
+
+        successes, errors, observations = [], [], []
+        now = iso(datetime.now(UTC))
+        for event in events:
+            kind, body = event["type"], event["body"]
+            try:
+                if not isinstance(body, dict):
+                    raise IngestError("body must be an object")
+                if kind == "trace-create":
+                    if not body.get("id"):
+                        raise IngestError("id is required")
+                    with self._lock:
+                        self._traces[body["id"]] = {**self._traces.get(body["id"], {}), **body}
+                elif kind in ("generation-create", "generation-update", "span-create"):
+                    with self._lock:
+                        traces = dict(self._traces)
+                    observations.append(observation_from_event(event, traces))
+                elif kind == "score-create":
+                    stamped = {**body, "timestamp": body.get("timestamp") or event.get("timestamp")}
+                    with self._lock:
+                        self._put_score(self._validate_score(stamped, now))
+                else:
+                    raise IngestError(f"event type {kind!r} is not supported here")
+            except BadRequest as exc:
+                errors.append({"id": event["id"], "status": 400, "message": str(exc)})
+                continue
+            successes.append({"id": event["id"], "status": 201})
+        if observations:
+            self.upsert_observations(observations)
+        return 207, {"successes": successes, "errors": errors}
 
     def add_scores(self, scores: Iterable[Mapping[str, Any]]) -> None:
         with self._lock:

@@ -28,6 +28,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from labeling.standin.ingest import attribute_value
+
 PATH = "/api/public/otel/v1/traces"
 
 
@@ -41,17 +43,6 @@ class ReceivedSpan:
     end_ns: int
     attributes: dict[str, Any]
     headers: dict[str, str]  # of the export request that carried the span
-
-
-def _value(any_value) -> Any:
-    kind = any_value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [_value(v) for v in any_value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in any_value.kvlist_value.values}
-    return getattr(any_value, kind)
 
 
 def decode_spans(payload: bytes, headers: dict[str, str]) -> list[ReceivedSpan]:
@@ -70,7 +61,7 @@ def decode_spans(payload: bytes, headers: dict[str, str]) -> list[ReceivedSpan]:
                         name=span.name,
                         start_ns=span.start_time_unix_nano,
                         end_ns=span.end_time_unix_nano,
-                        attributes={kv.key: _value(kv.value) for kv in span.attributes},
+                        attributes={kv.key: attribute_value(kv.value) for kv in span.attributes},
                         headers=headers,
                     )
                 )
