@@ -1,6 +1,6 @@
 """What the classifier pod adds over calling the backend directly, next to LiteLLM's proxy.
 
-Starts two fake backends (tests/standins/fake_llm.py, weak and strong, both answer at once),
+Starts two fake backends (labeling/standin/fake_llm.py, weak and strong, both answer at once),
 a pod in front of them and, when it is installed, LiteLLM's proxy configured for the same
 two backends, all on 127.0.0.1. Then it sends the same load to each, in the same run:
 
@@ -410,7 +410,8 @@ def main() -> None:
         backends = {}
         for tier in ("weak", "strong"):
             fake, backends[tier] = start(
-                [sys.executable, "-m", "tests.standins.fake_llm", "--name", tier, "--chunks", "3"],
+                [sys.executable, "-m", "labeling.standin.fake_llm", "--name", tier]
+                + ["--chunks", "3"],
                 r"listening (\S+)",
             )
             procs.append((fake, False))

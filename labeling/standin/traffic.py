@@ -142,7 +142,8 @@ def _make_users(rng: random.Random, count: int) -> list[_User]:
     return users
 
 
-def _fill(rng: random.Random, text: str) -> str:
+def fill_template(rng: random.Random, text: str) -> str:
+    """A template's slots filled with random code, errors, languages and libraries."""
     return text.format(
         short_code=rng.choice(prompts.SHORT_CODE),
         long_code=rng.choice(list(prompts.LONG_CODE.values())),
@@ -376,7 +377,7 @@ def generate_traffic(
             messages = []
             if user.system_prompt:
                 messages.append({"role": "system", "content": user.system_prompt})
-            messages.append({"role": "user", "content": _fill(rng, template.text)})
+            messages.append({"role": "user", "content": fill_template(rng, template.text)})
             requests.append(
                 _Request(
                     user=user,
@@ -463,9 +464,9 @@ def _follow_ups(
             history = [
                 *history,
                 {"role": "assistant", "content": answer},
-                {"role": "user", "content": _fill(rng, question)},
+                {"role": "user", "content": fill_template(rng, question)},
             ]
-            answer = _fill(rng, next_answer)
+            answer = fill_template(rng, next_answer)
             at += timedelta(seconds=rng.uniform(40, 900))
             # A follow-up is usually no harder than the question it follows.
             hard = hard and rng.random() < 0.8

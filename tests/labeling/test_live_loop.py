@@ -18,10 +18,10 @@ from labeling import services
 from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
 from labeling.models import BatchKind, Trace
 from labeling.standin import DEFAULT_PUBLIC_KEY, DEFAULT_SECRET_KEY, Store, start_in_thread
+from labeling.standin.fake_llm import FakeLLM
 from labeling.sync import sync_execute, sync_start
 from labeling.writeback import label_push, score_id
 from tests.pod.podkit import Pod, chat, v7, write_config
-from tests.standins.fake_llm import FakeLLM
 
 AUTH = (DEFAULT_PUBLIC_KEY, DEFAULT_SECRET_KEY)
 PROMPTS = [
@@ -178,3 +178,24 @@ def test_otlp_json_and_gzip_are_read_and_a_wrong_type_refused(standin):
     assert obs["parentObservationId"] is None and obs["type"] == "GENERATION"
     assert obs["tags"] == ["tier:weak"] and obs["metadata"] == {"content_length": "2"}
     assert obs["startTime"].startswith("2025-12-01T10:00:00")
+
+
+def test_the_demo_driver_sends_generated_prompts_at_its_rate():
+    import threading
+
+    from labeling.standin.drive import drive
+
+    with FakeLLM("pod") as fake:
+        stop = threading.Event()
+        sender = threading.Thread(
+            target=drive, args=(fake.base_url.removesuffix("/v1"), 20, 3, stop)
+        )
+        sender.start()
+        wait_for(lambda: len(fake.requests) >= 3)
+        stop.set()
+        sender.join(5)
+
+    bodies = [r.body for r in fake.requests]
+    assert all(b["messages"][-1]["role"] == "user" and b["messages"][-1]["content"] for b in bodies)
+    assert len({b["messages"][-1]["content"] for b in bodies}) > 1
+    assert all(b["user"].startswith("demo-") for b in bodies)

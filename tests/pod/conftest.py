@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from labeling.standin.fake_llm import FakeLLM
 from tests.pod.podkit import Pod, v7, write_config
-from tests.standins.fake_llm import FakeLLM
 
 # Far above a normal reply on a loaded CI machine, so no test falls back by accident.
 FIRST_BYTE_TIMEOUT = "3"

@@ -8,8 +8,8 @@ import socket
 import httpx
 import pytest
 
+from labeling.standin.fake_llm import Behavior
 from tests.pod.podkit import chat
-from tests.standins.fake_llm import Behavior
 
 STRONG_TEXT = "please review the security of this"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from labeling.standin.fake_llm import FakeLLM
 from rollouts.k8s_adapter import backend_weights
 from rollouts.models import Route, Slot
 from tests.pod.podkit import Pod, v7, write_config
-from tests.standins.fake_llm import FakeLLM
 from tests.standins.k8s_api import KubeApiStandin, configmap, endpoint_slice, httproute
 
 NS = "llm"

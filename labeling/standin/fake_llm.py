@@ -15,7 +15,8 @@ Use from tests::
         ... weak.base_url ...                        # "http://127.0.0.1:PORT/v1"
         weak.requests[-1].body                       # what arrived
 
-Or alone: ``python -m tests.standins.fake_llm --port 9001 --name weak``.
+Or alone: ``python -m labeling.standin.fake_llm --port 9001 --name weak`` (``bin/console
+--with-pods`` runs two, a weak and a strong one).
 """
 
 from __future__ import annotations
