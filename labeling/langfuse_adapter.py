@@ -965,7 +965,7 @@ class LangfuseAdapter:
                     raise
                 if page_size <= MIN_TIMED_OUT_PAGE:
                     raise _timed_out_error(exc, f"a page of {page_size}") from exc
-                page_size //= 2  # "Request timed out": the same page, smaller
+                page_size = max(MIN_TIMED_OUT_PAGE, page_size // 2)  # the same page, smaller
                 continue
             data = _page_data(body)
             cursor = (body.get("meta") or {}).get("cursor") or None

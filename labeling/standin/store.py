@@ -375,8 +375,8 @@ class Store:
         self.project_id = project_id
         self.api_generation = api_generation
         self.delete_delay = delete_delay
-        # A v1 read matching more rows than this answers 422 "Request timed out", as
-        # Langfuse does when a query outgrows its analytics store (None: never).
+        # A v1 read matching more rows than this, or a v2 page asked larger, answers 422
+        # "Request timed out", as Langfuse does when a query outgrows its analytics store.
         self.timeout_above: int | None = None
         self._pending_deletes: dict[str, float] = {}  # score id -> when it goes (monotonic)
         self._lock = threading.RLock()
@@ -601,6 +601,9 @@ class Store:
     # -- observations v2
 
     def list_observations(self, query: Mapping[str, list[str]]) -> tuple[int, Any]:
+        limit = _query_int(query, "limit", 50, MAX_OBSERVATION_LIMIT)
+        if self.timeout_above is not None and limit > self.timeout_above:
+            return 422, {"message": V1_TIMEOUT_MESSAGE, "error": "Request timed out"}
         if "parseIoAsJson" in query and _query_bool(query, "parseIoAsJson"):
             raise BadRequest("parseIoAsJson is deprecated; input and output are raw strings")
         limit = _query_int(query, "limit", 50, MAX_OBSERVATION_LIMIT)

@@ -256,3 +256,33 @@ def test_test_connection_shows_the_generation_and_version_to_operators(
     assert "401" in page
     client.force_login(reviewer)
     assert client.post("/labeling/langfuse/check/").status_code == 403
+
+
+def test_a_v4_page_that_times_out_is_asked_again_smaller_then_said_so(busy_traffic):
+    store, url, stop = serve("v4", busy_traffic)
+    try:
+        store.timeout_above = 200
+        with adapter_for(url, generation="v4") as adapter:
+            records = [r for _, p in adapter.iter_trace_records(SINCE, END, page_size=1000)
+                       for r in p.records]  # fmt: skip
+        limits = [int(q["limit"][0]) for q in store.requests_to("/api/public/v2/observations")]
+        store.timeout_above = 10
+        with adapter_for(url, generation="v4") as adapter, pytest.raises(LangfuseError) as caught:
+            list(adapter.iter_trace_records(SINCE, END, page_size=1000))
+    finally:
+        stop()
+    assert limits[:3] == [1000, 500, 250] and set(limits[3:]) == {125}
+    assert len(records) > 2500
+    assert caught.value.status == 422 and "a page of 50," in str(caught.value)
+
+
+def test_the_model_is_read_from_provided_model_name_or_model():
+    from labeling.langfuse_adapter import parse_observation
+
+    base = {
+        "id": "o1", "traceId": "t1", "startTime": "2026-12-01T10:00:00Z",
+        "input": '[{"role": "user", "content": "hi"}]', "tags": ["tier:weak"],
+    }  # fmt: skip
+
+    assert parse_observation({**base, "providedModelName": "glm-5"}).model == "glm-5"
+    assert parse_observation({**base, "model": "qwen3-4b"}).model == "qwen3-4b"
