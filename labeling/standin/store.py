@@ -420,7 +420,8 @@ class Store:
 
     def ingest_batch(self, events: list[dict[str, Any]]) -> tuple[int, Any]:
         """``POST /api/public/ingestion``: trace-create, generation-create, span-create and
-        score-create events; 207 with each event's outcome, by the event's own id."""
+        score-create events (others, updates included, are refused one by one); 207 with
+        each event's outcome, by the event's own id."""
         from .ingest import IngestError, observation_from_event
 
         successes, errors, observations = [], [], []
@@ -435,7 +436,7 @@ class Store:
                         raise IngestError("id is required")
                     with self._lock:
                         self._traces[body["id"]] = {**self._traces.get(body["id"], {}), **body}
-                elif kind in ("generation-create", "generation-update", "span-create"):
+                elif kind in ("generation-create", "span-create"):
                     with self._lock:
                         traces = dict(self._traces)
                     observations.append(observation_from_event(event, traces))
@@ -465,6 +466,13 @@ class Store:
         self.add_scores(traffic.scores)
         with self._lock:
             self.truth = dict(getattr(traffic, "truth", {}))
+
+    def observations(self) -> list[dict[str, Any]]:
+        """Copies of every stored observation, oldest first (for tests and the demo)."""
+        with self._lock:
+            return [
+                {k: v for k, v in o.items() if not k.startswith("_")} for o in self._observations
+            ]
 
     def observation_count(self) -> int:
         with self._lock:

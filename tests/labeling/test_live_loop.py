@@ -52,7 +52,7 @@ def wait_for(predicate, timeout=15.0):
 
 
 def roots(store: Store) -> int:
-    return sum(o.get("parentObservationId") is None for o in store._observations)
+    return sum(o.get("parentObservationId") is None for o in store.observations())
 
 
 @pytest.mark.django_db
@@ -174,7 +174,7 @@ def test_otlp_json_and_gzip_are_read_and_a_wrong_type_refused(standin):
     )
 
     assert answer.status_code == 200 and wrong.status_code == 400
-    [obs] = [o for o in store._observations if o["traceId"] == "ab" * 16]
+    [obs] = [o for o in store.observations() if o["traceId"] == "ab" * 16]
     assert obs["parentObservationId"] is None and obs["type"] == "GENERATION"
     assert obs["tags"] == ["tier:weak"] and obs["metadata"] == {"content_length": "2"}
     assert obs["startTime"].startswith("2025-12-01T10:00:00")
