@@ -28,7 +28,7 @@ from labeling.standin import (
     prompts,
     start_in_thread,
 )
-from labeling.standin.traffic import _fill
+from labeling.standin.traffic import fill_template
 from routing.engine import build_classifier
 
 END = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
@@ -410,7 +410,7 @@ def test_test_wordings_are_the_same_tasks_reworded():
         assert same == (old.lang, old.hard, old.answer, old.weight), index
         assert new.text not in train_texts, index
         assert slots(new.text) == slots(old.text), index
-        assert _fill(rng, new.text)  # every slot is one _fill knows
+        assert fill_template(rng, new.text)  # every slot is one fill_template knows
         # Substantially reworded, not the same sentence with a word swapped.
         similarity = difflib.SequenceMatcher(None, literal(old.text), literal(new.text))
         assert similarity.ratio() < 0.7, index
@@ -445,7 +445,7 @@ def test_test_follow_ups_and_retry_prefixes_are_parallel_rewordings():
             assert new_a == old_a
             assert new_q not in train_questions
             assert slots(new_q) == slots(old_q)
-            assert _fill(rng, new_q)
+            assert fill_template(rng, new_q)
 
     assert prompts.TEST_RETRY_PREFIXES.keys() == prompts.RETRY_PREFIXES.keys()
     train_prefixes = {p for ps in prompts.RETRY_PREFIXES.values() for p in ps if p}
