@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from .app import create_app
+from .guarded_http import protocol
 from .settings import SettingsError, parse_settings
 
 
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="on",
         # Streams may be long; give them a moment to end, then stop anyway.
         timeout_graceful_shutdown=10,
+        http=protocol(settings.header_timeout),
+        limit_concurrency=settings.max_connections,
     )
     return 0
 

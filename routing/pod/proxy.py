@@ -139,19 +139,30 @@ class ChatProxy:
                 413, f"Request body is larger than {limit} bytes.", code="request_too_large"
             )
         parts, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise RequestError(
-                    413, f"Request body is larger than {limit} bytes.", code="request_too_large"
-                )
-            parts.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(parts)
+        deadline = self.pod.settings.body_timeout
+        try:
+            with anyio.fail_after(deadline):  # a body trickled in holds a connection
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise ClientGone
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise RequestError(
+                            413,
+                            f"Request body is larger than {limit} bytes.",
+                            code="request_too_large",
+                        )
+                    parts.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(parts)
+        except TimeoutError:
+            raise RequestError(
+                408,
+                f"The request body did not arrive within {deadline:g} s.",
+                code="request_timeout",
+            ) from None
 
     async def _watch_disconnect(self, receive, scope: anyio.CancelScope, ex: Exchange) -> None:
         while True:

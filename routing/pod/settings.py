@@ -52,6 +52,9 @@ class Settings:
     first_byte_timeout: float = 30.0
     read_timeout: float = 120.0
     max_body_bytes: int = 10 * MB
+    header_timeout: float = 10.0  # seconds to receive a request's headers
+    body_timeout: float = 30.0  # seconds to receive its body, after the headers
+    max_connections: int = 4096  # open connections (and requests) before answering 503
     reload_interval: float = 2.0
     model_name: str = "cascade"
     langfuse: LangfuseSettings | None = None
@@ -86,6 +89,22 @@ _OPTIONS: list[tuple[str, str, str]] = [
         "byte (default 120)",
     ),
     ("--max-body-bytes", "MAX_BODY_BYTES", "largest accepted request body (default 10 MiB)"),
+    (
+        "--header-timeout",
+        "HEADER_TIMEOUT",
+        "seconds a client has to send a request's headers, from connecting or from the "
+        "request's first byte; then 408 and the connection closes (default 10)",
+    ),
+    (
+        "--body-timeout",
+        "BODY_TIMEOUT",
+        "seconds a client has to send a request's body after its headers; then 408 (default 30)",
+    ),
+    (
+        "--max-connections",
+        "MAX_CONNECTIONS",
+        "open connections (or requests) beyond which new requests get 503 (default 4096)",
+    ),
     ("--reload-interval", "RELOAD_INTERVAL", "seconds between config file checks; 0 = never"),
     ("--model-name", "MODEL_NAME", "model id listed by GET /v1/models (default cascade)"),
     (
@@ -229,6 +248,9 @@ def parse_settings(
         ),
         read_timeout=_number("READ_TIMEOUT", get("READ_TIMEOUT"), float, 120.0, 0.01),
         max_body_bytes=_number("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), int, 10 * MB, 1),
+        header_timeout=_number("HEADER_TIMEOUT", get("HEADER_TIMEOUT"), float, 10.0, 0.05, 600),
+        body_timeout=_number("BODY_TIMEOUT", get("BODY_TIMEOUT"), float, 30.0, 0.05, 3600),
+        max_connections=_number("MAX_CONNECTIONS", get("MAX_CONNECTIONS"), int, 4096, 1, 1_000_000),
         reload_interval=_number("RELOAD_INTERVAL", get("RELOAD_INTERVAL"), float, 2.0, 0),
         model_name=get("MODEL_NAME") or "cascade",
         langfuse=langfuse,
