@@ -152,7 +152,7 @@ class FakeLLM:
             loop = asyncio.new_event_loop()
             self._loop = loop
             self._server = loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", self._port)
+                asyncio.start_server(self._handle, "127.0.0.1", self._port, backlog=4096)
             )
             ready.set()
             loop.run_forever()
@@ -408,9 +408,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--name", default="fake")
     parser.add_argument("--chunks", type=int, default=3)
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between chunks")
     args = parser.parse_args()
     fake = FakeLLM(args.name, port=args.port).start()
-    fake.behave(chunks=args.chunks)
+    fake.behave(chunks=args.chunks, chunk_delay=args.chunk_delay)
     print(f"listening {fake.base_url}", flush=True)
     try:
         threading.Event().wait()

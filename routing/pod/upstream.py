@@ -58,7 +58,10 @@ def make_session(settings: Settings) -> aiohttp.ClientSession:
     wait between later chunks.
     """
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0, ttl_dns_cache=60),
+        # As many backend connections as the pod takes client ones: a stream holds one each.
+        connector=aiohttp.TCPConnector(
+            limit=settings.max_connections, limit_per_host=0, ttl_dns_cache=60
+        ),
         timeout=aiohttp.ClientTimeout(
             total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
         ),
