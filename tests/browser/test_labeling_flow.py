@@ -146,3 +146,33 @@ def test_undo_takes_back_a_label_so_the_item_can_be_labeled_again(page, live_ser
     relabeled = Label.objects.get()
     assert relabeled.value == "strong_needed"
     assert relabeled.item_id == label.item_id and relabeled.pk != label.pk
+
+
+def test_the_labeling_pages_work_at_phone_width(browser, live_server, blind_batch):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/login/?next=/labeling/")
+        page.fill("input[name=username]", "rita")
+        page.fill("input[name=password]", "pw-for-tests-only")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/labeling/")
+        page.goto(f"{live_server.url}/labeling/batches/{blind_batch.pk}/items/1/")
+
+        conversation = page.locator("section.conversation").bounding_box()
+        label_card = page.locator("#label-form").bounding_box()
+        assert conversation["width"] > 300  # the whole width, not a 30 px sliver
+        assert label_card["width"] > 300
+        assert label_card["y"] >= conversation["y"] + conversation["height"]  # below, no overlap
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways ({width} px)"
+        for link in page.locator("header.topbar nav a").all():
+            box = link.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+
+        page.goto(f"{live_server.url}/labeling/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.goto(f"{live_server.url}/labeling/batches/{blind_batch.pk}/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
