@@ -15,6 +15,7 @@ REASON_TAGS = [
     ("formatting", "Formatting / grammar"),
     ("explanation", "Short explanation"),
 ]
+REASON_KEYS = "34567890"  # the item page's keys for the reasons, in order
 
 
 class BatchForm(forms.Form):

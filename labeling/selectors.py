@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Case, Count, F, Q, When
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Left, Length, Substr
 
 from accounts.roles import OPERATOR, has_role
 
@@ -176,3 +178,72 @@ def writeback_backlog(now) -> Backlog:
     )
     oldest = waiting.order_by("updated_at").values_list("updated_at", flat=True).first()
     return Backlog(waiting.count(), (now - oldest).total_seconds() if oldest else None)
+
+
+@dataclass(frozen=True)
+class ItemFilters:
+    """The batch page's item filters. ``tier`` only where the viewer may see tiers (a
+    filter by tier would give a blind batch's tiers away)."""
+
+    state: str = ""  # open, labeled, settled
+    label: str = ""  # weak_sufficient, strong_needed (any reviewer's)
+    agreement: str = ""  # agree, disagree (items with two judgements)
+    tier: str = ""  # weak, strong
+
+    STATES = ("open", "labeled", "settled")
+    LABELS = ("weak_sufficient", "strong_needed")
+    AGREEMENTS = ("agree", "disagree")
+    TIERS = ("weak", "strong")
+
+    @classmethod
+    def from_query(cls, query, *, tier_allowed: bool) -> ItemFilters:
+        def pick(name, allowed):
+            value = query.get(name, "")
+            return value if value in allowed else ""
+
+        return cls(
+            state=pick("state", cls.STATES),
+            label=pick("label", cls.LABELS),
+            agreement=pick("agreement", cls.AGREEMENTS),
+            tier=pick("tier", cls.TIERS) if tier_allowed else "",
+        )
+
+    def query_string(self) -> str:
+        from urllib.parse import urlencode
+
+        return urlencode({k: v for k, v in vars(self).items() if v})
+
+
+def batch_items(batch: Batch, filters: ItemFilters):
+    """A batch's items, filtered, each with ``judged``: its labels that are not skips."""
+    judged = Count("labels", filter=Q(labels__value__in=JUDGEMENTS), distinct=True)
+    items = BatchItem.objects.filter(batch=batch).annotate(judged=judged)
+    if filters.state == "open":
+        items = items.filter(judged__lt=F("reviews_required"), final_value="")
+    elif filters.state == "labeled":
+        items = items.filter(judged__gte=F("reviews_required"))
+    elif filters.state == "settled":
+        items = items.exclude(final_value="")
+    if filters.label:
+        items = items.filter(labels__value=filters.label).distinct()
+    if filters.agreement:
+        kinds = Count("labels__value", filter=Q(labels__value__in=JUDGEMENTS), distinct=True)
+        items = items.annotate(kinds=kinds).filter(judged__gte=2)
+        items = items.filter(kinds=1 if filters.agreement == "agree" else 2)
+    if filters.tier:
+        items = items.filter(trace__tier=filters.tier)
+    return items
+
+
+def input_preview(length: int):
+    """The start of an item's input, past a leading system prompt (the first thing in
+    every conversation of a coding tool, and the same in all of them)."""
+    first = KeyTransform("0", F("trace__messages"))
+    system_len = Length(KeyTextTransform("content", first))
+    return Case(
+        When(
+            Q(trace__messages__0__role="system"),
+            then=Substr("trace__input_text", system_len + 2, length + 1),
+        ),
+        default=Left("trace__input_text", length + 1),
+    )

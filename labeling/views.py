@@ -7,7 +7,6 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Prefetch
-from django.db.models.functions import Left
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -22,7 +21,7 @@ from routing.playground import explain
 from routing.selectors import classifier_for
 
 from . import selectors, services
-from .forms import REASON_TAGS, BatchForm, LabelForm
+from .forms import REASON_KEYS, REASON_TAGS, BatchForm, LabelForm
 from .langfuse_adapter import LangfuseAdapter, LangfuseConfigError, LangfuseError, RetryPolicy
 from .models import Batch, BatchItem, Label, LabelImport, SyncRun
 from .sync import ALL_SINCE, sync_end, sync_start
@@ -130,24 +129,31 @@ def langfuse_check(request):
 def batch_detail(request, batch_id):
     batch = get_object_or_404(Batch, pk=batch_id)
     seen = selectors.visibility(request.user, batch)
+    filters = selectors.ItemFilters.from_query(
+        request.GET, tier_allowed=not seen.blind or seen.operator
+    )
     items = (
-        BatchItem.objects.filter(batch=batch)
+        selectors.batch_items(batch, filters)
         .select_related("trace")
         # The table shows a preview; whole conversations stay in the database.
         .only("id", "position", "reviews_required", "final_value", "batch_id", "trace__tier")
-        .annotate(preview=Left("trace__input_text", 121))
+        .annotate(preview=selectors.input_preview(120))
         .prefetch_related(Prefetch("labels", queryset=seen.labels()))
         .order_by("position")
     )
     page = Paginator(items, 100).get_page(request.GET.get("page"))
     for it in page.object_list:
-        it.reveal = seen.reveals_routing(seen.own_label(it, list(it.labels.all())))
+        visible = list(it.labels.all())
+        it.reveal = seen.reveals_routing(seen.own_label(it, visible))
+        it.hidden_labels = it.judged - sum(label.value != "skipped" for label in visible)
     return render(
         request,
         "labeling/batch.html",
         {
             "batch": batch,
             "page": page,
+            "filters": filters,
+            "query": filters.query_string(),
             "progress": selectors.batch_progress(batch),
             "agreement": selectors.batch_agreement(batch),
         },
@@ -209,7 +215,8 @@ def item(request, batch_id, position):
             "previous": position - 1 if position > 1 else None,
             "next": position + 1 if position < count else None,
             "last_mine": last_mine,
-            "reason_tags": REASON_TAGS,
+            # Keys 3-9 and 0 tick the reasons (1 and 2 are the labels).
+            "reason_tags": [(v, t, k) for (v, t), k in zip(REASON_TAGS, REASON_KEYS, strict=False)],
         },
     )
 

@@ -1,4 +1,5 @@
-// Keyboard labeling: 1 / 2 label and save, s skip, u undo, arrows move, ? cheat sheet.
+// Keyboard labeling: 1 / 2 label and save, 3-0 tick reasons, s skip, u undo, arrows move,
+// ? cheat sheet, Esc leaves the comment box.
 (() => {
   const root = document.getElementById("labeling");
   const form = document.getElementById("label-form");
@@ -16,6 +17,10 @@
   // A page restored from the back/forward cache sent nothing yet.
   window.addEventListener("pageshow", () => { sent = false; });
   const go = (url) => { if (url) window.location.assign(url); };
+  const reasons = form.querySelectorAll("input[name=reasons]");
+  const tick = (index) => {
+    if (reasons[index]) reasons[index].checked = !reasons[index].checked;
+  };
   const choose = (value) => {
     form.querySelector(`input[name=value][value="${value}"]`).checked = true;
     submit(form);
@@ -39,7 +44,11 @@
       case "ArrowLeft": go(root.dataset.prev); break;
       case "ArrowRight": go(root.dataset.next); break;
       case "?": sheet.hidden = !sheet.hidden; break;
-      default: return;
+      default: {
+        const index = "34567890".indexOf(event.key);
+        if (event.key.length !== 1 || index < 0) return;
+        tick(index);
+      }
     }
     event.preventDefault();
   });

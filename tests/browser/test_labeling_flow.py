@@ -176,3 +176,22 @@ def test_the_labeling_pages_work_at_phone_width(browser, live_server, blind_batc
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
+
+
+def test_reasons_have_keys_and_esc_leaves_the_comment(page, live_server, blind_batch):
+    start_work_as_rita(page, live_server, blind_batch)
+    first_reason = page.locator("input[name=reasons]").first
+
+    page.keyboard.press("3")
+    expect(first_reason).to_be_checked()
+    page.keyboard.press("3")
+    expect(first_reason).not_to_be_checked()
+    page.locator("textarea[name=comment]").click()
+    page.keyboard.type("2 s u")  # typed into the comment, not taken as keys
+    page.keyboard.press("Escape")
+    page.keyboard.press("4")
+    expect(page.locator("input[name=reasons]").nth(1)).to_be_checked()
+    expect(page.locator("textarea[name=comment]")).to_have_value("2 s u")
+    page.keyboard.press("?")
+    expect(page.locator("#cheatsheet")).to_contain_text("Esc")
+    expect(page.locator("#cheatsheet")).to_contain_text("tick or untick a reason")

@@ -1,6 +1,6 @@
 """Batches, claims, labels, agreement, adjudication, write-back and the reviewer's pages."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -794,3 +794,56 @@ def test_a_scorer_versions_trace_shows_its_score_only_once_the_routing_may_be_se
 
     assert "Score <strong>1.500</strong> ≥ threshold 0.0" in html
     assert f'<mark class="mark-strong" title="{feature} +2.5">' in html
+
+
+@pytest.fixture
+def small_batch(db, operator, make_user):
+    from labeling.models import BatchKind, Trace
+    from labeling.sync import input_fingerprint
+
+    t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    system = "You are a coding assistant. Answer briefly."
+    rows = [("정렬 코드 부탁해", "weak"), ("Refactor the payment module", "strong"), ("hi", "weak")]
+    for n, (text, tier) in enumerate(rows):
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
+        joined = f"{system} {text}"
+        Trace.objects.create(
+            langfuse_id=f"t-{n}", started_at=t0 + timedelta(minutes=n), messages=messages,
+            input_text=joined, input_hash=input_fingerprint(joined), char_count=len(joined),
+            turn_count=2, tier=tier,
+        )  # fmt: skip
+    return services.batch_create(
+        actor=operator, kind=BatchKind.HEADLINE, period_start=t0,
+        period_end=t0 + timedelta(hours=1), size=3, seed=1, double_review_share=1.0,
+    )  # fmt: skip
+
+
+def test_the_item_list_previews_the_request_and_filters_items(
+    client, small_batch, reviewer, make_user, operator
+):
+    rob = make_user("rob", "reviewer")
+    items = {it.trace.langfuse_id: it for it in small_batch.items.select_related("trace")}
+    services.label_submit(reviewer=reviewer, item=items["t-1"], value="strong_needed")
+    services.label_submit(reviewer=rob, item=items["t-1"], value="strong_needed")
+    services.label_submit(reviewer=reviewer, item=items["t-0"], value="weak_sufficient")
+    services.label_submit(reviewer=rob, item=items["t-0"], value="strong_needed")
+    services.label_submit(reviewer=rob, item=items["t-2"], value="weak_sufficient")
+    url = f"/labeling/batches/{small_batch.pk}/"
+
+    def rows(query="", who=operator):
+        client.force_login(who)
+        html = client.get(url + query).content.decode()
+        return [t for t in ("정렬 코드 부탁해", "Refactor the payment", ">hi<") if t in html], html
+
+    shown, html = rows()
+    assert len(shown) == 3 and "You are a coding assistant" not in html  # no system prompt
+    assert rows("?agreement=agree")[0] == ["Refactor the payment"]
+    assert rows("?agreement=disagree")[0] == ["정렬 코드 부탁해"]
+    assert rows("?state=open")[0] == [">hi<"]
+    assert rows("?label=strong_needed")[0] == ["정렬 코드 부탁해", "Refactor the payment"]
+    assert rows("?tier=strong")[0] == ["Refactor the payment"]
+    assert "No item matches." in rows("?state=settled")[1]
+    # A reviewer of a blind batch cannot filter by tier, and sees that others labeled.
+    shown, html = rows("?tier=strong", who=reviewer)
+    assert len(shown) == 3 and 'name="tier"' not in html
+    assert "1 by others" in html  # rob's label of "hi", its value hidden
