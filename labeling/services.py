@@ -31,7 +31,7 @@ from .models import (
     ScoreRetraction,
 )
 from .sampling import double_review_ids, draw, period_traces
-from .selectors import disagreements
+from .selectors import JUDGEMENTS, disagreements
 from .sync import input_fingerprint
 
 MAX_BATCH_SIZE = 5_000
@@ -300,6 +300,12 @@ def item_adjudicate(*, actor, item: BatchItem, value: str, note: str = "") -> Ba
     if value not in (LabelValue.WEAK_SUFFICIENT, LabelValue.STRONG_NEEDED):
         raise ValidationError({"value": ["Choose weak_sufficient or strong_needed."]})
     item = BatchItem.objects.select_for_update().select_related("trace").get(pk=item.pk)
+    is_user = getattr(actor, "is_authenticated", False)
+    own = is_user and item.labels.filter(reviewer=actor, value__in=JUDGEMENTS).exists()
+    if own and not note.strip():
+        raise ValidationError(
+            {"note": ["You labeled this item yourself: say why you settle it (a reason)."]}
+        )
     if not disagreements().filter(pk=item.pk).exists():
         raise Conflict(
             "This item is settled already." if item.final_value else "This item is not disputed."
@@ -320,7 +326,7 @@ def item_adjudicate(*, actor, item: BatchItem, value: str, note: str = "") -> Ba
         action="item.adjudicate",
         obj=item,
         before={"final_value": ""},
-        after={"final_value": value, "trace": item.trace.langfuse_id},
+        after={"final_value": value, "trace": item.trace.langfuse_id, "own_label": own},
         message=note,
     )
     from .tasks import push_final

@@ -23,7 +23,7 @@ from routing.selectors import classifier_for
 from . import selectors, services
 from .forms import REASON_KEYS, REASON_TAGS, BatchForm, LabelForm
 from .langfuse_adapter import LangfuseAdapter, LangfuseConfigError, LangfuseError, RetryPolicy
-from .models import Batch, BatchItem, Label, LabelImport, SyncRun
+from .models import Batch, BatchItem, Label, LabelImport, LabelValue, SyncRun
 from .sync import ALL_SINCE, sync_end, sync_start
 from .tasks import sync_traces
 
@@ -257,20 +257,37 @@ def adjudication(request):
     return render(request, "labeling/adjudication.html", {"items": selectors.disagreements()[:200]})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(OPERATOR)
 def adjudicate(request, item_id):
-    item = get_object_or_404(BatchItem, pk=item_id)
-    try:
-        services.item_adjudicate(
-            actor=request.user,
-            item=item,
-            value=request.POST.get("value", ""),
-            note=request.POST.get("note", ""),
-        )
-    except (ValidationError, Conflict) as e:
-        messages.error(request, error_text(e))
-    return redirect("labeling:adjudication")
+    """One disputed item in full (conversation, answer, each reviewer's label, reasons and
+    comment), and the decision; settling an item you labeled yourself needs a reason."""
+    item = get_object_or_404(BatchItem.objects.select_related("trace", "batch"), pk=item_id)
+    if request.method == "POST":
+        try:
+            services.item_adjudicate(
+                actor=request.user,
+                item=item,
+                value=request.POST.get("value", ""),
+                note=request.POST.get("note", ""),
+            )
+        except (ValidationError, Conflict) as e:
+            messages.error(request, error_text(e))
+            return redirect("labeling:adjudicate", item_id=item.pk)
+        messages.success(request, f"{item.batch.name} #{item.position} settled.")
+        return redirect("labeling:adjudication")
+    labels = item.labels.select_related("reviewer").exclude(value=LabelValue.SKIPPED)
+    return render(
+        request,
+        "labeling/adjudicate.html",
+        {
+            "item": item,
+            "trace": item.trace,
+            "labels": labels,
+            "own": any(label.reviewer_id == request.user.pk for label in labels),
+            "reason_names": dict(REASON_TAGS),
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])

@@ -89,3 +89,9 @@ def highlighted(text: str, keywords) -> str:
         "{}",
         ((format_html("<mark>{}</mark>", p) if k else escape(p),) for p, k in pieces),
     )
+
+
+@register.filter
+def get_item(mapping, key):
+    """``mapping[key]`` in a template (None when absent)."""
+    return mapping.get(key) if isinstance(mapping, dict) else None

@@ -53,3 +53,20 @@
     event.preventDefault();
   });
 })();
+
+// Settling a disputed item: 1 / 2 decide (the form asks to confirm), Esc leaves the note.
+(() => {
+  const form = document.getElementById("settle-form");
+  if (!form) return;
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest("textarea, input")) {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    const value = { 1: "weak_sufficient", 2: "strong_needed" }[event.key];
+    if (!value) return;
+    event.preventDefault();
+    form.requestSubmit(form.querySelector(`button[value="${value}"]`));
+  });
+})();

@@ -180,6 +180,8 @@ def test_the_labeling_pages_work_at_phone_width(browser, live_server, blind_batc
 
 def test_reasons_have_keys_and_esc_leaves_the_comment(page, live_server, blind_batch):
     start_work_as_rita(page, live_server, blind_batch)
+    page.wait_for_url("**/items/**")
+    page.wait_for_load_state("load")  # the keys' script has run
     first_reason = page.locator("input[name=reasons]").first
 
     page.keyboard.press("3")
@@ -195,3 +197,37 @@ def test_reasons_have_keys_and_esc_leaves_the_comment(page, live_server, blind_b
     page.keyboard.press("?")
     expect(page.locator("#cheatsheet")).to_contain_text("Esc")
     expect(page.locator("#cheatsheet")).to_contain_text("tick or untick a reason")
+
+
+def test_an_operator_settles_a_dispute_with_a_key_after_confirming(
+    page, live_server, blind_batch, django_user_model
+):
+    item = blind_batch.items.select_related("trace").first()
+    rita = django_user_model.objects.get(username="rita")
+    rob = django_user_model.objects.create_user(username="rob", password="x")
+    rob.groups.add(*rita.groups.all())
+    item.reviews_required = 2
+    item.save(update_fields=["reviews_required"])
+    services.label_submit(reviewer=rita, item=item, value="strong_needed", comment="hard")
+    services.label_submit(reviewer=rob, item=item, value="weak_sufficient", comment="easy")
+    otto = django_user_model.objects.get(username="otto")
+    otto.set_password("pw-for-tests-only")
+    otto.save()
+    otto.groups.add(Group.objects.get_or_create(name="operator")[0])
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+
+    page.goto(f"{live_server.url}/login/?next=/labeling/adjudication/{item.pk}/")
+    page.fill("input[name=username]", "otto")
+    page.fill("input[name=password]", "pw-for-tests-only")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/labeling/adjudication/{item.pk}/")
+    page.wait_for_load_state("load")  # the keys' script has run
+    expect(page.locator(".reviewer-label")).to_have_count(2)
+    expect(page.locator("#adjudicate")).to_contain_text("hard")
+    page.keyboard.press("2")
+
+    expect(page).to_have_url(f"{live_server.url}/labeling/adjudication/")
+    assert dialogs and dialogs[0].startswith("Settle this item?")
+    item.refresh_from_db()
+    assert item.final_value == "strong_needed"

@@ -847,3 +847,34 @@ def test_the_item_list_previews_the_request_and_filters_items(
     shown, html = rows("?tier=strong", who=reviewer)
     assert len(shown) == 3 and 'name="tier"' not in html
     assert "1 by others" in html  # rob's label of "hi", its value hidden
+
+
+def test_the_settle_page_shows_everything_and_an_own_label_needs_a_reason(
+    client, small_batch, reviewer, make_user, operator
+):
+    from audit.models import AuditEvent
+
+    item = small_batch.items.select_related("trace").get(trace__langfuse_id="t-1")
+    services.label_submit(reviewer=reviewer, item=item, value="strong_needed",
+                          comment="touches three services", reasons=["multi-file"])  # fmt: skip
+    operator.groups.add(*reviewer.groups.all())
+    services.label_submit(reviewer=operator, item=item, value="weak_sufficient", comment="small")
+    client.force_login(operator)
+    url = f"/labeling/adjudication/{item.pk}/"
+
+    page = client.get(url).content.decode()
+    assert "You are a coding assistant" in page and "Refactor the payment module" in page
+    assert "<strong>rita</strong>" in page and "touches three services" in page
+    assert "Multi-file / codebase context" in page and "(you)" in page
+    assert 'data-confirm="Settle this item?' in page and "<kbd>1</kbd>" in page
+    refused = client.post(url, {"value": "strong_needed"}, follow=True).content.decode()
+    assert "say why you settle it" in refused
+    item.refresh_from_db()
+    assert item.final_value == ""
+
+    client.post(url, {"value": "strong_needed", "note": "rita is right: three services"})
+
+    item.refresh_from_db()
+    assert item.final_value == "strong_needed"
+    event = AuditEvent.objects.get(action="item.adjudicate")
+    assert event.after["own_label"] is True and event.message == "rita is right: three services"
