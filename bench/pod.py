@@ -404,8 +404,7 @@ async def long_streams(url: str, count: int) -> dict[str, float]:
         # Started over one second, as a thousand users would: all stream at the same time,
         # but no thousand handshakes land in the same millisecond.
         tasks = [
-            asyncio.ensure_future(long_stream(session, url, start, i / count))
-            for i in range(count)
+            asyncio.ensure_future(long_stream(session, url, start, i / count)) for i in range(count)
         ]
         await asyncio.sleep(0.5)
         start.set()
