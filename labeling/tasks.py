@@ -1,6 +1,5 @@
 """Thin Celery tasks: ids in, a service does the work, retries live here."""
 
-import os
 from datetime import timedelta
 
 from celery import shared_task
@@ -9,7 +8,7 @@ from django.utils import timezone
 
 from routing.errors import Conflict
 
-from .langfuse_adapter import LangfuseError
+from .langfuse_adapter import LangfuseConfigError, LangfuseError, settings_from_env
 from .models import BatchItem, Label, LabelValue, SyncStatus
 from .sync import sync_execute, sync_resume, sync_start
 from .writeback import final_push, label_push, label_retract
@@ -85,7 +84,9 @@ def retract_label_later(score_id: str) -> None:
 @shared_task
 def sync_periodic() -> str:
     """Beat: pull new traces when Langfuse is configured and no sync is running."""
-    if not os.environ.get("LANGFUSE_BASE_URL") and not os.environ.get("LANGFUSE_HOST"):
+    try:
+        settings_from_env()  # the same reading the sync does, *_FILE variables included
+    except LangfuseConfigError:
         return "langfuse not configured"
     try:
         run = sync_start()

@@ -44,6 +44,18 @@ def test_periodic_sync_does_nothing_without_langfuse(monkeypatch):
     assert not SyncRun.objects.exists()
 
 
+def test_periodic_sync_reads_langfuse_settings_from_files_too(monkeypatch, tmp_path, langfuse):
+    from labeling.tasks import sync_periodic
+
+    url_file = tmp_path / "url"
+    url_file.write_text(langfuse.url + "\n")
+    monkeypatch.delenv("LANGFUSE_BASE_URL", raising=False)
+    monkeypatch.setenv("LANGFUSE_BASE_URL_FILE", str(url_file))
+
+    assert sync_periodic().startswith("sync ")  # queued, not "not configured"
+    assert SyncRun.objects.count() == 1
+
+
 def test_labels_never_sent_are_pushed_again_by_the_worker(langfuse, make_batch, reviewer):
     from django.utils import timezone
 
