@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from celery import shared_task
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -89,11 +90,19 @@ def sync_periodic() -> str:
     except LangfuseConfigError:
         return "langfuse not configured"
     try:
-        run = sync_start()
+        run = sync_queue()
     except Conflict as e:
         return str(e)
-    sync_traces.delay(run.pk)
     return f"sync {run.pk} queued"
+
+
+def sync_queue(*, actor=None, since=None, until=None):
+    """Open a sync run (or resume the interrupted one of that window) and queue it for a
+    worker once the transaction commits: the one way the pages, the API and the beat
+    start a sync."""
+    run = sync_start(actor=actor, since=since, until=until)
+    transaction.on_commit(lambda: sync_traces.delay(run.pk))
+    return run
 
 
 # A write-back queued this long ago and still not done was lost (worker gone, broker

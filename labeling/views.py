@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -24,8 +23,8 @@ from . import selectors, services
 from .forms import REASON_KEYS, REASON_TAGS, BatchForm, LabelForm
 from .langfuse_adapter import LangfuseAdapter, LangfuseConfigError, LangfuseError, RetryPolicy
 from .models import Batch, BatchItem, Label, LabelImport, LabelValue, SyncRun
-from .sync import ALL_SINCE, sync_end, sync_start
-from .tasks import sync_traces
+from .sync import ALL_SINCE, sync_end
+from .tasks import sync_queue
 
 
 @require_GET
@@ -100,11 +99,10 @@ def sync_now(request):
             return redirect("labeling:home")
         since = datetime(day.year, day.month, day.day, tzinfo=UTC)
     try:
-        run = sync_start(actor=request.user, since=since)
+        run = sync_queue(actor=request.user, since=since)
     except Conflict as e:
         messages.error(request, str(e))
     else:
-        transaction.on_commit(lambda: sync_traces.delay(run.pk))
         resumed = f" (resuming after page {run.pages})" if run.resumed else ""
         messages.success(request, f"Sync {run.pk} queued{resumed}.")
     return redirect("labeling:home")

@@ -1,6 +1,5 @@
 """Labeling API: reviewers read and label; operators sync, draw batches and adjudicate."""
 
-from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
@@ -17,8 +16,8 @@ from cascade_admin.api import validated
 
 from .. import export, selectors, services
 from ..models import Batch, BatchItem, Label, LabelImport, SyncRun, Trace
-from ..sync import ALL_SINCE, sync_end, sync_start
-from ..tasks import sync_traces
+from ..sync import ALL_SINCE, sync_end
+from ..tasks import sync_queue
 from . import serializers as s
 
 
@@ -57,8 +56,7 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data = validated(s.SyncRunCreateSerializer, request.data)
         if data.pop("all"):
             data["since"] = ALL_SINCE
-        run = sync_start(actor=request.user, **data)
-        transaction.on_commit(lambda: sync_traces.delay(run.pk))
+        run = sync_queue(actor=request.user, **data)
         return Response(s.SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=s.SyncEndSerializer, responses=s.SyncRunSerializer)

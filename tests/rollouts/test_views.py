@@ -152,6 +152,14 @@ def test_the_targets_command_registers_slots_and_a_route_once(db):
     )
     # The names deploy/ uses, so a stock install needs no arguments.
     assert Slot.objects.get(name="llm-classifier-green").configmap == "llm-classifier-green-config"
+    # Audited as the admin audits it, once: the second run created nothing.
+    from audit.models import AuditEvent
+
+    created = AuditEvent.objects.filter(action__in=["slot.create", "route.create"])
+    assert sorted(created.values_list("action", flat=True)) == [
+        "route.create", "slot.create", "slot.create",
+    ]  # fmt: skip
+    assert {e.actor_name for e in created} == {"cli"}
 
 
 def test_an_operator_edits_a_gate_on_the_rollout_page(client, operator, reviewer, rollout):

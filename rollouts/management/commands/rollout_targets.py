@@ -12,8 +12,16 @@ docs/operator-guide.md lists.
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.forms.models import model_to_dict
 
+from audit.services import audit_record
 from rollouts.models import Route, Slot
+
+
+def _audit_created(obj) -> None:
+    """Registered here as in the admin: one audit record per new slot or route."""
+    after = {k: str(v) for k, v in model_to_dict(obj).items()}
+    audit_record(actor="cli", action=f"{obj._meta.model_name}.create", obj=obj, after=after)
 
 
 class Command(BaseCommand):
@@ -48,8 +56,10 @@ class Command(BaseCommand):
                     "admin_port_name": admin_port_name,
                 },
             )
+            if created:
+                _audit_created(slots[name])
             self.stdout.write(f"slot {name}: {'created' if created else 'exists'}")
-        _, created = Route.objects.get_or_create(
+        registered, created = Route.objects.get_or_create(
             name=route,
             defaults={
                 "namespace": namespace,
@@ -61,4 +71,6 @@ class Command(BaseCommand):
                 "canary_slot": slots[canary],
             },
         )
+        if created:
+            _audit_created(registered)
         self.stdout.write(f"route {route}: {'created' if created else 'exists'}")
