@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from routing.errors import Conflict
+from cascade_admin.errors import Conflict
 
 
 def exception_handler(exc, context):

@@ -17,7 +17,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
-from routing.errors import Conflict
+from cascade_admin.errors import Conflict
 
 from .label_files import LabelFileError, ParsedFile, parse_label_file
 from .models import (

@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from cascade_admin.env import env_int
+from cascade_admin.errors import Conflict
 from routing.engine import conversation_text
-from routing.errors import Conflict
 
 from .langfuse_adapter import (
     FeedbackScore,

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from routing.errors import Conflict
+from cascade_admin.errors import Conflict
 
 from .langfuse_adapter import LangfuseConfigError, LangfuseError, settings_from_env
 from .models import BatchItem, Label, LabelValue, SyncStatus

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import role_required
 from accounts.roles import OPERATOR, REVIEWER, has_role
+from cascade_admin.errors import Conflict
 from cascade_admin.ui import error_text
-from routing.errors import Conflict
 from routing.models import ClassifierVersion
 from routing.playground import explain
 from routing.selectors import classifier_for

@@ -29,8 +29,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.errors import Conflict
 from routing.engine import SCHEMA
-from routing.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
 from . import conf, selectors, targets

@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
-from routing.errors import Conflict
+from cascade_admin.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
 from . import conf, gates, notify, selectors, targets

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import role_required
 from accounts.roles import OPERATOR, REVIEWER
+from cascade_admin.errors import Conflict
 from cascade_admin.ui import error_text
-from routing.errors import Conflict
 
 from . import health as rollout_health
 from . import publish, selectors, services

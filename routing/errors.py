@@ -1,9 +1,5 @@
-class Conflict(Exception):
-    """The request is valid but clashes with the current state (e.g. editing a frozen version).
-
-    The API answers 409 with this text.
-    """
+from cascade_admin.errors import Conflict
 
 
 class VersionNotEditable(Conflict):
-    pass
+    """A change to a version that is no longer a draft."""

@@ -16,9 +16,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.errors import Conflict
 
 from .engine import ConfigError, canonical_config, normalize_keyword
-from .errors import Conflict, VersionNotEditable
+from .errors import VersionNotEditable
 from .languages import guess_language
 from .models import ClassifierVersion, Keyword, KeywordSet, Language, VersionStatus
 

@@ -10,11 +10,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import role_required
 from accounts.roles import OPERATOR, REVIEWER, has_role
 from audit.selectors import audit_events, audit_for_object
+from cascade_admin.errors import Conflict
 from cascade_admin.ui import error_text
 
 from . import selectors, services
 from .engine import MessagesError, conversation_text
-from .errors import Conflict
 from .forms import CopyForm, KeywordForm, PlaygroundForm, ThresholdsForm
 from .models import ClassifierVersion, VersionStatus
 from .playground import marked, parse_conversation

@@ -20,10 +20,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.errors import Conflict
 from cascade_admin.ui import error_text
 from routing import services as routing_services
 from routing.engine import normalize_keyword
-from routing.errors import Conflict
 from routing.models import ClassifierVersion
 
 from .models import CostSettings, Job, JobKind, JobStatus, MetricReport, SloTarget

@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from cascade_admin.api import validated
-from routing.errors import Conflict
+from cascade_admin.errors import Conflict
 
 from .. import publish, selectors, services
 from ..models import (

@@ -9,9 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import AuditEvent
+from cascade_admin.errors import Conflict
 from labeling.models import ImportedLabel, LabelImport, Trace
 from labeling.services import label_import_create, label_import_undo
-from routing.errors import Conflict
 from tuning.selectors import labeled_rows, training_rows
 
 pytestmark = pytest.mark.django_db

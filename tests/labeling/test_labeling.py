@@ -7,12 +7,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from cascade_admin.errors import Conflict
 from labeling import services
 from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
 from labeling.models import Batch, BatchKind, Label, LabelValue
 from labeling.selectors import batch_agreement, batch_progress, cohens_kappa, disagreements
 from labeling.writeback import final_push, final_score_id, label_push, score_id
-from routing.errors import Conflict
 
 from .conftest import TRAFFIC_END
 

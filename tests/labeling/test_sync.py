@@ -7,12 +7,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from cascade_admin.errors import Conflict
 from labeling.langfuse_adapter import LangfuseAdapter, RetryPolicy
 from labeling.models import SyncRun, SyncStatus, Trace
 from labeling.standin import Fault
 from labeling.standin.store import iso
 from labeling.sync import STALE_AFTER, ingest_lag, sync_execute, sync_resume, sync_start
-from routing.errors import Conflict
 
 from .conftest import TRAFFIC_END
 

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from cascade_admin.errors import Conflict
 from labeling.models import Batch, BatchItem, Label, Trace
 from rollouts import services
 from rollouts.models import (
@@ -21,7 +22,6 @@ from rollouts.models import (
     Rollout,
     RolloutState,
 )
-from routing.errors import Conflict
 from tests.standins.k8s_api import httproute
 from tuning.stats import proportion
 

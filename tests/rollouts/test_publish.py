@@ -9,6 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from cascade_admin.errors import Conflict
 from rollouts import services
 from rollouts.models import PodState, Publication, PublicationState
 from rollouts.publish import (
@@ -17,7 +18,6 @@ from rollouts.publish import (
     publication_retry,
     publication_start,
 )
-from routing.errors import Conflict
 from tests.pod.podkit import Pod, old_pod_tree, v7, write_config
 from tests.standins.k8s_api import configmap, endpoint_slice
 

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from cascade_admin.errors import Conflict
 from rollouts import services
 from rollouts.models import (
     Gate,
@@ -20,7 +21,6 @@ from rollouts.models import (
     Route,
     WeightIntent,
 )
-from routing.errors import Conflict
 
 from .conftest import CANARY, HTTPROUTE, NS, STABLE, route_weights
 from .test_services import start

@@ -8,6 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from cascade_admin.errors import Conflict
 from rollouts import services
 from rollouts.models import (
     Publication,
@@ -16,7 +17,6 @@ from rollouts.models import (
     RolloutState,
     Route,
 )
-from routing.errors import Conflict
 from tests.standins.k8s_api import httproute
 
 from .conftest import CANARY, HTTPROUTE, NS, STABLE, route_weights

@@ -3,8 +3,8 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from cascade_admin.errors import Conflict
 from labeling.services import label_import_create
-from routing.errors import Conflict
 
 
 class Command(BaseCommand):

@@ -5,10 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from cascade_admin.errors import Conflict
 from labeling.langfuse_adapter import LangfuseConfigError
 from labeling.models import SyncStatus
 from labeling.sync import ALL_SINCE, sync_execute, sync_start
-from routing.errors import Conflict
 
 
 def _moment(raw: str | None, option: str) -> datetime | None:

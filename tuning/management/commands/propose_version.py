@@ -3,7 +3,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from routing.errors import Conflict
+from cascade_admin.errors import Conflict
 from routing.management.base import VersionCommand
 from tuning import proposals
 from tuning.models import Job, JobKind, JobStatus
