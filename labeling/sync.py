@@ -379,7 +379,6 @@ def sync_execute(
                 if on_page:
                     on_page(run)
         run.feedback_scores = sync_feedback(adapter, run.since, run.until)
-        retractions_verify(adapter)
     except LangfuseError as e:
         log.warning("sync run %s stopped: %s", run.pk, e)
         _fail(run, str(e), retryable=e.retryable)
@@ -390,11 +389,18 @@ def sync_execute(
         log.exception("sync run %s crashed", run.pk)
         _fail(run, f"{type(e).__name__}: {e}", retryable=False)
         raise
+    else:
+        run.status, run.finished_at = SyncStatus.SUCCEEDED, timezone.now()
+        run.save(update_fields=["status", "finished_at", "feedback_scores"])
+        # The traces are in; a Langfuse failure while checking retractions only leaves
+        # them pending for the next sync.
+        try:
+            retractions_verify(adapter)
+        except LangfuseError as e:
+            log.warning("retractions not checked after sync run %s: %s", run.pk, e)
     finally:
         if own_adapter:
             adapter.close()
-    run.status, run.finished_at = SyncStatus.SUCCEEDED, timezone.now()
-    run.save(update_fields=["status", "finished_at", "feedback_scores"])
     return run
 
 

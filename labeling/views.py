@@ -127,9 +127,8 @@ def langfuse_check(request):
 def batch_detail(request, batch_id):
     batch = get_object_or_404(Batch, pk=batch_id)
     seen = selectors.visibility(request.user, batch)
-    filters = selectors.ItemFilters.from_query(
-        request.GET, tier_allowed=not seen.blind or seen.operator
-    )
+    tiers_shown = seen.reveals_routing(None)  # every tier visible: a tier filter gives none away
+    filters = selectors.ItemFilters.from_query(request.GET, tier_allowed=tiers_shown)
     items = (
         selectors.batch_items(batch, filters)
         .select_related("trace")
@@ -151,6 +150,7 @@ def batch_detail(request, batch_id):
             "batch": batch,
             "page": page,
             "filters": filters,
+            "tiers_shown": tiers_shown,
             "query": filters.query_string(),
             "progress": selectors.batch_progress(batch),
             "agreement": selectors.batch_agreement(batch),

@@ -144,15 +144,10 @@ def retractions_verify(adapter: LangfuseAdapter, *, now=None) -> dict[str, int]:
     present = {score.id for score in adapter.fetch_scores_by_id([r.score_id for r in pending])}
     gone = [r.pk for r in pending if r.score_id not in present]
     ScoreRetraction.objects.filter(pk__in=gone).update(confirmed_at=now)
-    resent = 0
-    for retraction in pending:
-        if retraction.score_id in present and retraction.sent_at <= now - RESEND_AFTER:
-            adapter.delete_score(retraction.score_id)
-            ScoreRetraction.objects.filter(pk=retraction.pk).update(
-                sent_at=now, attempts=F("attempts") + 1
-            )
-            resent += 1
-    return {"confirmed": len(gone), "resent": resent}
+    stale = [r for r in pending if r.score_id in present and r.sent_at <= now - RESEND_AFTER]
+    for retraction in stale:
+        label_retract(retraction.score_id, adapter=adapter)
+    return {"confirmed": len(gone), "resent": len(stale)}
 
 
 def final_push(item_id: int, *, adapter: LangfuseAdapter | None = None) -> BatchItem:

@@ -19,8 +19,7 @@ from routing.models import ClassifierVersion
 from routing.selectors import classifier_for
 
 from . import proposals, selectors
-from .scorer_training import scores_from_hits
-from .search import Rule, Settings, hit_matrix
+from .search import Rule, Settings, hit_matrix, scores_from_hits
 from .stats import weighted_proportion
 
 MIN_GAIN = Settings.min_gain  # distinct inputs a removal must fix on balance
@@ -42,7 +41,7 @@ def keyword_health(version: ClassifierVersion, *, now: datetime | None = None) -
     by_threshold = labels.forced | (labels.chars > rule.token_threshold)
     by_threshold |= labels.turns > rule.turn_threshold
     if classifier.scorer is not None:  # a keyword is not alone where the score sends strong
-        scores = [classifier.classify_text(r.text, r.turn_count).score for r in rows]
+        scores = [classifier.classify_text(r.text, r.turn_count, explain=False).score for r in rows]
         by_threshold |= np.array(scores, dtype=float) >= classifier.scorer.threshold
     cover = matrix.sum(0) if keywords else np.zeros(labels.size, dtype=int)
     tcover = None

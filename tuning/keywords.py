@@ -89,7 +89,7 @@ def mine(
 
     rows, inputs = training_rows(start, end)
     classifier = classifier_for(version)
-    tiers = [classifier.classify_text(r.text, r.turn_count).tier for r in rows]
+    tiers = [classifier.classify_text(r.text, r.turn_count, explain=False).tier for r in rows]
     docs = terms_many([r.text for r in rows])
     fn = [i for i, r in enumerate(rows) if r.label == STRONG and tiers[i] == "weak"]
     weak_ok = [i for i, r in enumerate(rows) if r.label == WEAK_OK]
@@ -154,7 +154,7 @@ def _traffic_effect(classifier, candidate_terms: list[str], start, end) -> dict:
     automaton = ahocorasick_rs.AhoCorasick(candidate_terms) if candidate_terms else None
     for text, turns in stream(period_traffic(start, end), "input_text", "turn_count"):
         requests += 1
-        if automaton is None or classifier.classify_text(text, turns).tier != "weak":
+        if automaton is None or classifier.classify_text(text, turns, explain=False).tier != "weak":
             continue
         hits = automaton.find_matches_as_indexes(text.lower(), overlapping=True)
         for index in {index for index, _, _ in hits}:

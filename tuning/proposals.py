@@ -25,7 +25,7 @@ from routing.engine import STRONG, build_classifier
 from routing.models import ClassifierVersion
 from routing.selectors import classifier_for
 
-from . import proposal, scorer_proposal, selectors
+from . import proposal, selectors
 from .features import language
 from .models import Metric
 from .search import Labels, Rule, Settings, Traffic, TrafficMatcher
@@ -248,6 +248,9 @@ def run(params: dict, progress: Callable[[int], None] = lambda p: None) -> dict[
     load = traffic_loader(traffic_since, traffic_until, config.byte_threshold)
     try:
         if options["kind"] == "scorer":
+            # scikit-learn loads here, in the worker, not in every web process.
+            from . import scorer_proposal
+
             result = scorer_proposal.propose_scorer(
                 labels, base, settings, load, base_scorer=base_version.scorer, **common
             )
@@ -316,7 +319,7 @@ def holdout_figures(
     base = classifier_for(base_version)
 
     def strong(classifier) -> np.ndarray:
-        tiers = [classifier.classify_text(r.text, r.turn_count).tier for r in rows]
+        tiers = [classifier.classify_text(r.text, r.turn_count, explain=False).tier for r in rows]
         return np.array([t == STRONG for t in tiers], dtype=bool)
 
     old, new = strong(base), strong(proposed)

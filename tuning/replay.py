@@ -96,9 +96,9 @@ def _compare(rows: list[LabeledRow], new_classifier, old_classifier) -> dict:
     new_confusion, old_confusion = Confusion(), Confusion()
     flips, b, c, compared = [], 0, 0, 0
     for row in rows:
-        decision = new_classifier.classify_text(row.text, row.turn_count)
+        decision = new_classifier.classify_text(row.text, row.turn_count, explain=False)
         old_tier = (
-            old_classifier.classify_text(row.text, row.turn_count).tier
+            old_classifier.classify_text(row.text, row.turn_count, explain=False).tier
             if old_classifier
             else row.tier
         )
@@ -165,7 +165,7 @@ def replay_traffic(
         traces, "input_text", "turn_count", "tier", "cost_usd", "latency_s", chunk_size=chunk_size
     ):
         n += 1
-        new = classify(text, turns).tier
+        new = classify(text, turns, explain=False).tier
         if new == "weak":
             predicted_weak += 1
         if tier == "weak":

@@ -25,7 +25,7 @@ from routing.selectors import heaviest
 from . import scorer_training as training
 from .features import language
 from .proposal import SIGNIFICANCE, checked_folds, figures, traffic_figures, verdict
-from .search import Labels, Rule, Settings, Traffic, hit_matrix
+from .search import Labels, Rule, Settings, Traffic, hit_matrix, scores_from_hits
 from .stats import mcnemar
 
 TOP_SHOWN = 15  # features shown each way
@@ -61,7 +61,7 @@ def base_strong_traffic(rule: Rule, scorer: dict | None, traffic: Traffic) -> np
         if hits is not None:
             strong[hits] = True
     if scorer is not None:
-        scores = training.scores_from_hits(scorer["bias"], scorer["features"], traffic)
+        scores = scores_from_hits(scorer["bias"], scorer["features"], traffic)
         strong |= scores >= scorer["threshold"]
     return strong
 
@@ -120,7 +120,8 @@ def propose_scorer(
         )
         oof[test] = choice.strong(fold_model.scores(corpus.x[test]), population.take(test))
         fold_rules.append(_fold_summary(fold_model, choice))
-    choice = training.choose_rule(oof_all, y, population, with_traffic(model), base, settings)
+    final_traffic = with_traffic(model)  # the final model's traffic scores, used twice
+    choice = training.choose_rule(oof_all, y, population, final_traffic, base, settings)
     progress(95)
 
     final_strong = choice.strong(model.scores(corpus.x), population)
@@ -130,9 +131,7 @@ def propose_scorer(
     base_figures = figures(labels, base_strong, everything, langs)
     in_sample = figures(labels, final_strong, everything, langs)
     if traffic is not None:
-        proposal_traffic = choice.strong(
-            training.traffic_scores(model, corpus, traffic), traffic_population
-        )
+        proposal_traffic = choice.strong(final_traffic[1], traffic_population)
         shares = traffic_figures(
             {"base": base_strong_traffic(base, base_scorer, traffic), "proposal": proposal_traffic},
             unit_costs,

@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from routing.engine.scorer import UNITS
 
 from .proposal import ProposalError
-from .search import Labels, Rule, Settings, Traffic, assign_folds
+from .search import Labels, Rule, Settings, Traffic, assign_folds, scores_from_hits
 
 NGRAMS = (2, 3, 4)
 MIN_INPUTS = 2  # a substring must occur in this many distinct inputs to be a feature
@@ -282,17 +282,6 @@ def traffic_scores(model: Model, corpus: Corpus, traffic: Traffic) -> np.ndarray
     """Scores of the traffic rows from per-feature hit lists (``Traffic.hits``)."""
     pairs = zip(model_features(model, corpus), model.weights.tolist(), strict=True)
     return scores_from_hits(model.bias, pairs, traffic)
-
-
-def scores_from_hits(bias: float, pairs, traffic: Traffic) -> np.ndarray:
-    """bias + the weights of the (feature, weight) ``pairs`` each traffic row holds, summed
-    in the engine's integer units."""
-    units = np.full(len(traffic.chars), round(bias * UNITS), dtype=np.int64)
-    for feature, weight in pairs:
-        hits = traffic.hits.get(feature)
-        if hits is not None and len(hits):
-            units[hits] += round(float(weight) * UNITS)
-    return units / UNITS
 
 
 def model_features(model: Model, corpus: Corpus) -> list[str]:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import ahocorasick_rs
 import numpy as np
 
+from routing.engine.scorer import UNITS
+
 MAX_TOKEN = 20_000  # a length rule above this protects nothing any more
 TRAFFIC_LENGTH_POINTS = 200  # length quantiles of the traffic offered as thresholds
 RESCORE = 8  # best moves at fixed thresholds re-scored with the thresholds re-optimised
@@ -390,3 +392,14 @@ def assign_folds(groups: np.ndarray, weights: np.ndarray, k: int, seed: int) -> 
         fold_of[g] = target
         load[target] += group_weight[g]
     return np.array([fold_of[g] for g in groups], dtype=np.int64)
+
+
+def scores_from_hits(bias: float, pairs, traffic: Traffic) -> np.ndarray:
+    """bias + the weights of the (feature, weight) ``pairs`` each traffic row holds, summed
+    in the engine's integer units."""
+    units = np.full(len(traffic.chars), round(bias * UNITS), dtype=np.int64)
+    for feature, weight in pairs:
+        hits = traffic.hits.get(feature)
+        if hits is not None and len(hits):
+            units[hits] += round(float(weight) * UNITS)
+    return units / UNITS

@@ -153,7 +153,7 @@ def _scored(classifier, texts_and_turns) -> tuple[np.ndarray, np.ndarray]:
     """(score, hard trigger fired) of each request, decided by the engine."""
     scores, forced = [], []
     for text, turns in texts_and_turns:
-        decision = classifier.classify_text(text, turns)
+        decision = classifier.classify_text(text, turns, explain=False)
         scores.append(decision.score)
         forced.append(any(not r.startswith("score:") for r in decision.reasons if r != "default"))
     return np.array(scores, dtype=float), np.array(forced, dtype=bool)

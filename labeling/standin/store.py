@@ -393,16 +393,15 @@ class Store:
     # -- loading
 
     def add_observations(self, observations: Iterable[Mapping[str, Any]]) -> None:
+        new = [{**item, "_startTime": _micros(item["startTime"])} for item in observations]
         with self._lock:
-            new = []
-            for item in observations:
-                obs = dict(item)
-                obs["_startTime"] = _micros(obs["startTime"])
-                new.append(obs)
-            rows = [*self._observations, *new]
-            rows.sort(key=lambda o: (o["_startTime"], o["id"]))
-            self._observations = rows
-            self._keys = [(o["_startTime"], o["id"]) for o in rows]
+            self._set_rows([*self._observations, *new])
+
+    def _set_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Keep the rows sorted by (start, id) with their keys (held lock)."""
+        rows.sort(key=lambda o: (o["_startTime"], o["id"]))
+        self._observations = rows
+        self._keys = [(o["_startTime"], o["id"]) for o in rows]
 
     def upsert_observations(self, observations: Iterable[Mapping[str, Any]]) -> int:
         """Add ingested observations, an id seen before replacing the stored one (the SDK
@@ -412,10 +411,7 @@ class Store:
             kept = [o for o in self._observations if o["id"] not in new]
             for obs in new.values():
                 obs["_startTime"] = _micros(obs["startTime"])
-            rows = [*kept, *new.values()]
-            rows.sort(key=lambda o: (o["_startTime"], o["id"]))
-            self._observations = rows
-            self._keys = [(o["_startTime"], o["id"]) for o in rows]
+            self._set_rows([*kept, *new.values()])
         return len(new)
 
     def ingest_batch(self, events: list[dict[str, Any]]) -> tuple[int, Any]:
@@ -614,7 +610,6 @@ class Store:
             return 422, {"message": V1_TIMEOUT_MESSAGE, "error": "Request timed out"}
         if "parseIoAsJson" in query and _query_bool(query, "parseIoAsJson"):
             raise BadRequest("parseIoAsJson is deprecated; input and output are raw strings")
-        limit = _query_int(query, "limit", 50, MAX_OBSERVATION_LIMIT)
         groups = _csv(query, "fields") or set(DEFAULT_GROUPS)
         unknown = groups - FIELD_GROUPS.keys()
         if unknown:

@@ -143,10 +143,6 @@ def _compact(document: Mapping[str, Any]) -> bytes:
     return body.encode("utf-8")
 
 
-def _digest(document: Mapping[str, Any]) -> str:
-    return hashlib.sha256(_compact(document)).hexdigest()
-
-
 def canonical_config(version: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The exported form: validated, keywords normalized and sorted, hashed.
 
@@ -163,7 +159,8 @@ def canonical_config(version: str, config: Mapping[str, Any]) -> dict[str, Any]:
     }
     if valid.scorer is not None:
         document["scorer"] = valid.scorer.canonical()
-    size = len(_compact(document))
+    body = _compact(document)
+    size = len(body)
     if size > MAX_CANONICAL_BYTES:
         raise ConfigError(
             {
@@ -173,7 +170,7 @@ def canonical_config(version: str, config: Mapping[str, Any]) -> dict[str, Any]:
                 ]
             }
         )
-    document["sha256"] = _digest(document)
+    document["sha256"] = hashlib.sha256(body).hexdigest()
     return document
 
 

@@ -24,11 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
-from labeling.standin.ingest import attribute_value
+from labeling.standin.ingest import otlp_spans
 
 PATH = "/api/public/otel/v1/traces"
 
@@ -46,26 +45,11 @@ class ReceivedSpan:
 
 
 def decode_spans(payload: bytes, headers: dict[str, str]) -> list[ReceivedSpan]:
-    """Every span in one OTLP protobuf export body."""
-    request = ExportTraceServiceRequest()
-    request.ParseFromString(payload)
-    spans = []
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                spans.append(
-                    ReceivedSpan(
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex(),
-                        name=span.name,
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano,
-                        attributes={kv.key: attribute_value(kv.value) for kv in span.attributes},
-                        headers=headers,
-                    )
-                )
-    return spans
+    """Every span in one OTLP protobuf export body (decoded as the Langfuse stand-in does)."""
+    return [
+        ReceivedSpan(**span, headers=headers)
+        for span in otlp_spans(payload, "application/x-protobuf")
+    ]
 
 
 class LangfuseOtel:

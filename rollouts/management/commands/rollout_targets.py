@@ -15,12 +15,13 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 
 from audit.services import audit_record
+from rollouts.admin import _jsonable
 from rollouts.models import Route, Slot
 
 
 def _audit_created(obj) -> None:
     """Registered here as in the admin: one audit record per new slot or route."""
-    after = {k: str(v) for k, v in model_to_dict(obj).items()}
+    after = _jsonable(model_to_dict(obj))
     audit_record(actor="cli", action=f"{obj._meta.model_name}.create", obj=obj, after=after)
 
 
