@@ -7,6 +7,7 @@ A resource is listed by its collection URL, or, if it has none (``items`` only h
 ``items/{pk}/adjudicate/``), by the template of its shortest route.
 """
 
+import itertools
 import re
 
 from django.urls import URLResolver, get_resolver, get_script_prefix
@@ -35,6 +36,12 @@ def _viewset_routes(patterns, prefix=""):
             yield pattern.callback.initkwargs["basename"], pattern.name, route
 
 
+def _prefix(route: str) -> str:
+    """The router prefix a route belongs to: ``auth/tokens/{pk}/`` -> ``auth/tokens``."""
+    parts = route.removeprefix(PREFIX).split("/")
+    return "/".join(p for p in itertools.takewhile(lambda p: p and "{" not in p, parts))
+
+
 def api_resources() -> dict[str, str]:
     """``{"versions": "/api/v1/versions/", ...}`` in URLconf order."""
     routes: dict[str, list[tuple[str, str]]] = {}
@@ -45,7 +52,7 @@ def api_resources() -> dict[str, str]:
     for basename, named in routes.items():
         collection = [route for name, route in named if name == f"{basename}-list"]
         route = collection[0] if collection else min((r for _, r in named), key=len)
-        resources[route.removeprefix(PREFIX).split("/")[0]] = get_script_prefix() + route
+        resources[_prefix(route)] = get_script_prefix() + route
     return resources
 
 

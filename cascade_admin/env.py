@@ -71,3 +71,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None or value == "":
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_PERIODS = {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}
+
+
+def env_rate(name: str, default: str) -> str:
+    """A request rate as DRF's throttles read it: ``N/period`` (``30/minute``, ``5/s``)."""
+    value = env_str(name, default)
+    count, _, period = value.partition("/")
+    if not (count.isdigit() and int(count) > 0 and period in _PERIODS):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate like 30/minute (periods: second, minute, hour, day)."
+        )
+    return value

@@ -7,13 +7,15 @@ gateway TRUST_X_FORWARDED_PROTO and SECURE_SSL_REDIRECT (docs/operator-guide.md 
 whole production environment; with it ``manage.py check --deploy`` is clean).
 """
 
+import ipaddress
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CASCADE_VAR_DIR", str(BASE_DIR / "var")))
@@ -50,7 +52,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -74,6 +77,8 @@ MIDDLEWARE = [
     "accounts.middleware.LoginRequiredExceptApiMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for a locked-out client into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "cascade_admin.urls"
@@ -119,11 +124,60 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The API's request-rate counters live here. Several gunicorn workers share them only through
+# a shared cache: production sets CACHE_URL (redis://...); otherwise each process counts alone.
+CACHE_URL = env_str("CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# --- password guessing and API tokens -----------------------------------------------------
+# Failed logins (the page and POST /api/v1/auth/token/ alike) are counted per username and per
+# client address; at LOGIN_FAILURE_LIMIT within LOGIN_LOCKOUT_MINUTES either is refused with a
+# 429 and Retry-After until the window has passed. `manage.py unlock_login` lifts it early.
+AUTHENTICATION_BACKENDS = [
+    "accounts.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a lockout ends when it says it will
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins need no row each
+AXES_VERBOSE = False
+# Client addresses come from REMOTE_ADDR unless it is one of these proxies (addresses or CIDR
+# ranges, e.g. the ingress controller's pod network): then from X-Forwarded-For.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as e:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {e}") from None
+# API tokens: hashed at rest (knox), several per user, each with a name and an expiry.
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 (a model name, not a secret)
+# knox's own migrations create its table even when the model is swapped for ours; without
+# them Django creates nothing for knox (its only model is swapped out).
+MIGRATION_MODULES = {"knox": None}
+API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 90, minimum=1)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=API_TOKEN_TTL_DAYS)
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 20, minimum=1)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS),
+    "TOKEN_PREFIX": "cc_",  # lets secret scanners recognise a leaked token
+    "AUTO_REFRESH": False,
+}
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "routing:home"  # by role: reviewers to labeling, operators to versions
 LOGOUT_REDIRECT_URL = "login"
@@ -196,15 +250,23 @@ CONTENT_SECURITY_POLICY = {
 }
 
 REST_FRAMEWORK = {
+    # Token first: a request with no credentials gets 401 and WWW-Authenticate: Token.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    # Scoped rates (accounts/throttles.py): token requests per client address, the expensive
+    # endpoints per user. A 429 carries Retry-After.
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env_rate("API_THROTTLE_LOGIN", "30/minute"),
+        "classify": env_rate("API_THROTTLE_CLASSIFY", "600/minute"),
+        "jobs": env_rate("API_THROTTLE_JOBS", "60/hour"),
+    },
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.ReadReviewerWriteOperator"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "cascade_admin.schema.AutoSchema",
     "EXCEPTION_HANDLER": "cascade_admin.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

@@ -15,6 +15,7 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", include("accounts.urls")),
     path("django-admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
@@ -30,6 +31,7 @@ urlpatterns = [
     ),
     # Before the apps' routers, whose own roots would each list only that app's resources.
     path("api/v1/", ApiRootView.as_view(), name="api-root"),
+    path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("routing.api.urls")),
     path("api/v1/", include("labeling.api.urls")),
     path("api/v1/", include("tuning.api.urls")),
@@ -39,3 +41,8 @@ urlpatterns = [
     path("rollouts/", include("rollouts.urls")),
     path("", include("routing.urls")),
 ]
+
+handler400 = "cascade_admin.error_views.bad_request"
+handler403 = "cascade_admin.error_views.permission_denied"
+handler404 = "cascade_admin.error_views.not_found"
+handler500 = "cascade_admin.error_views.server_error"

@@ -42,3 +42,15 @@ def test_malformed_values_fail_loudly(monkeypatch):
 def test_env_list(monkeypatch):
     monkeypatch.setenv("CC_L", "a.example, b.example,,")
     assert env_list("CC_L", []) == ["a.example", "b.example"]
+
+
+def test_env_rate(monkeypatch):
+    from cascade_admin.env import env_rate
+
+    assert env_rate("CC_R", "30/minute") == "30/minute"
+    monkeypatch.setenv("CC_R", "5/s")
+    assert env_rate("CC_R", "30/minute") == "5/s"
+    for bad in ("5", "0/minute", "five/minute", "5/fortnight", "-1/day"):
+        monkeypatch.setenv("CC_R", bad)
+        with pytest.raises(ImproperlyConfigured, match="CC_R"):
+            env_rate("CC_R", "30/minute")

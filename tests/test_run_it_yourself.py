@@ -329,7 +329,7 @@ DOCUMENTED_ELSEWHERE = {ROOT / "routing" / "pod": POD_README}
 
 _NAME = r"""["']([A-Z][A-Z0-9_]*)["']"""
 ENV_READS = re.compile(
-    rf"\benv_(?:str|int|bool|list)\(\s*{_NAME}"  # cascade_admin/env.py's readers
+    rf"\benv_(?:str|int|bool|list|rate)\(\s*{_NAME}"  # cascade_admin/env.py's readers
     rf"|\b_env_value\(\s*\w+,\s*{_NAME}"  # labeling/langfuse_adapter.py's reader
     rf"|\b(?:environ|env)\.get\(\s*{_NAME}"  # os.environ.get / an injected env mapping
     rf"|\b(?:environ|env)\[\s*{_NAME}\s*\]"

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsOperator, IsReviewer
 from accounts.roles import OPERATOR, has_role
-from cascade_admin.api import validated
+from cascade_admin.api import UtcIsoDateTimeFilter, validated
 
 from .. import export, selectors, services
 from ..models import Batch, BatchItem, Label, LabelImport, SyncRun, Trace
@@ -26,8 +26,8 @@ def _item_context(request, batch) -> dict:
 
 
 class TraceFilter(filters.FilterSet):
-    since = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = Trace
@@ -169,6 +169,7 @@ class LabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 class ItemViewSet(viewsets.GenericViewSet):
     queryset = BatchItem.objects.all()
+    serializer_class = s.AdjudicateSerializer  # what OPTIONS describes
 
     @extend_schema(request=s.AdjudicateSerializer, responses=s.BatchItemSerializer)
     @action(detail=True, methods=["post"])

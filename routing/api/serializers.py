@@ -164,3 +164,8 @@ class DecisionSerializer(serializers.Serializer):
         help_text="Scorer versions only: the five present [substring, weight] pairs that "
         "pushed the score most.",
     )
+
+
+class ClassifyResponseSerializer(serializers.Serializer):
+    text = serializers.CharField(help_text="The conversation as the classifier reads it.")
+    results = DecisionSerializer(many=True, help_text="One decision per version asked.")

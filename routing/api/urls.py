@@ -1,5 +1,4 @@
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
 
 from cascade_admin.api import Router
 
@@ -11,6 +10,5 @@ router.register("keyword-sets", views.KeywordSetViewSet, basename="keyword-set")
 
 urlpatterns = [
     path("classify/", views.ClassifyView.as_view(), name="classify"),
-    path("auth/token/", obtain_auth_token, name="api-token"),
     path("", include(router.urls)),
 ]

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsReviewer
+from accounts.throttles import ClassifyThrottle
 from cascade_admin.api import validated
 
 from .. import selectors, services
@@ -137,8 +138,9 @@ class ClassifyView(APIView):
     """Decide one conversation with one or several versions, drafts included."""
 
     permission_classes = [IsReviewer]
+    throttle_classes = [ClassifyThrottle]
 
-    @extend_schema(request=s.ClassifyRequestSerializer, responses=s.DecisionSerializer(many=True))
+    @extend_schema(request=s.ClassifyRequestSerializer, responses=s.ClassifyResponseSerializer)
     def post(self, request):
         data = validated(s.ClassifyRequestSerializer, request.data)
         versions = versions_by_name(data.get("versions"))

@@ -74,6 +74,20 @@ def test_check_deploy_fails_when_https_redirects_are_switched_off(tmp_path):
     assert "security.W008" in out.stderr + out.stdout
 
 
+@pytest.mark.parametrize(
+    "name, value, says",
+    [
+        ("TRUSTED_PROXIES", "10.0.0.0/8,not-a-network", "TRUSTED_PROXIES"),
+        ("API_THROTTLE_JOBS", "60 per hour", "API_THROTTLE_JOBS"),
+        ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT"),
+    ],
+)
+def test_a_malformed_login_or_rate_setting_stops_start_up(tmp_path, name, value, says):
+    out = manage(production_env(tmp_path, **{name: value}), "check")
+    assert out.returncode != 0
+    assert says in out.stderr
+
+
 def test_the_embedded_console_still_starts_with_no_environment_at_all(tmp_path):
     env = {"PATH": os.environ["PATH"], "CASCADE_VAR_DIR": str(tmp_path / "var")}
     code = (

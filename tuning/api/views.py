@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.throttles import JobStartThrottle
 from routing.models import ClassifierVersion
 
 from .. import costs, proposals, selectors, services, slo
@@ -109,7 +110,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=s.ReplayRequestSerializer, responses={202: s.JobSerializer})
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], throttle_classes=[JobStartThrottle])
     def replay(self, request):
         """What-if replay of a version (drafts too) over labeled items and traffic."""
         return self._start(
@@ -123,7 +124,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         )
 
     @extend_schema(request=s.CandidatesRequestSerializer, responses={202: s.JobSerializer})
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], throttle_classes=[JobStartThrottle])
     def candidates(self, request):
         """Mine keyword candidates from the version's false negatives."""
         return self._start(
@@ -134,7 +135,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         )
 
     @extend_schema(request=s.SweepRequestSerializer, responses={202: s.JobSerializer})
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], throttle_classes=[JobStartThrottle])
     def sweep(self, request):
         """Sweep length and turn thresholds; calibrate to a target SLM share."""
         return self._start(
@@ -216,8 +217,29 @@ class CostSummaryView(APIView):
         return Response(costs.summary(timezone.now(), selectors.cost_settings()))
 
 
+# A Prometheus rule file, as YAML: its groups of recording and alerting rules.
+RULE_FILE = {
+    "type": "object",
+    "required": ["groups"],
+    "properties": {
+        "groups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "rules"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "interval": {"type": "string"},
+                    "rules": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        }
+    },
+}
+
+
 class PrometheusRulesView(APIView):
-    @extend_schema(responses={(200, "application/yaml"): str})
+    @extend_schema(responses={(200, "application/yaml"): RULE_FILE})
     def get(self, request):
         """Prometheus recording and alerting rules for cost, budget and drift."""
         body = costs.prometheus_rules(selectors.cost_settings())
@@ -236,6 +258,9 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_serializer_class(self):
         return s.JobListSerializer if self.action == "list" else s.JobSerializer
+
+    def get_throttles(self):
+        return [JobStartThrottle()] if self.action == "create" else super().get_throttles()
 
     @extend_schema(request=s.ProposalRequestSerializer, responses={202: s.JobSerializer})
     def create(self, request):
