@@ -20,7 +20,7 @@ runs so the next run skips the bulk load; the batches it draws are deleted at th
    that reuses the synced texts, draws a headline batch with ``batch_create``, then times
    ``item_claim_next`` + ``label_submit`` (the "next item" loop) and, through Django's test
    client as a logged-in reviewer, the work redirect, the item page, the label POST and the
-   batch page. ``--try-fixes`` measures proposed rewrites on the same data.
+   batch page. ``--try-fixes`` measures a rewrite not made yet (the draw in SQL).
 
 Figures are printed, never asserted. The machine is shared: other processes skew them.
 """
@@ -308,7 +308,7 @@ def raw_page_breakdown(
 
     Observations: HTTP (stand-in + transfer), JSON decoding, the SDK's alias conversion
     (``convert_and_respect_annotation_metadata``), pydantic validation, our parser; and the
-    same parser on plain JSON dicts; building rows, and writing them two ways. Feedback
+    same parser on plain JSON dicts; building rows, and writing them. Feedback
     scores (the first ``score_pages`` pages of the window): HTTP + JSON, then the SDK's
     models; their cost per trace is scaled by the run's scores per trace.
     """
@@ -375,9 +375,6 @@ def raw_page_breakdown(
             with transaction.atomic():
                 clock("upsert", upsert_traces, built)
                 transaction.set_rollback(True)
-            with transaction.atomic():
-                clock("copy upsert", copy_upsert, built)
-                transaction.set_rollback(True)
             clock("parse dicts", parse_page, data["data"])
             rows += len(data["data"])
             trace_ids += [o.get("traceId") or o["id"] for o in data["data"]]
@@ -417,8 +414,7 @@ def raw_page_breakdown(
         ("parse_page on SDK models", "parse"),
         ("parse_page on plain dicts (no SDK models)", "parse dicts"),
         ("trace_from_record (Trace objects, NFC text, sha256)", "rows"),
-        ("upsert_traces: Django bulk_create, UNNEST (rolled back)", "upsert"),
-        ("the same rows by COPY + INSERT ON CONFLICT (rolled back)", "copy upsert"),
+        ("upsert_traces: COPY + INSERT ON CONFLICT (rolled back)", "upsert"),
         ("feedback scores: HTTP + json.loads", ("score http", "score json")),
         ("feedback scores: SDK models (parse_obj_as)", "score sdk"),
     ):
@@ -438,54 +434,10 @@ def raw_page_breakdown(
         f"{rows / dict_path:,.0f} traces/s from plain JSON"
     )
     print(
-        "    estimate with COPY writes: "
-        f"{rows / (dict_path + seconds['rows'] + seconds['copy upsert']):,.0f} traces/s "
-        f"(plain-JSON reads as the adapter does them: {rows / (dict_path + write):,.0f}; "
-        f"through the SDK's models: {rows / (sdk_path + write):,.0f}; commits excluded)"
+        f"    with writes: {rows / (dict_path + write):,.0f} traces/s from plain JSON, as the "
+        f"adapter reads; {rows / (sdk_path + write):,.0f} through the SDK's models "
+        "(commits excluded)"
     )
-
-
-def copy_upsert(traces) -> tuple[int, int]:
-    """The proposed write path: COPY the page into a temporary table, then one
-    ``INSERT ... SELECT ... ON CONFLICT (langfuse_id) DO UPDATE``; returns (created, updated).
-
-    Django 5.2's bulk_create sends PostgreSQL arrays for UNNEST, and psycopg builds their
-    text with a Python regex escape per string: costly for long JSON and prompt texts.
-    COPY's row encoding runs in psycopg's C extension.
-    """
-    import json
-
-    from django.db import connection
-
-    from labeling.sync import FEEDBACK_FIELDS, UPDATE_FIELDS
-
-    columns = ["langfuse_id", *UPDATE_FIELDS, *FEEDBACK_FIELDS]
-    as_json = {"messages", "tags", "matched_keywords", "metadata"}
-    names = ", ".join(columns)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS bench_incoming AS "  # noqa: S608 - fixed names
-            f"SELECT {names} FROM labeling_trace WITH NO DATA"
-        )
-        cursor.execute("TRUNCATE bench_incoming")
-        with cursor.cursor.copy(f"COPY bench_incoming ({names}) FROM STDIN") as copy:
-            for trace in traces:
-                copy.write_row(
-                    [
-                        json.dumps(getattr(trace, c)) if c in as_json else getattr(trace, c)
-                        for c in columns
-                    ]
-                )
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATE_FIELDS)
-        cursor.execute(
-            f"INSERT INTO labeling_trace ({names}) SELECT {names} FROM bench_incoming "  # noqa: S608
-            f"ON CONFLICT (langfuse_id) DO UPDATE SET {updates} RETURNING (xmax = 0)"
-        )
-        created = sum(1 for (inserted,) in cursor.fetchall() if inserted)
-    return created, len(traces) - created
-
-
-# ---------------------------------------------------------------- 2. store
 
 
 def ensure_user(username: str, role: str):
@@ -683,7 +635,7 @@ def explain(sql: str) -> list[str]:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
                 lines = [row[0] for row in cursor.fetchall()]
             transaction.set_rollback(True)
-    except Exception as exc:  # noqa: BLE001 - a captured query may not replay; say so
+    except Exception as exc:  # a captured query may not replay; say so
         lines = [f"(could not EXPLAIN: {exc})"]
     return lines
 
@@ -831,7 +783,7 @@ def store_benchmark(args) -> None:
                 for line in explain(sql):
                     print(f"    {line}")
         if args.try_fixes:
-            what_ifs(batch, period_start, period_end)
+            what_ifs(period_start, period_end)
     finally:
         # The bench's own batches go; history and synthetic traces stay for the next run.
         for old in Batch.objects.filter(name__startswith="bench headline"):
@@ -840,42 +792,13 @@ def store_benchmark(args) -> None:
         purge_queued_writebacks()
 
 
-def what_ifs(batch, period_start: datetime, period_end: datetime, repeats: int = 15) -> None:
-    """Proposed rewrites, measured on the same data; nothing in the schema changes."""
+def what_ifs(period_start: datetime, period_end: datetime) -> None:
+    """A rewrite not made yet, measured on the same data: the headline draw in SQL."""
     from django.db import connection, transaction
-    from django.db.models.functions import Left
 
-    from labeling.models import BatchItem
     from labeling.sampling import distinct_inputs, period_traces
 
-    section("What-ifs (proposed rewrites measured on the same data; schema untouched)")
-
-    def best_of(func) -> float:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            func()
-            times.append(time.perf_counter() - start)
-        return 1000 * percentile(times, 50)
-
-    items = (
-        BatchItem.objects.filter(batch=batch)
-        .select_related("trace")
-        .prefetch_related("labels__reviewer")
-        .order_by("position")
-    )
-    heavy = ["messages", "output", "metadata", "input_text", "tags", "matched_keywords"]
-    lean = items.defer(*(f"trace__{f}" for f in heavy)).annotate(
-        input_head=Left("trace__input_text", 121)
-    )
-    print("  batch page, its items query (ORM, rows materialised), p50:")
-    for title, query in (
-        ("as the view does it, 500 rows, whole trace rows", items[:500]),
-        ("heavy trace columns deferred, input cut in SQL", lean[:500]),
-        ("the same, 100 rows a page", lean[:100]),
-    ):
-        print(f"    {title:<48} {best_of(lambda q=query: list(q.all())):7.1f} ms")
-
+    section("What-if (the headline draw sampled in SQL; nothing in the code changes)")
     size, seed = 1000, 7
     start = time.perf_counter()
     population = len(distinct_inputs(period_traces(period_start, period_end)))
@@ -905,7 +828,7 @@ def purge_queued_writebacks() -> None:
 
     try:
         purged = app.control.purge()
-    except Exception as exc:  # noqa: BLE001 - a broker hiccup must not hide the figures
+    except Exception as exc:  # a broker hiccup must not hide the figures
         print(f"  (could not purge queued write-backs: {exc})")
         return
     print(f"  purged {purged} queued label write-backs from the broker")
@@ -926,7 +849,7 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=60, help="page loops per measurement")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE slow queries")
     parser.add_argument(
-        "--try-fixes", action="store_true", help="measure proposed rewrites (what-ifs)"
+        "--try-fixes", action="store_true", help="measure a rewrite not made yet (the draw in SQL)"
     )
     parser.add_argument("--skip-sync", action="store_true")
     parser.add_argument("--skip-store", action="store_true")

@@ -40,6 +40,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from django.conf import settings  # lazy: read once django.setup() has run
+
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -103,7 +105,7 @@ def serve_metrics(metrics: Metrics) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         disable_nagle_algorithm = True
 
-        def do_GET(self):  # noqa: N802 - http.server's hook
+        def do_GET(self):  # http.server's hook
             body = metrics.text().encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -182,8 +184,8 @@ def _run(args) -> int:
     )  # fmt: skip
 
     with KubeApiStandin() as k8s:
-        os.environ["CASCADE_K8S_HOST"] = k8s.url
-        os.environ.pop("PROMETHEUS_URL", None)
+        settings.CASCADE_K8S_HOST = k8s.url
+        settings.PROMETHEUS_URL = ""
         k8s.put(httproute(ns, name, [[(stable, 100), (canary, 0)]]))
         page, api = Client(), APIClient()
         page.force_login(operator)
@@ -224,18 +226,18 @@ def _breach(args, services, rollout, metrics, k8s, ns, name, url, blip: float) -
     state = None
     while time.monotonic() - breach < args.trigger + blip + 30:
         if blip_until is not None and time.monotonic() >= blip_until:
-            os.environ["PROMETHEUS_URL"] = url  # back
+            settings.PROMETHEUS_URL = url  # back
         services.rollout_evaluate(rollout_id=rollout.pk)
         state = Rollout.objects.values_list("state", flat=True).get(pk=rollout.pk)
         if first_fail is None and rollout.gates.filter(name="error-rate", last_result="fail"):
             first_fail = time.monotonic() - breach
             if blip:
-                os.environ["PROMETHEUS_URL"] = "http://127.0.0.1:9"  # refused: unknown
+                settings.PROMETHEUS_URL = "http://127.0.0.1:9"  # refused: unknown
                 blip_until = time.monotonic() + blip
         if state == RolloutState.ROLLED_BACK:
             break
         time.sleep(args.interval)
-    os.environ["PROMETHEUS_URL"] = url
+    settings.PROMETHEUS_URL = url
     took = time.monotonic() - breach
     weights = backend_weights(k8s.get("httproutes", ns, name), 0)
     print(
@@ -261,7 +263,7 @@ def _stall(args) -> None:
     from rollouts import health
     from rollouts.models import Rollout, RolloutState
 
-    os.environ["ROLLOUT_EVALUATE_INTERVAL"] = str(max(1, round(args.interval)))
+    settings.ROLLOUT_EVALUATE_INTERVAL = max(1, round(args.interval))
     watched = Rollout.objects.filter(state=RolloutState.STAGE).first()
     if watched is None:
         return
@@ -271,7 +273,7 @@ def _stall(args) -> None:
     stopped = time.monotonic()  # the beat's last tick; nothing evaluates from here on
     while client.get("/rollouts/health").status_code != 503:
         time.sleep(0.05)
-    interval = int(os.environ["ROLLOUT_EVALUATE_INTERVAL"])
+    interval = settings.ROLLOUT_EVALUATE_INTERVAL
     print(
         f"{'beat stopped -> /rollouts/health reports it':<44} {time.monotonic() - stopped:7.2f} s"
         f"   (goal: within three intervals = {3 * interval} s)"
@@ -311,7 +313,7 @@ def _gates(args, services, route, v8, operator, default_gates, k8s, ns, name) ->
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{prom_port}"
-    os.environ["PROMETHEUS_URL"] = url
+    settings.PROMETHEUS_URL = url
     try:
         query = 'sum(increase(cascade_pod_requests_total{version="v8"}[5s]))'
         deadline = time.monotonic() + 30

@@ -6,9 +6,9 @@ default, and accepts ``NAME_FILE`` (a mounted secret) in place of ``NAME``.
 
 from __future__ import annotations
 
-import os
-
 from django.core.exceptions import ImproperlyConfigured
+
+from routing.envfile import EnvFileError, env_value
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -16,17 +16,10 @@ _UNSET = object()
 
 
 def _raw(name: str) -> str | None:
-    value = os.environ.get(name)
-    path = os.environ.get(f"{name}_FILE")
-    if value is not None and path is not None:
-        raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both.")
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                return f.read().strip()
-        except OSError as e:
-            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {e}") from e
-    return value
+    try:
+        return env_value(name)
+    except EnvFileError as e:
+        raise ImproperlyConfigured(str(e)) from None
 
 
 def env_str(name: str, default=_UNSET) -> str:

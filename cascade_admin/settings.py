@@ -304,6 +304,36 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, minimum=1)
 
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the worker logs through LOGGING below (JSON too)
 
+# --- rollouts (rollouts/conf.py) -----------------------------------------------------------
+# Where weights and configs go: "local" (the database only: the embedded default), "cluster"
+# (KUBECONFIG + CASCADE_K8S_CONTEXT, else the in-cluster service account) or "host"
+# (CASCADE_K8S_HOST, optional CASCADE_K8S_TOKEN). Empty: chosen from what is set
+# (rollouts.conf.k8s_target).
+K8S_TARGETS = ("local", "cluster", "host")
+CASCADE_K8S_TARGET = env_str("CASCADE_K8S_TARGET", "")
+if CASCADE_K8S_TARGET not in ("", *K8S_TARGETS):
+    raise ImproperlyConfigured(
+        f"CASCADE_K8S_TARGET={CASCADE_K8S_TARGET!r} must be one of {', '.join(K8S_TARGETS)}."
+    )
+CASCADE_K8S_HOST = env_str("CASCADE_K8S_HOST", "")
+if CASCADE_K8S_TARGET == "host" and not CASCADE_K8S_HOST:
+    raise ImproperlyConfigured("CASCADE_K8S_TARGET=host needs CASCADE_K8S_HOST.")
+CASCADE_K8S_TOKEN = env_str("CASCADE_K8S_TOKEN", "")
+CASCADE_K8S_TIMEOUT = env_int("CASCADE_K8S_TIMEOUT", 5, minimum=1)  # seconds per API call
+POD_ADMIN_TOKEN = env_str("POD_ADMIN_TOKEN", "")  # bearer token of the pods' PUT /admin/config
+PUBLISH_TIMEOUT = env_int("PUBLISH_TIMEOUT", 30, minimum=1)
+PUBLISH_POLL_INTERVAL = env_int("PUBLISH_POLL_INTERVAL", 250, minimum=10)  # milliseconds
+# A running publication silent this long lost its worker and is taken over.
+PUBLISH_STALE_SECONDS = env_int("PUBLISH_STALE_SECONDS", 60, minimum=1)
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "").rstrip("/")  # unset: every gate unknown
+# Short: each evaluation tick runs two queries per gate, so a hung Prometheus must fail fast
+# rather than overrun the tick; a query that times out leaves its gate unknown.
+PROMETHEUS_TIMEOUT = env_int("PROMETHEUS_TIMEOUT", 3, minimum=1, maximum=30)
+ROLLOUT_EVALUATE_INTERVAL = env_int("ROLLOUT_EVALUATE_INTERVAL", 30, minimum=1)
+# UTC hour of the daily misroute check of the previous day's labels (the night's labeling in).
+ROLLOUT_DAILY_CHECK_HOUR = env_int("ROLLOUT_DAILY_CHECK_HOUR", 6, minimum=0, maximum=23)
+NOTIFY_WEBHOOK_URL = env_str("NOTIFY_WEBHOOK_URL", "")  # Slack-compatible; unset: none
+
 # Logs go to stderr: one JSON object per line in production (LOG_FORMAT=json), plain text for
 # the embedded console and DEBUG (LOG_FORMAT=text).
 LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "text")

@@ -330,7 +330,8 @@ DOCUMENTED_ELSEWHERE = {ROOT / "routing" / "pod": POD_README}
 _NAME = r"""["']([A-Z][A-Z0-9_]*)["']"""
 ENV_READS = re.compile(
     rf"\benv_(?:str|int|bool|list|rate)\(\s*{_NAME}"  # cascade_admin/env.py's readers
-    rf"|\b_env_value\(\s*\w+,\s*{_NAME}"  # labeling/langfuse_adapter.py's reader
+    rf"|\b_env_value\(\s*\w+,\s*{_NAME}"  # labeling/langfuse_adapter/settings.py's wrapper
+    rf"|\benv_value\(\s*{_NAME}"  # routing/envfile.py, the shared reader
     rf"|\b(?:environ|env)\.get\(\s*{_NAME}"  # os.environ.get / an injected env mapping
     rf"|\b(?:environ|env)\[\s*{_NAME}\s*\]"
     rf"|\bgetenv\(\s*{_NAME}"
@@ -392,3 +393,14 @@ def test_the_pod_readme_documents_every_pod_variable_and_the_guide_links_it():
     readme = POD_README.read_text()
     assert not [name for name in sorted(names) if not documented(name, readme)]
     assert "routing/pod/README.md" in GUIDE.read_text()
+
+
+def test_the_pre_commit_hooks_are_the_suites_own_lint_steps():
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    suite = (ROOT / "bin" / "test").read_text()
+    assert len(hooks) == 3
+    for hook in hooks:
+        command = hook["entry"].replace(" --force-exclude", "")
+        assert command in suite, f"{hook['id']}: bin/test does not run {command!r}"

@@ -91,19 +91,19 @@ class StandinHandler(BaseHTTPRequestHandler):
         finally:
             self.server.track(self.connection, False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+    def log_message(self, format: str, *args: Any) -> None:  # base signature
         pass  # tests and the demo read the store's request log instead
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:  # http.server naming
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+    def do_POST(self) -> None:  # http.server naming
         self._dispatch("POST")
 
-    def do_PATCH(self) -> None:  # noqa: N802 - http.server naming
+    def do_PATCH(self) -> None:  # http.server naming
         self._dispatch("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802 - http.server naming
+    def do_DELETE(self) -> None:  # http.server naming
         self._dispatch("DELETE")
 
     # -- plumbing

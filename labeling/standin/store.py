@@ -250,7 +250,7 @@ def compile_filter(conditions: Any):
     return lambda obs: all(check(obs) for check in checks)
 
 
-def _condition(kind, column, operator, value, key, index):  # noqa: C901 - one branch per type
+def _condition(kind, column, operator, value, key, index):  # one branch per type
     if kind == "datetime":
         if operator not in (">", "<", ">=", "<="):
             raise BadRequest(f"filter[{index}]: invalid datetime operator {operator!r}")
@@ -780,7 +780,7 @@ class Store:
             return 202, {"message": "Accepted"}
         return 207, {"accepted": len(body) - len(errors), "rejected": len(errors), "errors": errors}
 
-    def _validate_score(self, item: Any, now: str) -> dict[str, Any]:  # noqa: C901
+    def _validate_score(self, item: Any, now: str) -> dict[str, Any]:
         if not isinstance(item, dict):
             raise BadRequest("must be an object")
         name = item.get("name")

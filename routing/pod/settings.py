@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from routing.envfile import EnvFileError, env_value
+
 ENV_PREFIX = "CASCADE_POD_"
 MB = 1024 * 1024
 
@@ -154,15 +156,10 @@ def _parser() -> argparse.ArgumentParser:
 def _lookup(name: str, args: Mapping[str, str | None], env: Mapping[str, str]) -> str | None:
     if args.get(name) is not None:
         return args[name]
-    var = _env_name(name)
-    if env.get(var):
-        return env[var]
-    if name in _SECRETS and env.get(var + "_FILE"):
-        try:
-            return Path(env[var + "_FILE"]).read_text().strip()
-        except OSError as exc:
-            raise SettingsError(f"{var}_FILE: cannot read {env[var + '_FILE']}: {exc}") from exc
-    return None
+    try:
+        return env_value(_env_name(name), env, files=name in _SECRETS)
+    except EnvFileError as e:
+        raise SettingsError(str(e)) from None
 
 
 def _number(name: str, raw: str | None, kind, default, minimum, maximum=None):

@@ -17,11 +17,12 @@ STABLE, CANARY = "llm-classifier-v7", "llm-classifier-v8"
 
 
 @pytest.fixture
-def k8s(monkeypatch):
+def k8s(settings):
     with KubeApiStandin() as api:
-        monkeypatch.setenv("CASCADE_K8S_HOST", api.url)
-        monkeypatch.delenv("PROMETHEUS_URL", raising=False)
-        monkeypatch.delenv("NOTIFY_WEBHOOK_URL", raising=False)
+        settings.CASCADE_K8S_TARGET = "host"
+        settings.CASCADE_K8S_HOST = api.url
+        settings.PROMETHEUS_URL = ""
+        settings.NOTIFY_WEBHOOK_URL = ""
         api.put(httproute(NS, HTTPROUTE, [[(STABLE, 100), (CANARY, 0)]]))
         yield api
 

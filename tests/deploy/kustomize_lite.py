@@ -17,6 +17,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import yaml
 
 KNOWN_FIELDS = {
@@ -119,8 +120,7 @@ def _transform(k: dict[str, Any], objects: list[dict[str, Any]]) -> list[dict[st
             raise Unsupported("only RFC 6902 (JSON) patches")
         for obj in objects:
             if _matches(obj, patch["target"]):
-                for op in ops:
-                    _json_patch_op(obj, op)
+                jsonpatch.apply_patch(obj, ops, in_place=True)
     return objects
 
 
@@ -173,26 +173,3 @@ def _matches(obj: dict[str, Any], target: dict[str, Any]) -> bool:
             if labels.get(key.strip()) != value.strip():
                 return False
     return True
-
-
-def _json_patch_op(doc: dict[str, Any], op: dict[str, Any]) -> None:
-    tokens = [t.replace("~1", "/").replace("~0", "~") for t in op["path"].split("/")[1:]]
-    parent: Any = doc
-    for token in tokens[:-1]:
-        parent = parent[int(token)] if isinstance(parent, list) else parent[token]
-    last = tokens[-1]
-    if op["op"] in ("add", "replace"):
-        if isinstance(parent, list):
-            index = len(parent) if last == "-" else int(last)
-            if op["op"] == "add":
-                parent.insert(index, op["value"])
-            else:
-                parent[index] = op["value"]
-        else:
-            if op["op"] == "replace" and last not in parent:
-                raise KeyError(f"replace of a missing path {op['path']}")
-            parent[last] = op["value"]
-    elif op["op"] == "remove":
-        del parent[int(last) if isinstance(parent, list) else last]
-    else:
-        raise Unsupported(f"patch op {op['op']!r}")

@@ -96,6 +96,7 @@ def test_the_pod_image_holds_only_the_engine_and_pod_packages_and_the_pod_extra(
     assert sources == [
         "requirements/pod.txt",
         "routing/__init__.py",
+        "routing/envfile.py",
         "routing/engine",
         "routing/pod",
     ]
@@ -114,7 +115,8 @@ def test_the_pod_starts_from_just_those_packages_without_importing_django(tmp_pa
     """What the pod image copies is enough: import the app from a tree holding only it."""
     tree = tmp_path / "pod"
     (tree / "routing").mkdir(parents=True)
-    shutil.copy(ROOT / "routing" / "__init__.py", tree / "routing" / "__init__.py")
+    for module in ("__init__.py", "envfile.py"):
+        shutil.copy(ROOT / "routing" / module, tree / "routing" / module)
     for package in ("engine", "pod"):
         shutil.copytree(ROOT / "routing" / package, tree / "routing" / package)
     code = (

@@ -99,7 +99,7 @@ def test_concurrent_reviewers_never_claim_the_same_item(synced, make_batch, make
             start.wait()
             item = services.item_claim_next(batch=batch, reviewer=reviewer)
             claimed.append(item.pk if item else None)
-        except Exception as e:  # noqa: BLE001 - reported below
+        except Exception as e:  # reported below
             errors.append(e)
         finally:
             connection.close()

@@ -68,7 +68,11 @@ def test_secrets_can_come_from_files(tmp_path):
         ({"CASCADE_POD_FIRST_BYTE_TIMEOUT": "-1"}, "must be >= 0.01"),
         ({"CASCADE_POD_FORWARD_CLIENT_AUTH": "maybe"}, "is not a boolean"),
         ({"LANGFUSE_PUBLIC_KEY": "pk"}, "go together"),
-        ({"CASCADE_POD_ADMIN_TOKEN_FILE": "/nonexistent/token"}, "cannot read"),
+        ({"CASCADE_POD_ADMIN_TOKEN_FILE": "/nonexistent/token"}, "cannot be read"),
+        (
+            {"CASCADE_POD_ADMIN_TOKEN": "t", "CASCADE_POD_ADMIN_TOKEN_FILE": "/t"},
+            "Set CASCADE_POD_ADMIN_TOKEN or CASCADE_POD_ADMIN_TOKEN_FILE, not both",
+        ),
         ({"CASCADE_POD_LOG_LEVEL": "loud"}, "unknown level"),
     ],
 )

@@ -24,26 +24,27 @@ def seed_slot_configmaps(k8s, slots=(STABLE, CANARY)) -> None:
 
 
 @pytest.fixture
-def k8s(monkeypatch):
+def k8s(settings):
     """The API stand-in, with the console pointed at it (CASCADE_K8S_HOST), holding the
     slots' ConfigMaps as an installed cluster does."""
     with KubeApiStandin() as api:
         seed_slot_configmaps(api)
-        monkeypatch.setenv("CASCADE_K8S_HOST", api.url)
-        monkeypatch.setenv("POD_ADMIN_TOKEN", POD_TOKEN)
-        monkeypatch.setenv("PUBLISH_TIMEOUT", "3")
-        monkeypatch.setenv("PUBLISH_POLL_INTERVAL", "50")
-        monkeypatch.delenv("PROMETHEUS_URL", raising=False)
-        monkeypatch.delenv("NOTIFY_WEBHOOK_URL", raising=False)
+        settings.CASCADE_K8S_TARGET = "host"
+        settings.CASCADE_K8S_HOST = api.url
+        settings.POD_ADMIN_TOKEN = POD_TOKEN
+        settings.PUBLISH_TIMEOUT = 3
+        settings.PUBLISH_POLL_INTERVAL = 50
+        settings.PROMETHEUS_URL = ""
+        settings.NOTIFY_WEBHOOK_URL = ""
         yield api
 
 
 @pytest.fixture
-def local_target(monkeypatch):
+def local_target(settings):
     """No cluster: the embedded local target."""
-    monkeypatch.setenv("CASCADE_K8S_TARGET", "local")
-    monkeypatch.delenv("PROMETHEUS_URL", raising=False)
-    monkeypatch.delenv("NOTIFY_WEBHOOK_URL", raising=False)
+    settings.CASCADE_K8S_TARGET = "local"
+    settings.PROMETHEUS_URL = ""
+    settings.NOTIFY_WEBHOOK_URL = ""
 
 
 def route_weights(k8s) -> list[tuple[str, int]]:

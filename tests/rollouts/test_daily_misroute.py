@@ -271,14 +271,15 @@ def test_a_retryable_refusal_only_holds_and_is_tried_again(canary, k8s, reviewer
 # --- schedule, API, page --------------------------------------------------------------------
 
 
-def test_the_daily_check_runs_once_a_day_at_the_configured_utc_hour(monkeypatch):
+def test_the_daily_check_runs_once_a_day_at_the_configured_utc_hour():
     import importlib
+
+    from django.test import override_settings
 
     from rollouts import schedule
 
-    monkeypatch.setenv("ROLLOUT_DAILY_CHECK_HOUR", "4")
-    entry = importlib.reload(schedule).BEAT_SCHEDULE["rollouts-daily-misroute"]
-    monkeypatch.delenv("ROLLOUT_DAILY_CHECK_HOUR")
+    with override_settings(ROLLOUT_DAILY_CHECK_HOUR=4):
+        entry = importlib.reload(schedule).BEAT_SCHEDULE["rollouts-daily-misroute"]
     importlib.reload(schedule)
 
     assert entry["task"] == "rollouts.tasks.daily_misroute_checks"

@@ -59,9 +59,9 @@ def burst(prometheus, pods, n, promql):
 
 
 @pytest.fixture
-def prometheus(tmp_path, pods, monkeypatch):
+def prometheus(tmp_path, pods, settings):
     proc = PrometheusProcess(tmp_path, [p.url.removeprefix("http://") for p in pods])
-    monkeypatch.setenv("PROMETHEUS_URL", proc.url)
+    settings.PROMETHEUS_URL = proc.url
     yield proc
     proc.stop()
 
@@ -158,7 +158,7 @@ def test_a_5xx_burst_rolls_the_canary_back_on_its_own(
 
 
 def test_a_prometheus_outage_during_a_breach_does_not_delay_the_rollback(
-    canary, k8s, fresh_pods, fake_backends, prometheus, monkeypatch
+    canary, k8s, fresh_pods, fake_backends, prometheus, settings
 ):
     weak, strong = fake_backends
     weak.behave(status=500)
@@ -170,7 +170,7 @@ def test_a_prometheus_outage_during_a_breach_does_not_delay_the_rollback(
     failing_since = error_rate.failing_since
 
     # Prometheus goes away (a real connection refused): every gate turns unknown.
-    monkeypatch.setenv("PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
+    settings.PROMETHEUS_URL = f"http://127.0.0.1:{free_port()}"
     rollout = services.rollout_evaluate(rollout_id=rollout.pk)
     error_rate = rollout.gates.get(name="error-rate")
     assert error_rate.last_result == GateResult.UNKNOWN

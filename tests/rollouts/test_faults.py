@@ -168,26 +168,23 @@ def test_a_worker_killed_during_a_publish_is_taken_over_and_pods_confirm(
 
 
 def test_a_stopped_beat_shows_as_a_stall_within_three_intervals(
-    client, k8s, cluster_route, v8, operator, broker, tmp_path
+    client, k8s, cluster_route, v8, operator, broker, tmp_path, settings
 ):
     rollout = start(operator, cluster_route, v8, gate_specs=[])
     env = process_env(k8s, ROLLOUT_EVALUATE_INTERVAL="1")
-    os.environ["ROLLOUT_EVALUATE_INTERVAL"] = "1"  # this process judges with the same interval
-    try:
-        with (
-            worker(env, tmp_path),
-            celery("beat", env, tmp_path, "--schedule", str(tmp_path / "beat-schedule")) as beat,
-        ):
-            wait_for(lambda: Rollout.objects.get(pk=rollout.pk).last_evaluated_at, "an evaluation")
-            assert client.get("/rollouts/health").json()["stalled"] is False
-            beat.send_signal(signal.SIGKILL)
-            beat.wait(timeout=30)
-            stopped = time.monotonic()
-            wait_for(lambda: client.get("/rollouts/health").status_code == 503, "the stall")
-            noticed = time.monotonic() - stopped
-        page = client.get("/rollouts/health").json()
-    finally:
-        del os.environ["ROLLOUT_EVALUATE_INTERVAL"]
+    settings.ROLLOUT_EVALUATE_INTERVAL = 1  # this process judges with the same interval
+    with (
+        worker(env, tmp_path),
+        celery("beat", env, tmp_path, "--schedule", str(tmp_path / "beat-schedule")) as beat,
+    ):
+        wait_for(lambda: Rollout.objects.get(pk=rollout.pk).last_evaluated_at, "an evaluation")
+        assert client.get("/rollouts/health").json()["stalled"] is False
+        beat.send_signal(signal.SIGKILL)
+        beat.wait(timeout=30)
+        stopped = time.monotonic()
+        wait_for(lambda: client.get("/rollouts/health").status_code == 503, "the stall")
+        noticed = time.monotonic() - stopped
+    page = client.get("/rollouts/health").json()
 
     assert page["stalled"] is True and page["beat_last_tick_age_seconds"] > 3
     assert noticed < 3 + 10  # three intervals, plus room for a loaded machine

@@ -85,10 +85,10 @@ def test_a_pod_that_cannot_be_reached_makes_it_partial_and_a_retry_finishes_it(
 
 
 def test_a_pod_refusing_the_token_is_failed_with_the_reason(
-    k8s, route, v8, operator, fresh_pods, monkeypatch
+    k8s, route, v8, operator, fresh_pods, settings
 ):
     register_pods(k8s, fresh_pods)
-    monkeypatch.setenv("POD_ADMIN_TOKEN", "wrong")
+    settings.POD_ADMIN_TOKEN = "wrong"
 
     publication = publish(operator, v8, route.canary_slot)
 
@@ -148,12 +148,12 @@ def test_a_configmap_written_concurrently_is_retried_on_the_new_version(
 
 
 def test_a_pod_that_keeps_an_old_config_is_reported_with_what_it_serves(
-    k8s, route, v8, operator, fresh_pods, monkeypatch
+    k8s, route, v8, operator, fresh_pods, settings
 ):
     register_pods(k8s, fresh_pods[:1])
     # The push lands, then the pod is set back before the hash check can see it.
     pod = fresh_pods[0]
-    monkeypatch.setenv("PUBLISH_TIMEOUT", "1")
+    settings.PUBLISH_TIMEOUT = 1
     publication = publication_start(actor=operator, version=v8, slot=route.canary_slot)
     publication.sha256 = "0" * 64  # a hash no pod will ever report
     publication.save(update_fields=["sha256"])
@@ -274,7 +274,7 @@ def test_a_publication_quiet_for_over_a_minute_is_taken_over_at_once(
 
 
 def test_pods_already_holding_the_config_count_as_confirmed_without_a_push(
-    k8s, route, v8, operator, fresh_pods, monkeypatch
+    k8s, route, v8, operator, fresh_pods, settings
 ):
     register_pods(k8s, fresh_pods)
     first = publish(operator, v8, route.canary_slot)
@@ -284,7 +284,7 @@ def test_pods_already_holding_the_config_count_as_confirmed_without_a_push(
         state=PublicationState.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5)
     )
     # A push now would be refused (wrong token): only a pod that is not pushed confirms.
-    monkeypatch.setenv("POD_ADMIN_TOKEN", "not-the-pods-token")
+    settings.POD_ADMIN_TOKEN = "not-the-pods-token"
 
     again = publication_execute(first.pk)
 
@@ -293,9 +293,9 @@ def test_pods_already_holding_the_config_count_as_confirmed_without_a_push(
 
 
 def test_a_lost_configmap_answer_is_settled_by_reading_it_back(
-    k8s, route, v8, operator, fresh_pods, monkeypatch
+    k8s, route, v8, operator, fresh_pods, settings
 ):
-    monkeypatch.setenv("CASCADE_K8S_TIMEOUT", "1")
+    settings.CASCADE_K8S_TIMEOUT = 1
     register_pods(k8s, fresh_pods)
     k8s.faults.hold("PUT", "configmaps", f"{CANARY}-config", seconds=4, apply="before")
 

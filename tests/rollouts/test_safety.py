@@ -31,8 +31,8 @@ CLIENT_TIMEOUT = 1  # seconds per API call in these tests; held answers outlast 
 
 
 @pytest.fixture
-def quick(monkeypatch):
-    monkeypatch.setenv("CASCADE_K8S_TIMEOUT", str(CLIENT_TIMEOUT))
+def quick(settings):
+    settings.CASCADE_K8S_TIMEOUT = CLIENT_TIMEOUT
 
 
 def recorded(rollout: Rollout) -> tuple[int, int]:
@@ -225,7 +225,7 @@ def test_a_rollback_supersedes_a_change_still_in_flight(k8s, cluster_route, v8, 
 
 
 @pytest.fixture
-def gate_outcomes(monkeypatch):
+def gate_outcomes(settings):
     """A Prometheus HTTP API on 127.0.0.1 whose answers are scripted: each gate evaluation
     (it asks its requests query first) takes the next of the results given (fail / unknown /
     pass). The gates query it through the console's own client."""
@@ -233,7 +233,7 @@ def gate_outcomes(monkeypatch):
     current = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's hook
+        def do_POST(self):  # http.server's hook
             length = int(self.headers["Content-Length"])
             query = parse_qs(self.rfile.read(length).decode())["query"][0]
             if query == ERROR_RATE["requests_query"]:
@@ -255,7 +255,7 @@ def gate_outcomes(monkeypatch):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("PROMETHEUS_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    settings.PROMETHEUS_URL = f"http://127.0.0.1:{server.server_address[1]}"
     yield queue.extend
     server.shutdown()
     server.server_close()
@@ -323,11 +323,18 @@ def test_after_unknowns_a_stage_waits_a_whole_window_of_fresh_passes(
 
 
 def test_a_stalled_evaluator_shows_on_the_page_and_the_health_endpoint_once_notified(
-    client, k8s, cluster_route, v8, operator, monkeypatch, django_capture_on_commit_callbacks
+    client,
+    k8s,
+    cluster_route,
+    v8,
+    operator,
+    settings,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
 ):
     from rollouts import health, notify
 
-    monkeypatch.setenv("ROLLOUT_EVALUATE_INTERVAL", "10")
+    settings.ROLLOUT_EVALUATE_INTERVAL = 10
     sent = []
     monkeypatch.setattr(notify, "notify", lambda event, rollout, message="": sent.append(event))
     rollout = start(operator, cluster_route, v8, gate_specs=[])

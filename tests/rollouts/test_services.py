@@ -271,7 +271,7 @@ def _race(*calls):
         try:
             barrier.wait()
             results[i] = call()
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
+        except Exception as exc:  # the test inspects what each thread got
             results[i] = exc
         finally:
             connection.close()

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 class _Receiver(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
-    def do_POST(self):  # noqa: N802 - the http.server hook name
+    def do_POST(self):  # the http.server hook name
         length = int(self.headers.get("Content-Length", 0))
         self.server.bodies.append(json.loads(self.rfile.read(length)))
         self.send_response(self.server.status)
@@ -36,13 +36,13 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def webhook(monkeypatch):
+def webhook(settings):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     server.bodies = []
     server.status = 200
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/hook")
+    settings.NOTIFY_WEBHOOK_URL = f"http://127.0.0.1:{server.server_address[1]}/hook"
     yield server
     server.shutdown()
     server.server_close()

@@ -103,6 +103,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import jsonpatch
+import jsonpointer
+
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -282,7 +285,7 @@ def endpoints(
     }
 
 
-# --- JSON Patch (RFC 6902) and JSON Merge Patch (RFC 7386) ---------------------------------
+# --- JSON Patch (RFC 6902, by the jsonpatch library) and JSON Merge Patch (RFC 7386) ------
 
 
 class PatchError(Exception):
@@ -293,132 +296,24 @@ class _BadPatch(Exception):
     """A patch document is malformed: the API server answers 400."""
 
 
-def _pointer(path: Any) -> list[str]:
-    if not isinstance(path, str) or (path and not path.startswith("/")):
-        raise PatchError(f"invalid JSON pointer {path!r}")
-    if path == "":
-        return []
-    return [token.replace("~1", "/").replace("~0", "~") for token in path[1:].split("/")]
-
-
-def _index(container: list, token: str, *, allow_end: bool) -> int:
-    if allow_end and token == "-":
-        return len(container)
-    if not re.fullmatch(r"0|[1-9][0-9]*", token):
-        raise PatchError(f"invalid array index {token!r}")
-    index = int(token)
-    limit = len(container) if allow_end else len(container) - 1
-    if index > limit:
-        raise PatchError(f"array index {index} out of range")
-    return index
-
-
-def _parent(doc: Any, tokens: list[str]) -> Any:
-    node = doc
-    for token in tokens[:-1]:
-        if isinstance(node, dict):
-            if token not in node:
-                raise PatchError(f"path component {token!r} does not exist")
-            node = node[token]
-        elif isinstance(node, list):
-            node = node[_index(node, token, allow_end=False)]
-        else:
-            raise PatchError(f"path component {token!r} is not a container")
-    return node
-
-
-def _get(doc: Any, tokens: list[str]) -> Any:
-    if not tokens:
-        return doc
-    parent = _parent(doc, tokens)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise PatchError(f"path component {last!r} does not exist")
-        return parent[last]
-    if isinstance(parent, list):
-        return parent[_index(parent, last, allow_end=False)]
-    raise PatchError(f"path component {last!r} is not a container")
-
-
-def _add(doc: Any, tokens: list[str], value: Any) -> Any:
-    if not tokens:
-        return value
-    parent = _parent(doc, tokens)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        parent[last] = value
-    elif isinstance(parent, list):
-        parent.insert(_index(parent, last, allow_end=True), value)
-    else:
-        raise PatchError(f"cannot add to a non-container at {last!r}")
-    return doc
-
-
-def _remove(doc: Any, tokens: list[str]) -> Any:
-    if not tokens:
-        raise PatchError("cannot remove the whole document")
-    parent = _parent(doc, tokens)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise PatchError(f"path component {last!r} does not exist")
-        del parent[last]
-    elif isinstance(parent, list):
-        del parent[_index(parent, last, allow_end=False)]
-    else:
-        raise PatchError(f"cannot remove from a non-container at {last!r}")
-    return doc
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON value equality: unlike ``==``, ``true`` is not ``1``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
-
-
 def apply_json_patch(doc: Any, operations: Any) -> Any:
-    """Apply RFC 6902 ``operations`` to a copy of ``doc``; raise PatchError if any fails."""
-    if not isinstance(operations, list):
+    """Apply RFC 6902 ``operations`` to a copy of ``doc``. A malformed patch raises _BadPatch;
+    an operation that cannot apply (a failed ``test``, a missing path) raises PatchError."""
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
         raise _BadPatch("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
-    for op in operations:
-        if not isinstance(op, dict) or not isinstance(op.get("op"), str) or "path" not in op:
-            raise _BadPatch(f"malformed JSON patch operation {op!r}")
-        kind, tokens = op["op"], _pointer(op["path"])
-        if kind in {"add", "replace", "test"} and "value" not in op:
-            raise PatchError(f"{kind} operation without a value")
-        if kind == "test":
-            if not json_equal(_get(doc, tokens), op["value"]):
-                raise PatchError(f"testing value {op['path']} failed")
-        elif kind == "add":
-            doc = _add(doc, tokens, copy.deepcopy(op["value"]))
-        elif kind == "remove":
-            doc = _remove(doc, tokens)
-        elif kind == "replace":
-            doc = (
-                _add(_remove(doc, tokens), tokens, copy.deepcopy(op["value"]))
-                if tokens
-                else (copy.deepcopy(op["value"]))
-            )
-        elif kind in {"move", "copy"}:
-            source = _pointer(op.get("from"))
-            if kind == "move" and tokens[: len(source)] == source and tokens != source:
-                raise PatchError("cannot move a value into one of its children")
-            value = copy.deepcopy(_get(doc, source))
-            if kind == "move":
-                doc = _remove(doc, source)
-            doc = _add(doc, tokens, value)
-        else:
-            raise _BadPatch(f"unknown JSON patch operation {kind!r}")
-    return doc
+    try:
+        patch = jsonpatch.JsonPatch(operations)
+    except jsonpatch.InvalidJsonPatch as exc:
+        raise _BadPatch(str(exc)) from None
+    try:
+        return patch.apply(doc)  # a deep copy; ``test`` compares as JSON does (true is not 1)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        raise PatchError(str(exc)) from None
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as stored bytes are (etcd compares those): unlike ``==``, ``true`` is not ``1``."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:
@@ -1516,7 +1411,7 @@ class KubeApiStandin:
             obj.pop("status", None)
             if "status" in existing:
                 obj["status"] = copy.deepcopy(existing["status"])
-        if json_equal(obj, existing):
+        if same_json(obj, existing):
             return existing  # a no-op write keeps the resourceVersion, as etcd does
         if res.custom and _spec_of(obj) != _spec_of(existing):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1

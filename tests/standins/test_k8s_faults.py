@@ -412,3 +412,19 @@ def test_an_expired_continue_token_is_gone(k8s, core):
     again = core.list_namespaced_config_map(NS, limit=2)
     follow = core.list_namespaced_config_map(NS, limit=2, _continue=again.metadata._continue)
     assert [item.metadata.name for item in follow.items] == ["c"]
+
+
+@pytest.mark.parametrize(
+    "ops, status",
+    [
+        ([{"op": "frobnicate", "path": "/spec"}], 400),  # no such operation
+        ([{"op": "replace", "path": "/spec/nothing/here", "value": 1}], 422),
+        ([{"op": "test", "path": "/spec/rules/0/backendRefs/0/weight", "value": True}], 422),
+    ],
+)
+def test_a_json_patch_that_cannot_apply_is_refused_as_the_server_does(k8s, custom, ops, status):
+    before = read_route(custom)
+    with pytest.raises(ApiException) as caught:
+        patch_route(custom, ops)
+    assert caught.value.status == status
+    assert read_route(custom) == before
