@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.dispatch import receiver
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -67,6 +67,7 @@ def lockout_response(request, original_response=None, credentials=None):
     seconds = max(1, math.ceil((ends - timezone.now()).total_seconds())) if ends else 1
     minutes = math.ceil(seconds / 60)
     detail = f"Too many failed logins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+    response: HttpResponse
     if request.path_info.startswith("/api/"):
         response = JsonResponse({"detail": detail}, status=429)
     else:

@@ -7,10 +7,10 @@ class ApiToken(AbstractAuthToken):
     is shown once, when the token is made. ``token_key`` (its first characters) tells tokens
     apart in lists without revealing them."""
 
-    id = models.BigAutoField(primary_key=True)
-    digest = models.CharField(max_length=128, unique=True)
-    name = models.CharField(max_length=100)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    id: models.BigAutoField = models.BigAutoField(primary_key=True)
+    digest: models.CharField = models.CharField(max_length=128, unique=True)
+    name: models.CharField = models.CharField(max_length=100)
+    last_used_at: models.DateTimeField = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]

@@ -11,8 +11,11 @@ from .client_ip import client_ip
 
 
 class _ScopedThrottle(SimpleRateThrottle):
-    def get_rate(self):
-        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+    scope: str
+
+    def get_rate(self) -> str | None:
+        rate = api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+        return None if rate is None else str(rate)
 
     def get_ident(self, request):
         return client_ip(request)

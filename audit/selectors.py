@@ -1,4 +1,6 @@
-from django.db.models import Q
+from datetime import date
+
+from django.db.models import Q, QuerySet
 
 from .models import AuditEvent
 
@@ -9,7 +11,14 @@ def audit_for_object(obj, limit: int = 100):
     ).select_related("actor")[:limit]
 
 
-def audit_events(*, actor: str = "", action: str = "", obj: str = "", since=None, until=None):
+def audit_events(
+    *,
+    actor: str = "",
+    action: str = "",
+    obj: str = "",
+    since: date | None = None,
+    until: date | None = None,
+) -> QuerySet[AuditEvent]:
     """The log, newest first, narrowed by who (username), what (action prefix), which object
     (its type or name) and when (``since`` / ``until``: dates, ``until`` inclusive)."""
     events = AuditEvent.objects.select_related("actor")

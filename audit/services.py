@@ -1,14 +1,25 @@
+from typing import Any
+
 from django.db import transaction
+from django.db.models import Model
+
+from cascade_admin.actors import Actor, user_of
 
 from .models import AuditEvent
 
 
 def audit_record(
-    *, actor, action: str, obj, before=None, after=None, message: str = ""
+    *,
+    actor: Actor,
+    action: str,
+    obj: Model,
+    before: Any = None,
+    after: Any = None,
+    message: str = "",
 ) -> AuditEvent:
     """Record one change. Call inside the transaction that makes the change."""
     assert transaction.get_connection().in_atomic_block, "audit inside the change's transaction"
-    user = actor if getattr(actor, "is_authenticated", False) else None
+    user = user_of(actor)
     return AuditEvent.objects.create(
         actor=user,
         actor_name=user.get_username() if user else (str(actor) if actor else "system"),

@@ -118,8 +118,10 @@ if EMBEDDED:
     }
 else:
     DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+        "default": dict(
+            dj_database_url.parse(
+                DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+            )
         )
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -303,6 +305,34 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, minimum=1)
 
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the worker logs through LOGGING below (JSON too)
+
+
+# --- Langfuse --------------------------------------------------------------------------------
+# Read where they are used (labeling.langfuse_adapter, Django-free: the CLI and the benchmarks
+# share it; labeling/sync.py, labeling/metrics.py) and checked here as well, so that a
+# malformed or half-given Langfuse setting stops start-up instead of the first sync.
+def _check_langfuse() -> None:
+    from labeling.langfuse_adapter.errors import LangfuseConfigError
+    from labeling.langfuse_adapter.settings import label_score_name_from_env, settings_from_env
+
+    connection = (
+        "LANGFUSE_BASE_URL",
+        "LANGFUSE_HOST",
+        "LANGFUSE_PUBLIC_KEY",
+        "LANGFUSE_SECRET_KEY",
+    )
+    try:
+        label_score_name_from_env()
+        if any(env_str(name, "") for name in connection):
+            settings_from_env()
+    except LangfuseConfigError as e:
+        raise ImproperlyConfigured(str(e)) from None
+    env_int("LANGFUSE_INGEST_LAG_SECONDS", 120, minimum=0)
+    env_int("LANGFUSE_SYNC_OVERLAP_MINUTES", 60, minimum=0)
+    env_str("METRICS_TOKEN", "")
+
+
+_check_langfuse()
 
 # --- rollouts (rollouts/conf.py) -----------------------------------------------------------
 # Where weights and configs go: "local" (the database only: the embedded default), "cluster"

@@ -1,6 +1,11 @@
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+if TYPE_CHECKING:
+    from .selectors import Progress
 
 
 class Tier(models.TextChoices):
@@ -88,6 +93,11 @@ class SyncRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last page stored.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    # Not stored: set by sync.sync_start (a stale run taken up again) and sync.sync_execute
+    # (the wait Langfuse asked for after a failure).
+    resumed: bool
+    retry_after: float | None
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -144,6 +154,9 @@ class Batch(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Not stored: set by the list page's view from selectors.batches_progress.
+    progress: "Progress"
 
     class Meta:
         ordering = ["-created_at", "-id"]

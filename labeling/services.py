@@ -17,6 +17,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.actors import user_of
 from cascade_admin.errors import Conflict
 
 from .label_files import LabelFileError, ParsedFile, parse_label_file
@@ -92,7 +93,7 @@ def batch_create(
         population=sample.population,
         blind=(kind == BatchKind.HEADLINE) if blind is None else blind,
         double_review_share=double_review_share,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=user_of(actor),
     )
     doubled = double_review_ids(sample.trace_ids, double_review_share, seed)
     BatchItem.objects.bulk_create(
@@ -300,7 +301,7 @@ def item_adjudicate(*, actor, item: BatchItem, value: str, note: str = "") -> Ba
     if value not in (LabelValue.WEAK_SUFFICIENT, LabelValue.STRONG_NEEDED):
         raise ValidationError({"value": ["Choose weak_sufficient or strong_needed."]})
     item = BatchItem.objects.select_for_update().select_related("trace").get(pk=item.pk)
-    is_user = getattr(actor, "is_authenticated", False)
+    is_user = user_of(actor) is not None
     own = is_user and item.labels.filter(reviewer=actor, value__in=JUDGEMENTS).exists()
     if own and not note.strip():
         raise ValidationError(
@@ -406,7 +407,6 @@ def label_import_create(
     if not parsed.rows:
         raise ValidationError({"file": ["No usable rows; nothing imported."]})
     name = (name or PurePath(filename).name or f"import {parsed.sha256[:12]}")[:120]
-    outcome = None
     try:
         with transaction.atomic():
             outcome = _import(actor, parsed, filename, name, dry_run)
@@ -443,7 +443,7 @@ def _import(actor, parsed: ParsedFile, filename: str, name: str, dry_run: bool) 
                 imported=len(parsed.rows),
                 replaced=len(replaced),
                 skipped=[[b.line, b.reason] for b in parsed.bad],
-                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                created_by=user_of(actor),
             )
     except IntegrityError:
         raise Conflict("The same file is being imported right now.") from None
@@ -517,7 +517,7 @@ def label_import_undo(*, actor, label_import: LabelImport) -> LabelImport:
         row.save(update_fields=["replaced_by"])
         restored += holder is None
     label_import.undone_at = timezone.now()
-    label_import.undone_by = actor if getattr(actor, "is_authenticated", False) else None
+    label_import.undone_by = user_of(actor)
     label_import.save(update_fields=["undone_at", "undone_by"])
     audit_record(
         actor=actor,

@@ -20,6 +20,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.actors import user_of
 from cascade_admin.env import env_int
 from cascade_admin.errors import Conflict
 from routing.engine import conversation_text
@@ -168,15 +169,18 @@ def upsert_traces(traces: list[Trace]) -> tuple[int, int]:
     return len(ids) - len(known), len(known)
 
 
+def _column(name: str) -> str:
+    """The quoted column of a concrete field of Trace."""
+    field = Trace._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column  # concrete: it has a column
+    return connection.ops.quote_name(field.column)
+
+
 def _copy_upsert(traces: list[Trace]) -> tuple[int, int]:
     fields = [f for f in Trace._meta.concrete_fields if f.attname != "id"]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(_column(f.name) for f in fields)
     table = connection.ops.quote_name(Trace._meta.db_table)
-    updates = ", ".join(
-        f"{connection.ops.quote_name(Trace._meta.get_field(name).column)} = EXCLUDED."
-        f"{connection.ops.quote_name(Trace._meta.get_field(name).column)}"
-        for name in UPDATE_FIELDS
-    )
+    updates = ", ".join(f"{_column(name)} = EXCLUDED.{_column(name)}" for name in UPDATE_FIELDS)
     # Identifiers come from the model, quoted; every value travels by COPY.
     with transaction.atomic(), connection.cursor() as cursor:
         # The table's column types, no constraints, made anew each time (a migrated table
@@ -304,7 +308,7 @@ def sync_start(*, actor=None, since: datetime | None = None, until: datetime | N
                 since=since,
                 until=until,
                 status=SyncStatus.RUNNING,
-                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                created_by=user_of(actor),
             )
         except IntegrityError:
             raise Conflict("Another sync started at the same moment.") from None
@@ -411,7 +415,8 @@ def sync_end(*, actor, run: SyncRun, reason: str = "") -> SyncRun:
         run = SyncRun.objects.select_for_update().get(pk=run.pk)
         if run.status != SyncStatus.RUNNING:
             raise Conflict(f"Sync run {run.pk} is {run.status}, not running.")
-        who = actor.get_username() if getattr(actor, "is_authenticated", False) else str(actor)
+        user = user_of(actor)
+        who = user.get_username() if user else str(actor)
         _fail(run, f"ended by {who}" + (f": {reason}" if reason else ""), retryable=True)
         audit_record(
             actor=actor,

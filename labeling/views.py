@@ -1,6 +1,7 @@
 """Pages for reviewers (labeling) and operators (batches, sync, adjudication, imports)."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -51,7 +52,9 @@ def home(request):
 def batch_create(request):
     form = BatchForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "; ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
+        messages.error(
+            request, "; ".join(f"{f}: {' '.join(map(str, e))}" for f, e in form.errors.items())
+        )
         return redirect("labeling:home")
     data = form.cleaned_data
     try:
@@ -292,7 +295,9 @@ def adjudicate(request, item_id):
 @role_required(OPERATOR)
 def imports(request):
     """Upload labels (preview first), and the list of imports with their undo."""
-    context = {"imports": LabelImport.objects.select_related("created_by", "undone_by")[:50]}
+    context: dict[str, Any] = {
+        "imports": LabelImport.objects.select_related("created_by", "undone_by")[:50]
+    }
     if request.method == "POST":
         upload = request.FILES.get("file")
         preview = request.POST.get("action") == "preview"

@@ -73,7 +73,8 @@ class RouteForm(forms.ModelForm):
     # Its fields are the admin's; Meta comes from RouteAdmin through modelform_factory.
     def clean(self):
         """On a cluster, the HTTPRoute rule must exist and hold the two backends only."""
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what ModelForm.clean returns
         needed = ("namespace", "httproute", "rule_index", "stable_backend", "canary_backend")
         if self.errors or any(data.get(k) in (None, "") for k in needed):
             return data

@@ -17,7 +17,9 @@ class PublishForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["version"].queryset = _frozen()
+        version = self.fields["version"]
+        assert isinstance(version, forms.ModelChoiceField)  # declared so above
+        version.queryset = _frozen()
 
 
 class StartForm(forms.Form):
@@ -30,7 +32,9 @@ class StartForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["version"].queryset = _frozen()
+        version = self.fields["version"]
+        assert isinstance(version, forms.ModelChoiceField)  # declared so above
+        version.queryset = _frozen()
 
     def clean_steps(self):
         try:

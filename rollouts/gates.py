@@ -129,7 +129,8 @@ class Prometheus:
                 f"query failed ({response.status_code}): {detail}", retryable=retryable
             )
         data = body.get("data") or {}
-        result = data.get("result")
+        # Its shape follows resultType: [time, "value"] for a scalar, series for a vector.
+        result: Any = data.get("result")
         if data.get("resultType") == "scalar":
             return [float(result[1])]
         if data.get("resultType") != "vector":

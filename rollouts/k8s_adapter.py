@@ -295,6 +295,7 @@ class ConfigMap:
     @classmethod
     def from_model(cls, obj: client.V1ConfigMap) -> ConfigMap:
         meta = obj.metadata
+        assert meta is not None  # the API server always sends an object's metadata
         return cls(
             namespace=meta.namespace or "",
             name=meta.name or "",
@@ -526,6 +527,7 @@ class KubeAdapter:
                 status=exc.status,
                 reason=exc.reason,
             ) from exc
+        assert current.metadata is not None  # the API server always sends it
         current_labels = dict(current.metadata.labels or {})
         if dict(current.data or {}) == data and labels.items() <= current_labels.items():
             return ConfigMapWrite(ConfigMap.from_model(current), "unchanged")
@@ -546,7 +548,8 @@ class KubeAdapter:
     def read_httproute(self, namespace: str, name: str) -> dict[str, Any]:
         """The HTTPRoute as a plain dict (as the API serves it), or ``NotFound``."""
         with _calling(f"read HTTPRoute {namespace}/{name}"):
-            return self._custom.get_namespaced_custom_object(
+            # The client types custom objects as object; the API answers the JSON dict.
+            return self._custom.get_namespaced_custom_object(  # type: ignore[return-value]
                 GATEWAY_GROUP,
                 self._route_version,
                 namespace,
@@ -604,7 +607,8 @@ class KubeAdapter:
         )
         action = f"patch weights of HTTPRoute {namespace}/{name}"
         try:
-            return self._custom.patch_namespaced_custom_object(
+            # The client types custom objects as object; the API answers the JSON dict.
+            return self._custom.patch_namespaced_custom_object(  # type: ignore[return-value]
                 GATEWAY_GROUP,
                 self._route_version,
                 namespace,

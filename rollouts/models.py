@@ -4,9 +4,14 @@ State changes go through ``rollouts.services`` (publications through ``rollouts.
 nothing here is ``.save()``d from a view.
 """
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+if TYPE_CHECKING:
+    from .trend import Trend
 
 
 def percent(value: float | None) -> str:
@@ -76,6 +81,10 @@ class Route(models.Model):
     stable_weight = models.PositiveSmallIntegerField(default=100)
     canary_weight = models.PositiveSmallIntegerField(default=0)
     weights_updated_at = models.DateTimeField(null=True, blank=True)
+
+    # Not stored: set by selectors.routes_with_serving (the version each slot's pods serve).
+    stable_serves: str | None
+    canary_serves: str | None
 
     class Meta:
         ordering = ["name"]
@@ -378,6 +387,9 @@ class Gate(models.Model):
         help_text="A failing gate that turns unknown and stays so for the rollback delay "
         "rolls back too (a Prometheus outage during a breach must not shield the canary).",
     )
+
+    # Not stored: set by the rollout page's views (its value line; None: too few values).
+    trend: "Trend | None"
 
     class Meta:
         ordering = ["id"]

@@ -29,6 +29,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.actors import user_of
 from cascade_admin.errors import Conflict
 from routing.engine import SCHEMA
 from routing.models import ClassifierVersion, VersionStatus
@@ -226,7 +227,7 @@ def _publication_start(*, actor, version: ClassifierVersion, slot: Slot) -> Publ
                 version=version,
                 slot=slot,
                 sha256=version.config_sha256,
-                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                created_by=user_of(actor),
             )
     except IntegrityError:
         raise Conflict(f"Another publication to {slot} is under way.") from None

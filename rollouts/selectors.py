@@ -68,8 +68,8 @@ def routes_with_serving() -> list[Route]:
     ):
         serving.setdefault(slot_id, name)
     for route in routes:
-        route.stable_serves = serving.get(route.stable_slot_id)
-        route.canary_serves = serving.get(route.canary_slot_id)
+        route.stable_serves = serving.get(route.stable_slot_id) if route.stable_slot_id else None
+        route.canary_serves = serving.get(route.canary_slot_id) if route.canary_slot_id else None
     return routes
 
 

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.actors import user_of
 from cascade_admin.errors import Conflict
 from routing.models import ClassifierVersion, VersionStatus
 
@@ -123,7 +124,7 @@ def _clean_daily(threshold: float | None, min_labels: int | None) -> dict[str, A
 
 
 def _actor_name(actor) -> str:
-    if getattr(actor, "is_authenticated", False):
+    if user_of(actor):
         return actor.get_username()
     return str(actor) if actor else AUTOMATION
 
@@ -177,7 +178,7 @@ def _transition(
         rollout.held_since = None
     if to_state not in ACTIVE_STATES:
         rollout.finished_at = now
-    if not getattr(actor, "is_authenticated", False):
+    if user_of(actor) is None:
         # Automation says why it acted; a person's reason goes to the timeline only, and
         # never overwrites the note (e.g. why it was started, or held).
         rollout.status_note = reason
@@ -191,7 +192,7 @@ def _transition(
         to_stage=to_stage,
         canary_weight=rollout.canary_weight,
         stable_weight=rollout.stable_weight,
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor=user_of(actor),
         actor_name=_actor_name(actor),
         reason=reason,
         at=now,
@@ -295,6 +296,7 @@ def _execute(rollout: Rollout, move: Move, *, actor, now: datetime | None = None
             _record(locked, move, actor=actor, now=now)
             done = True
         else:
+            assert move.canary is not None  # implied by moves_weights
             done = False
             intent = WeightIntent.objects.create(
                 rollout=locked,
@@ -306,7 +308,7 @@ def _execute(rollout: Rollout, move: Move, *, actor, now: datetime | None = None
                 target=_target(locked, move.canary),
                 previous=_target(locked, locked.canary_weight),
                 reason=move.reason,
-                actor=actor if getattr(actor, "is_authenticated", False) else None,
+                actor=user_of(actor),
                 actor_name=_actor_name(actor),
                 created_at=now,
             )
@@ -321,6 +323,7 @@ def _execute(rollout: Rollout, move: Move, *, actor, now: datetime | None = None
     for attempt in range(1, attempts + 1):
         try:
             with targets.kube() as kube:
+                assert kube is not None  # not the local target: checked above
                 kube.set_weights(
                     route.namespace,
                     route.httproute,
@@ -559,7 +562,8 @@ def check_drift(rollout: Rollout, *, now: datetime | None = None) -> bool:
     live = live_weights(rollout.route)
     if live is None:
         return rollout.drift_live is not None
-    live = {backend: live.get(backend) for backend in _recorded(rollout)}
+    # The recorded backends only: one missing from the route differs from the record too.
+    live = {backend: live[backend] for backend in _recorded(rollout) if backend in live}
     now = now or timezone.now()
     with transaction.atomic():
         locked = _locked(rollout)
@@ -691,7 +695,7 @@ def rollout_start(
                     **daily,
                     canary_weight=route.canary_weight,
                     stable_weight=route.stable_weight,
-                    created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                    created_by=user_of(actor),
                 )
         except IntegrityError:
             raise Conflict(f"Route {route} already has an active rollout.") from None
@@ -1207,7 +1211,7 @@ def rollout_daily_check(
         rate = estimate.rate
         threshold, minimum = rollout.misroute_threshold, rollout.misroute_min_labels
         figures = f"n={_count(rate.n)}, 95% CI {_pct(rate.low)}-{_pct(rate.high)}%"
-        if not rate.has_data or rate.n < minimum:
+        if rate.value is None or rate.n < minimum:  # no data, or too little
             result = GateResult.UNKNOWN
             detail = (
                 f"too few labels for {day}: {estimate.labeled} labeled, n={_count(rate.n)} "

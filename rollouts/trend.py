@@ -36,8 +36,8 @@ def trend(gate: Gate, evaluations: Iterable[GateEvaluation]) -> Trend | None:
     Evaluations without a value (unknown for lack of data) leave no point. None when fewer
     than two values exist: a line needs two.
     """
-    values = [e.value for e in sorted(evaluations, key=lambda e: (e.at, e.pk))]
-    values = [v for v in values if v is not None]
+    ordered = [e.value for e in sorted(evaluations, key=lambda e: (e.at, e.pk))]
+    values = [v for v in ordered if v is not None]
     if len(values) < 2:
         return None
     low = min([*values, gate.threshold, 0.0])

@@ -1,5 +1,7 @@
 """Rollout pages: everyone with a role reads, operators act. Thin: services do the work."""
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
@@ -20,7 +22,7 @@ from .forms import ActionForm, GateForm, MisrouteCheckForm, PublishForm, StartFo
 from .models import Publication, PublicationState, Rollout
 from .trend import VIEW_BOX, gate_trends
 
-ACTIONS = {
+ACTIONS: dict[str, Callable[..., Rollout]] = {
     "advance": services.rollout_advance,
     "pause": services.rollout_pause,
     "resume": services.rollout_resume,
@@ -82,7 +84,9 @@ def rollout_detail(request, pk):
 def rollout_start(request):
     form = StartForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
+        messages.error(
+            request, " ".join(f"{f}: {' '.join(map(str, e))}" for f, e in form.errors.items())
+        )
         return redirect("rollouts:list")
     try:
         rollout = services.rollout_start(
@@ -150,7 +154,9 @@ def _settings(request, rollout: Rollout, form_class, change) -> object:
     """Validate a settings form, call ``change(cleaned_data)``; messages carry the outcome."""
     form = form_class(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
+        messages.error(
+            request, " ".join(f"{f}: {' '.join(map(str, e))}" for f, e in form.errors.items())
+        )
         return redirect("rollouts:detail", pk=rollout.pk)
     try:
         messages.success(request, change(form.cleaned_data))
@@ -206,7 +212,9 @@ def publication_detail(request, pk):
 def publication_start(request):
     form = PublishForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
+        messages.error(
+            request, " ".join(f"{f}: {' '.join(map(str, e))}" for f, e in form.errors.items())
+        )
         return redirect("rollouts:list")
     try:
         publication = publish.publication_start(

@@ -57,13 +57,14 @@ def highlight(text: str, spans: tuple[Span, ...]) -> list[tuple[str, str | None]
     lowered = text.lower()
     if len(lowered) != len(text):
         text = lowered
-    merged: list[list] = []
+    merged: list[Span] = []
     for span in sorted(spans, key=lambda s: (s.start, s.end)):
-        if merged and span.start < merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], span.end)
+        if merged and span.start < merged[-1].end:
+            merged[-1] = merged[-1]._replace(end=max(merged[-1].end, span.end))
             continue
-        merged.append([span.start, span.end, span.keyword])
-    pieces, cursor = [], 0
+        merged.append(span)
+    pieces: list[tuple[str, str | None]] = []
+    cursor = 0
     for start, end, keyword in merged:
         if start > cursor:
             pieces.append((text[cursor:start], None))
@@ -87,7 +88,10 @@ def marked(
         label = f"{span.keyword} {weight:+.3g}"
         kinds.setdefault(label, "strong" if weight > 0 else "weak")
         spans.append(Span(span.start, span.end, label))
-    return [(piece, label, kinds.get(label, "")) for piece, label in highlight(text, tuple(spans))]
+    return [
+        (piece, label, kinds.get(label, "") if label else "")
+        for piece, label in highlight(text, tuple(spans))
+    ]
 
 
 def explain(classifier: Classifier, text: str, turns: int) -> dict | None:

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.actors import user_of
 from cascade_admin.errors import Conflict
 
 from .engine import ConfigError, canonical_config, normalize_keyword
@@ -42,7 +43,7 @@ def version_snapshot(version: ClassifierVersion) -> dict[str, Any]:
     return {
         "name": version.name,
         "status": version.status,
-        "parent": version.parent.name if version.parent_id else None,
+        "parent": version.parent.name if version.parent else None,
         "token_threshold": version.token_threshold,
         "turn_threshold": version.turn_threshold,
         "byte_threshold": version.byte_threshold,
@@ -187,7 +188,7 @@ def version_create_draft(
         byte_threshold=byte_threshold,
         scorer=scorer,
         notes=notes,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=user_of(actor),
         **reported,
     )
     _check_and_hash(version, [k["text"] for k in cleaned])
@@ -311,7 +312,7 @@ def version_freeze(*, actor, version: ClassifierVersion) -> ClassifierVersion:
     _check_and_hash(version, _keyword_texts(version))
     version.status = VersionStatus.FROZEN
     version.frozen_at = timezone.now()
-    version.frozen_by = actor if getattr(actor, "is_authenticated", False) else None
+    version.frozen_by = user_of(actor)
     version.keyword_set.frozen = True
     version.keyword_set.save(update_fields=["frozen"])
     version.save()

@@ -1,5 +1,7 @@
 """Pages of the versions console. Thin: forms in, services and selectors do the work."""
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -161,7 +163,7 @@ def keyword_add(request, name):
             messages.success(request, f"Added {keyword.text!r}.")
             return _keyword_panel(request, version)
     if not request.headers.get("HX-Request"):
-        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
     return _keyword_panel(request, version, form)
 
 
@@ -239,7 +241,7 @@ def playground(request):
         request.POST or None,
         initial={"versions": ClassifierVersion.objects.exclude(status=VersionStatus.RETIRED)},
     )
-    context = {"form": form}
+    context: dict[str, Any] = {"form": form}
     if request.method == "POST" and form.is_valid():
         try:
             messages_ = parse_conversation(form.cleaned_data["conversation"])
@@ -267,7 +269,13 @@ def playground(request):
 def audit_log(request):
     filters = {k: request.GET.get(k, "").strip() for k in ("actor", "action", "obj")}
     dates = {k: parse_date(request.GET.get(k, "") or "") for k in ("since", "until")}
-    events = audit_events(**filters, **dates)
+    events = audit_events(
+        actor=filters["actor"],
+        action=filters["action"],
+        obj=filters["obj"],
+        since=dates["since"],
+        until=dates["until"],
+    )
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

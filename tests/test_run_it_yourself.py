@@ -400,7 +400,7 @@ def test_the_pre_commit_hooks_are_the_suites_own_lint_steps():
 
     hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
     suite = (ROOT / "bin" / "test").read_text()
-    assert len(hooks) == 3
+    assert len(hooks) == 4
     for hook in hooks:
         command = hook["entry"].replace(" --force-exclude", "")
         assert command in suite, f"{hook['id']}: bin/test does not run {command!r}"

@@ -11,6 +11,7 @@ search uses, shown per keyword.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from django.utils import timezone
@@ -62,7 +63,7 @@ def keyword_health(version: ClassifierVersion, *, now: datetime | None = None) -
         lone = hits & (cover == 1) & ~by_threshold
         fixes, breaks = lone & ~labels.needed, lone & labels.needed  # if it were removed
         precision = weighted_proportion(zip(labels.weight[hits], labels.needed[hits], strict=True))
-        entry = {
+        entry: dict[str, Any] = {
             "keyword": keyword,
             "hits": {
                 s: {

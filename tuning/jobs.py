@@ -19,13 +19,15 @@ from .selectors import SOURCES, cost_settings
 
 
 def parse_period(params: dict) -> tuple[datetime, datetime]:
-    errors, values = {}, {}
+    errors: dict[str, list[str]] = {}
+    values: dict[str, datetime] = {}
     for key in ("since", "until"):
         raw = params.get(key)
         value = parse_datetime(raw) if isinstance(raw, str) else None
         if value is None or value.tzinfo is None:
             errors[key] = ["An ISO 8601 date-time with a time zone is required."]
-        values[key] = value
+        else:
+            values[key] = value
     if not errors and values["since"] >= values["until"]:
         errors["until"] = ["Must be after since."]
     if errors:
@@ -82,7 +84,8 @@ def run_sweep(params: dict, progress: Callable[[int], None]) -> dict:
     )
 
 
-RUNNERS = {
+# kind -> runner(params, progress) -> result
+RUNNERS: dict[str, Callable[[dict, Callable[[int], None]], dict]] = {
     "replay": run_replay,
     "candidates": run_candidates,
     "sweep": run_sweep,

@@ -21,6 +21,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 import ahocorasick_rs
 
@@ -51,7 +52,9 @@ def score_terms(
     positives: Iterable[set[str]], negatives: Iterable[set[str]], background: Iterable[set[str]]
 ) -> list[tuple[str, float, int, int]]:
     """(term, z, count in positives, count in negatives), best first; support >= 2."""
-    pos, neg, bg = Counter(), Counter(), Counter()
+    pos: Counter[str] = Counter()
+    neg: Counter[str] = Counter()
+    bg: Counter[str] = Counter()
     for doc in positives:
         pos.update(doc)
     for doc in negatives:
@@ -98,7 +101,8 @@ def mine(
 
     texts = [_normalize(r.text) for r in rows]
     fp_pool = [i for i in weak_ok if tiers[i] == "weak"]  # weak-sufficient, still routed weak
-    candidates, kept_sets = [], []
+    candidates: list[dict[str, Any]] = []
+    kept_sets: list[tuple[str, frozenset[int]]] = []
     for term, z, support, in_weak in scored[: limit * 10]:
         fixed = frozenset(i for i in fn if term in texts[i])
         if not fixed:

@@ -146,9 +146,9 @@ def compute(
 
     slices = {}
     for kind in SLICE_KINDS:
-        names = set(label_slices[kind]) | set(traffic_slices[kind])
+        present = set(label_slices[kind]) | set(traffic_slices[kind])
         order = features.bucket_order(kind) if kind != "keyword" else []
-        ranked = [n for n in order if n in names] + sorted(names - set(order))
+        ranked = [n for n in order if n in present] + sorted(present - set(order))
         slices[kind] = [
             {
                 "name": name,

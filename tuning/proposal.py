@@ -46,7 +46,7 @@ def mine_pool(
     positives = [docs[i] for i in rows if labels.needed[i]]
     negatives = [docs[i] for i in rows if not labels.needed[i]]
     scored = score_terms(positives, negatives, [docs[i] for i in rows])
-    pool = []
+    pool: list[str] = []
     for term, z, support, _ in scored:
         if z <= 0 or len(pool) >= settings.pool_size:
             break
@@ -150,11 +150,11 @@ def propose(
     langs = [language(text) for text in labels.texts]
     oof = np.zeros(n, dtype=bool)
     fold_rules = []
-    for f, (train, test) in enumerate(splits):
+    for f, (train, held_out) in enumerate(splits):
         search = Search(labels, matrix, terms, traffic, base, settings, rows=train)
         pool = _dedupe(pools[f], matrix, index, train, traffic)
         outcome, _ = search.run(pool)
-        oof[test] = Search(labels, matrix, terms, None, base, settings, rows=test).strong(
+        oof[held_out] = Search(labels, matrix, terms, None, base, settings, rows=held_out).strong(
             outcome.rule
         )
         fold_rules.append(_summary(base, outcome.rule))
@@ -289,13 +289,13 @@ def _changes(search: Search, base: Rule, rule: Rule, traffic: Traffic | None) ->
         moved = strong != other
         fixed = moved & (strong == search.y)
         broken = moved & (strong != search.y)
-        evidence = {
+        evidence: dict[str, float] = {
             "fixed_inputs": int(fixed.sum()),
             "fixed_requests": int(search.w[fixed].sum()),
             "broken_inputs": int(broken.sum()),
             "broken_requests": int(search.w[broken].sum()),
         }
-        if with_traffic:
+        if traffic_strong is not None:
             moved_traffic = traffic_strong != search.traffic_strong(without)
             evidence["traffic_share_moved"] = float(moved_traffic.mean())
         return evidence

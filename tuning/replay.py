@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from routing.models import ClassifierVersion
 from routing.selectors import classifier_for
@@ -94,7 +95,8 @@ def _proposal_keys(version: ClassifierVersion) -> tuple[int, set[str]] | None:
 
 def _compare(rows: list[LabeledRow], new_classifier, old_classifier) -> dict:
     new_confusion, old_confusion = Confusion(), Confusion()
-    flips, b, c, compared = [], 0, 0, 0
+    flips: list[dict[str, Any]] = []
+    b, c, compared = 0, 0, 0
     for row in rows:
         decision = new_classifier.classify_text(row.text, row.turn_count, explain=False)
         old_tier = (

@@ -89,7 +89,8 @@ def propose_scorer(
     pinned_hits = (
         hit_matrix(pinned, labels.texts).any(axis=0) if pinned else np.zeros(n, dtype=bool)
     )
-    population = training.population_of(labels, pinned_hits)
+    # numpy types any(axis=0) as scalar-or-array; on a matrix it is an array.
+    population = training.population_of(labels, pinned_hits)  # type: ignore[arg-type]
     progress(5)
 
     fitted = []
@@ -114,11 +115,13 @@ def propose_scorer(
 
     oof = np.zeros(n, dtype=bool)
     fold_rules = []
-    for (train, test), (fold_model, inner_oof) in zip(splits, fitted, strict=True):
+    for (train, held_out), (fold_model, inner_oof) in zip(splits, fitted, strict=True):
         choice = training.choose_rule(
             inner_oof, y[train], population.take(train), with_traffic(fold_model), base, settings
         )
-        oof[test] = choice.strong(fold_model.scores(corpus.x[test]), population.take(test))
+        oof[held_out] = choice.strong(
+            fold_model.scores(corpus.x[held_out]), population.take(held_out)
+        )
         fold_rules.append(_fold_summary(fold_model, choice))
     final_traffic = with_traffic(model)  # the final model's traffic scores, used twice
     choice = training.choose_rule(oof_all, y, population, final_traffic, base, settings)
@@ -131,6 +134,7 @@ def propose_scorer(
     base_figures = figures(labels, base_strong, everything, langs)
     in_sample = figures(labels, final_strong, everything, langs)
     if traffic is not None:
+        assert traffic_population is not None  # made whenever there is traffic
         proposal_traffic = choice.strong(final_traffic[1], traffic_population)
         shares = traffic_figures(
             {"base": base_strong_traffic(base, base_scorer, traffic), "proposal": proposal_traffic},

@@ -233,6 +233,7 @@ def choose_rule(
             key = (round(violation, 9), round(cost, 9), *nearness)
             if best is None or key < best[0]:
                 best = (key, Choice(token, turn, cut, violation, cost))
+    assert best is not None  # a valid rule's thresholds (>= 1) are always candidates
     return best[1]
 
 

@@ -295,8 +295,10 @@ class Search:
     def traffic_strong(self, rule: Rule) -> np.ndarray:
         """The rule's decisions on the traffic (strong or not), as on the labels."""
         assert self.traffic is not None
+        covered = self.traffic_covered(rule.keywords)
+        assert covered is not None  # None only without traffic
         return (
-            (self.traffic_covered(rule.keywords) > 0)
+            (covered > 0)
             | self.traffic.forced
             | (self.traffic.chars > rule.token_threshold)
             | (self.traffic.turns > rule.turn_threshold)

@@ -26,7 +26,7 @@ class LabeledRow:
     batch_id: int | None
     trace_id: int | None
     langfuse_id: str
-    started_at: datetime
+    started_at: datetime | None  # None for an imported label without a date
     weight: float
     label: str  # weak_sufficient / strong_needed
     tier: str  # live tier ("" when unknown)

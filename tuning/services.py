@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from cascade_admin.actors import user_of
 from cascade_admin.errors import Conflict
 from cascade_admin.ui import error_text
 from routing import services as routing_services
@@ -52,14 +53,14 @@ def report_request(
         version=version,
         period_start=period_start,
         period_end=period_end,
-        defaults={"requested_by": actor if getattr(actor, "is_authenticated", False) else None},
+        defaults={"requested_by": user_of(actor)},
     )
     if report.status != JobStatus.RUNNING:
         report.status = JobStatus.QUEUED
         report.progress = 0
     report.queued_at = timezone.now()
     report.save(update_fields=["status", "progress", "queued_at"])
-    if getattr(actor, "is_authenticated", False):
+    if user_of(actor):
         audit_record(
             actor=actor,
             action="report.request",
@@ -156,7 +157,7 @@ def slo_target_update(
         target.high_inclusive = high_inclusive
     if min_samples is not None:
         target.min_samples = min_samples
-    target.updated_by = actor if getattr(actor, "is_authenticated", False) else None
+    target.updated_by = user_of(actor)
     target.save()
     audit_record(
         actor=actor, action="slo.update", obj=target, before=before, after=_slo_snapshot(target)
@@ -238,7 +239,9 @@ def job_start(*, actor, kind: str, params: dict[str, Any]) -> Job:
 
 def job_run_here(*, actor, kind: str, params: dict[str, Any]) -> Job:
     """Record a job and run it in this process (commands): the same runner a worker uses."""
-    return job_run(_job_create(actor, kind, params).pk)
+    job = job_run(_job_create(actor, kind, params).pk)
+    assert job is not None  # just created and never queued: no worker can hold it
+    return job
 
 
 def _job_create(actor, kind: str, params: dict[str, Any]) -> Job:
@@ -247,7 +250,7 @@ def _job_create(actor, kind: str, params: dict[str, Any]) -> Job:
     return Job.objects.create(
         kind=kind,
         params=params,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=user_of(actor),
     )
 
 
@@ -335,7 +338,7 @@ def proposal_draft(*, actor, job: Job, name: str = "", force: bool = False) -> C
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.kind != JobKind.PROPOSAL or job.status != JobStatus.SUCCEEDED:
         raise Conflict("Only a finished proposal can become a draft.")
-    if job.draft_id is not None:
+    if job.draft is not None:
         raise Conflict(f"This proposal already made the draft {job.draft.name}.")
     result = job.result
     if not result.get("changes"):
@@ -434,12 +437,14 @@ def sweep_apply(
         )
     if by_cut:
         swept = ClassifierVersion.objects.get(name=job.result["version"]).scorer
+        if swept is None:  # the swept draft's scorer was taken off since the sweep
+            raise Conflict(f"{job.result['version']} has no scorer any more: sweep it again.")
         if version.scorer is None or _weights(version.scorer) != _weights(swept):
             raise Conflict(
                 f"{version.name}'s scorer is not {job.result['version']}'s: a cut only means "
                 "the same on the same weights (copy the swept version first)."
             )
-        changes = {"scorer": {**version.scorer, "threshold": cut}}
+        changes: dict[str, Any] = {"scorer": {**version.scorer, "threshold": cut}}
     else:
         changes = {"token_threshold": token_threshold, "turn_threshold": turn_threshold}
     version = routing_services.version_update_draft(actor=actor, version=version, **changes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -247,7 +248,7 @@ class Confusion:
             shares[cell] += weight
         return {cell: (w / total if total else None) for cell, w in shares.items()}
 
-    def metrics(self) -> dict[str, dict]:
+    def metrics(self) -> dict[str, Any]:
         precision = self._rate({"tp"}, {"tp", "fp"})
         recall = self._rate({"tp"}, {"tp", "fn"})
         f1 = None

@@ -62,7 +62,7 @@ def sweep(
         return result
     search = Search(
         labels, hit_matrix(keywords, labels.texts), keywords, traffic, rule,
-        Settings(band=tuple(target)),
+        Settings(band=(target[0], target[1])),
     )  # fmt: skip
     if token_grid:
         search.T_grid = np.unique(np.asarray(token_grid, dtype=np.int64))
@@ -75,7 +75,8 @@ def sweep(
 
     def point(i: int, j: int) -> dict:
         misroute = float(g["fn"][i, j] + g["fp"][i, j])
-        rate = {"value": None, "low": None, "high": None, "n": 0}  # no labels: no misroute
+        # No labels: no misroute.
+        rate: dict[str, float | None] = {"value": None, "low": None, "high": None, "n": 0}
         if rows:
             low, high = wilson_interval(misroute * n_eff, n_eff)
             rate = {"value": misroute, "low": low, "high": high, "n": n_eff}
@@ -134,11 +135,13 @@ def _front(misroute: np.ndarray, slm: np.ndarray) -> list[tuple[int, int]]:
     """Cells no other cell beats on both (lower misroute, higher SLM share), by SLM share."""
     cells = np.argwhere(np.ones_like(misroute, dtype=bool))
     order = np.lexsort((misroute.ravel(), -slm.ravel()))
-    front, best = [], np.inf
+    front: list[tuple[int, int]] = []
+    best = np.inf
     for index in order:
         value = misroute.ravel()[index]
         if value < best - 1e-12:
-            front.append(tuple(int(x) for x in cells[index]))
+            i, j = cells[index]
+            front.append((int(i), int(j)))
             best = value
     return front
 
@@ -169,6 +172,7 @@ def cut_sweep(
     progress: Callable[[int], None] = lambda p: None,
 ) -> dict:
     """Misroute and SLM share of a scorer version at each cut of its score."""
+    assert version.scorer is not None  # sweep() sends only scorer versions here
     classifier = classifier_for(version)
     rows, summary = selectors.training_rows(start, end, sources=sources)
     label_scores, label_forced = _scored(classifier, ((r.text, r.turn_count) for r in rows))
@@ -193,10 +197,12 @@ def cut_sweep(
 
     def point(cut: float) -> dict:
         strong = label_forced | (label_scores >= cut)
-        fn = float(weight[~strong & needed].sum() / weight.sum()) if rows else None
-        fp = float(weight[strong & ~needed].sum() / weight.sum()) if rows else None
-        rate = {"value": None, "low": None, "high": None, "n": 0}
+        fn: float | None = None
+        fp: float | None = None
+        rate: dict[str, float | None] = {"value": None, "low": None, "high": None, "n": 0}
         if rows:
+            fn = float(weight[~strong & needed].sum() / weight.sum())
+            fp = float(weight[strong & ~needed].sum() / weight.sum())
             low, high = wilson_interval((fn + fp) * n_eff, n_eff)
             rate = {"value": fn + fp, "low": low, "high": high, "n": n_eff}
         weak = ~traffic_forced & (traffic_scores < cut)

@@ -174,7 +174,7 @@ def _url(name: str, *args) -> str:
     return reverse(name, args=args)
 
 
-JOB_PAGES = {
+JOB_PAGES: dict[str, tuple[str, str]] = {
     JobKind.REPLAY: ("tuning/replay.html", "What-if replay"),
     JobKind.CANDIDATES: ("tuning/candidates.html", "Keyword candidates"),
     JobKind.SWEEP: ("tuning/sweep.html", "Threshold sweep"),
@@ -357,13 +357,16 @@ def sweep_apply(request, job_id):
     version = get_object_or_404(ClassifierVersion, name=request.POST.get("draft", ""))
     try:
         if "cut" in request.POST:
-            point = {"cut": float(request.POST["cut"])}
+            cut = float(request.POST["cut"])
+            services.sweep_apply(actor=request.user, job=job, version=version, cut=cut)
         else:
-            point = {
-                "token_threshold": int(request.POST.get("token_threshold", "")),
-                "turn_threshold": int(request.POST.get("turn_threshold", "")),
-            }
-        services.sweep_apply(actor=request.user, job=job, version=version, **point)
+            services.sweep_apply(
+                actor=request.user,
+                job=job,
+                version=version,
+                token_threshold=int(request.POST.get("token_threshold", "")),
+                turn_threshold=int(request.POST.get("turn_threshold", "")),
+            )
     except ValueError:
         messages.error(request, "The point's thresholds (or cut) must be numbers.")
     except (Conflict, ValidationError) as e:

@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -11,6 +13,9 @@ from ..models import (
     SyncRun,
     Trace,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class TraceSerializer(serializers.ModelSerializer):
@@ -109,7 +114,9 @@ class AgreementSerializer(serializers.Serializer):
 
 
 class BatchSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     items = serializers.IntegerField(source="items.count", read_only=True)
     progress = serializers.SerializerMethodField()
 
@@ -193,7 +200,9 @@ class BatchCreateSerializer(serializers.Serializer):
 
 
 class LabelSerializer(serializers.ModelSerializer):
-    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewer: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Label
@@ -222,7 +231,8 @@ class LabelCreateSerializer(serializers.Serializer):
 
 
 class LabelUndoSerializer(serializers.Serializer):
-    label = serializers.IntegerField(
+    # The metaclass takes declared fields off the class; the stubs see Field.label.
+    label = serializers.IntegerField(  # type: ignore[assignment]
         required=False,
         help_text="The label meant; a repeated request then finds it gone (409) instead of "
         "taking back the label before it.",
@@ -279,8 +289,12 @@ class AdjudicateSerializer(serializers.Serializer):
 
 
 class LabelImportSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    undone_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    undone_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = LabelImport

@@ -78,6 +78,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def list(self, request, *args, **kwargs):
         """Batches with their progress (two queries for the page, not two per batch)."""
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        assert page is not None  # DEFAULT_PAGINATION_CLASS pages every list
         progress = selectors.batches_progress([b.pk for b in page])
         data = s.BatchSerializer(page, many=True, context={"progress": progress}).data
         return self.get_paginated_response(data)

@@ -521,10 +521,12 @@ class LangfuseAdapter:
         429 and 5xx (safe: each score has a fixed id and timestamp, so a repeat is an update).
         A 207 is returned, not retried; see WriteResult.
         """
+        from langfuse.api.commons.types.score_data_type import ScoreDataType
         from langfuse.api.scores.types.create_score_batch_results import (
             CreateScoreBatchResults,
         )
         from langfuse.api.scores.types.create_score_request import CreateScoreRequest
+        from langfuse.api.scores.types.create_score_source import CreateScoreSource
 
         if not labels:
             return WriteResult(202, (), 0, 0)
@@ -544,9 +546,9 @@ class LangfuseAdapter:
                     value=label.value,
                     comment=label.comment or None,
                     metadata=label.metadata,
-                    data_type="CATEGORICAL",
+                    data_type=ScoreDataType.CATEGORICAL,
                     config_id=config_id,
-                    source="ANNOTATION",
+                    source=CreateScoreSource.ANNOTATION,
                     timestamp=label.timestamp or now,
                 )
             )

@@ -56,16 +56,16 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> LangfuseSetti
     host = _env_value(env, "LANGFUSE_BASE_URL") or _env_value(env, "LANGFUSE_HOST")
     public_key = _env_value(env, "LANGFUSE_PUBLIC_KEY")
     secret_key = _env_value(env, "LANGFUSE_SECRET_KEY")
-    missing = [
-        name
-        for name, value in (
-            ("LANGFUSE_BASE_URL", host),
-            ("LANGFUSE_PUBLIC_KEY", public_key),
-            ("LANGFUSE_SECRET_KEY", secret_key),
-        )
-        if not value
-    ]
-    if missing:
+    if not (host and public_key and secret_key):
+        missing = [
+            name
+            for name, value in (
+                ("LANGFUSE_BASE_URL", host),
+                ("LANGFUSE_PUBLIC_KEY", public_key),
+                ("LANGFUSE_SECRET_KEY", secret_key),
+            )
+            if not value
+        ]
         raise LangfuseConfigError(f"Missing environment variables: {', '.join(missing)}")
     raw_timeout = _env_value(env, "LANGFUSE_TIMEOUT")
     try:

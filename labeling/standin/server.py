@@ -301,4 +301,5 @@ def start_in_thread(
         thread.join()
 
     bound_host, bound_port = server.server_address[:2]
+    assert isinstance(bound_host, str)  # an AF_INET(6) socket's own address; bytes only in stubs
     return f"http://{bound_host}:{bound_port}", stop

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -242,7 +242,7 @@ def compile_filter(conditions: Any):
         if not isinstance(cond, dict):
             raise BadRequest(f"filter[{index}] must be an object")
         kind, column, operator = cond.get("type"), cond.get("column"), cond.get("operator")
-        if not all(isinstance(x, str) for x in (kind, column, operator)):
+        if not (isinstance(kind, str) and isinstance(column, str) and isinstance(operator, str)):
             raise BadRequest(f"filter[{index}] needs type, column and operator")
         column = _COLUMN_ALIASES.get(column, column)
         value = cond.get("value")
@@ -298,6 +298,8 @@ def _condition(kind, column, operator, value, key, index):  # one branch per typ
 
         def metadata_number(obs):
             raw = (obs.get(column) or {}).get(key)
+            if raw is None:  # float(None) would raise TypeError: the same answer
+                return None
             try:
                 return float(raw)
             except (TypeError, ValueError):
@@ -309,26 +311,28 @@ def _condition(kind, column, operator, value, key, index):  # one branch per typ
 
 def _param_filter(query: Mapping[str, list[str]]):
     """Filters from plain query parameters (ignored when a JSON filter is given)."""
-    checks = []
-    for param, column in _PARAM_COLUMNS.items():
-        if param in query:
-            wanted = query[param][-1]
-            checks.append(lambda obs, c=column, w=wanted: obs.get(c) == w)
+    checks: list[Callable[[dict[str, Any]], bool]] = []
+    equal = {column: query[param][-1] for param, column in _PARAM_COLUMNS.items() if param in query}
+    if equal:
+        checks.append(lambda obs: all(obs.get(c) == w for c, w in equal.items()))
     if "isRootObservation" in query:
-        wanted = _query_bool(query, "isRootObservation")
-        checks.append(lambda obs: bool(obs.get("isRootObservation")) == wanted)
+        is_root = _query_bool(query, "isRootObservation")
+        checks.append(lambda obs: bool(obs.get("isRootObservation")) == is_root)
     if "parentObservationId" in query:
         parent = query["parentObservationId"][-1] or None
         checks.append(lambda obs: obs.get("parentObservationId") == parent)
     if "environment" in query:
         environments = set(query["environment"])
         checks.append(lambda obs: obs.get("environment") in environments)
-    for param, operator in (("fromStartTime", ">="), ("toStartTime", "<")):
-        if param in query:
-            bound = _micros(query[param][-1])
-            checks.append(
-                lambda obs, b=bound, op=operator: _compare(_obs_micros(obs, "startTime"), op, b)
-            )
+    bounds = [
+        (operator, _micros(query[param][-1]))
+        for param, operator in (("fromStartTime", ">="), ("toStartTime", "<"))
+        if param in query
+    ]
+    if bounds:
+        checks.append(
+            lambda obs: all(_compare(_obs_micros(obs, "startTime"), op, b) for op, b in bounds)
+        )
     return lambda obs: all(check(obs) for check in checks)
 
 

@@ -288,7 +288,7 @@ def _feedback(
     if rng.random() < 0.3:
         comments = prompts.FEEDBACK_COMMENTS[base]
         comment = rng.choice(comments[:-1]) if negative else comments[-1]
-    score = {
+    score: dict[str, Any] = {
         "id": f"{_hex(rng, 32)}",
         "projectId": PROJECT_ID,
         "timestamp": stamp,

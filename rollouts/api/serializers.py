@@ -1,5 +1,7 @@
 """Shapes only: validation of input, no logic (services decide)."""
 
+from typing import TYPE_CHECKING
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -23,6 +25,9 @@ from ..models import (
     WeightIntent,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 class SlotSerializer(serializers.ModelSerializer):
     class Meta:
@@ -32,8 +37,12 @@ class SlotSerializer(serializers.ModelSerializer):
 
 
 class RouteSerializer(serializers.ModelSerializer):
-    stable_slot = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    canary_slot = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    stable_slot: "serializers.SlugRelatedField[Slot]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    canary_slot: "serializers.SlugRelatedField[Slot]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
 
     class Meta:
         model = Route
@@ -58,9 +67,13 @@ class PodStatusSerializer(serializers.ModelSerializer):
 
 
 class PublicationSerializer(serializers.ModelSerializer):
-    version = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    slot = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    created_by = serializers.StringRelatedField()
+    version: "serializers.SlugRelatedField[ClassifierVersion]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    slot: "serializers.SlugRelatedField[Slot]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    created_by: "serializers.StringRelatedField[User]" = serializers.StringRelatedField()
     pods = PodStatusSerializer(many=True, read_only=True)
     state = _state(PublicationState)
     retryable = serializers.BooleanField(read_only=True)
@@ -110,9 +123,13 @@ class TransitionSerializer(serializers.ModelSerializer):
 
 class RolloutSerializer(serializers.ModelSerializer):
     state = _state(RolloutState)
-    route = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    version = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    created_by = serializers.StringRelatedField()
+    route: "serializers.SlugRelatedField[Route]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    version: "serializers.SlugRelatedField[ClassifierVersion]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    created_by: "serializers.StringRelatedField[User]" = serializers.StringRelatedField()
 
     class Meta:
         model = Rollout
@@ -140,7 +157,9 @@ class IntentSerializer(serializers.ModelSerializer):
 
 
 class RolloutDetailSerializer(RolloutSerializer):
-    stable_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    stable_version: "serializers.SlugRelatedField[ClassifierVersion]" = (
+        serializers.SlugRelatedField(slug_field="name", read_only=True)
+    )
     gates = GateSerializer(many=True, read_only=True)
     transitions = TransitionSerializer(many=True, read_only=True)
     daily_checks = DailyCheckSerializer(many=True, read_only=True)

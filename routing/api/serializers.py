@@ -1,5 +1,6 @@
 """Shapes of the versions API. Validation of content lives in the services and the engine."""
 
+from django.contrib.auth.models import User
 from rest_framework import serializers
 
 from ..models import ClassifierVersion, Keyword, KeywordSet, Language
@@ -21,7 +22,9 @@ class KeywordInputSerializer(serializers.Serializer):
 
 
 class KeywordSetSerializer(serializers.ModelSerializer):
-    version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    version: serializers.SlugRelatedField[ClassifierVersion] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
     keywords = KeywordSerializer(many=True, read_only=True)
 
     class Meta:
@@ -39,7 +42,8 @@ class ReportedSerializer(serializers.Serializer):
     cost_per_1k = serializers.DecimalField(
         source="reported_cost_per_1k", max_digits=8, decimal_places=2, allow_null=True
     )
-    source = serializers.CharField(source="reported_source", allow_blank=True)
+    # "source" names the field; DRF's metaclass takes declared fields off the class.
+    source = serializers.CharField(source="reported_source", allow_blank=True)  # type: ignore[assignment]
 
 
 class ScorerSerializer(serializers.Serializer):
@@ -54,13 +58,18 @@ class ScorerSerializer(serializers.Serializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    # "parent" names the field; DRF's metaclass takes declared fields off the class.
+    parent: serializers.SlugRelatedField[ClassifierVersion] = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="name", read_only=True, allow_null=True
+    )
     keywords = KeywordSerializer(source="keyword_set.keywords", many=True, read_only=True)
     reported = ReportedSerializer(source="*", read_only=True)
-    created_by = serializers.SlugRelatedField(
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
-    frozen_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    frozen_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     scorer = ScorerSerializer(read_only=True, allow_null=True)
 
     class Meta:
@@ -107,7 +116,7 @@ SCORER_HELP = '{"bias": b, "threshold": t, "features": [[substring, weight], ...
 
 class VersionCreateSerializer(_ReportedInputMixin):
     name = serializers.CharField(max_length=64)
-    parent = serializers.SlugRelatedField(
+    parent = serializers.SlugRelatedField(  # type: ignore[assignment]  # as above
         slug_field="name", queryset=ClassifierVersion.objects.all(), required=False, allow_null=True
     )
     keywords = KeywordInputSerializer(many=True)

@@ -16,7 +16,7 @@ over the text, whatever the number of keywords.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import ahocorasick_rs
@@ -55,7 +55,7 @@ class Decision(NamedTuple):
         return len(self.text.encode("utf-8"))
 
     def as_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "tier": self.tier,
             "reasons": list(self.reasons),
             "matched_keywords": list(self.matched_keywords),
@@ -75,7 +75,7 @@ class Classifier:
         # Standard match kind with overlapping=True reports every occurrence of every
         # keyword, as a substring test per keyword would find them.
         self._automaton = ahocorasick_rs.AhoCorasick(list(config.keywords))
-        self.scorer = None
+        self.scorer: Scorer | None = None
         if config.scorer is not None:
             self.scorer = Scorer(config.scorer, config.keywords)
             # With a scorer, one scan finds which keywords and features occur: as strings,
@@ -98,14 +98,14 @@ class Classifier:
             self._automaton.find_matches_as_indexes(lowered, overlapping=True)
         )
 
-    def _keyword_spans(self, matches) -> list[Span]:
+    def _keyword_spans(self, matches: Iterable[tuple[int, int, int]]) -> list[Span]:
         keywords = self._keywords
         k = len(keywords)
         spans = [Span(start, end, keywords[i]) for i, start, end in matches if i < k]
         spans.sort()
         return spans
 
-    def feature_spans(self, text: str, features) -> list[Span]:
+    def feature_spans(self, text: str, features: Iterable[str]) -> list[Span]:
         """Where the scorer's ``features`` occur in ``text``, in text order (for
         highlighting the ones that pushed a decision)."""
         if self.scorer is None:
@@ -128,11 +128,11 @@ class Classifier:
         """Route already-joined text. Raises MessagesError on a lone surrogate."""
         config = self.config
         lowered = text.lower()
-        present = None
+        scorer = self.scorer
         try:
-            if self.scorer is None:
+            if scorer is None:
                 spans = self._scan(lowered)
-            else:
+            else:  # ``present`` is set exactly when there is a scorer
                 present = set(self._substrings.find_matches_as_strings(lowered, overlapping=True))
                 keyword_hit = not present.isdisjoint(self._keyword_set)
                 spans = self._scan(lowered) if keyword_hit else []
@@ -140,7 +140,7 @@ class Classifier:
             require_unicode(text)  # raises MessagesError saying what is wrong
             raise
         char_count = len(text)
-        reasons = []
+        reasons: list[str] = []
         if spans:
             matched = tuple(dict.fromkeys(s.keyword for s in spans))
             reasons.append("keyword:" + ",".join(matched))
@@ -154,9 +154,9 @@ class Classifier:
                 reasons.append(f"bytes:{byte_count}>{config.byte_threshold}")
         if turn_count > config.turn_threshold:
             reasons.append(f"turns:{turn_count}>{config.turn_threshold}")
-        score, top = None, ()
-        if present is not None:
-            scorer = self.scorer
+        score: float | None = None
+        top: tuple[tuple[str, float], ...] = ()
+        if scorer is not None:
             units = scorer.score_units(present)
             score = units / UNITS
             top = scorer.top(present) if explain else ()
@@ -174,7 +174,7 @@ class Classifier:
                 score,
                 top,
             )
-        why = ("default",) if score is None else (f"score:{score:.6g}<{scorer.threshold_text}",)
+        why = ("default",) if scorer is None else (f"score:{score:.6g}<{scorer.threshold_text}",)
         return Decision(WEAK, why, matched, char_count, turn_count, (), text, score, top)
 
 

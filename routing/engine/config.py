@@ -72,8 +72,10 @@ class ValidConfig:
     scorer: ValidScorer | None = None
 
 
-def _check_threshold(errors: dict, config: Mapping, key: str, limit: int, required: bool):
-    value = config.get(key)
+def _check_threshold(
+    errors: dict[str, list[str]], config: Mapping[str, Any], key: str, limit: int, required: bool
+) -> int | None:
+    value: object = config.get(key)
     if value is None:
         if required:
             errors.setdefault(key, []).append("This field is required.")
@@ -89,7 +91,7 @@ def _check_threshold(errors: dict, config: Mapping, key: str, limit: int, requir
     return value
 
 
-def _check_keywords(errors: dict, raw: Any) -> tuple[str, ...]:
+def _check_keywords(errors: dict[str, list[str]], raw: Any) -> tuple[str, ...]:
     if raw is None:
         errors["strong_keywords"] = ["This field is required."]
         return ()
@@ -100,7 +102,7 @@ def _check_keywords(errors: dict, raw: Any) -> tuple[str, ...]:
     if len(raw) > MAX_KEYWORDS:
         problems.append(f"At most {MAX_KEYWORDS:,} keywords are allowed, got {len(raw):,}.")
     seen: dict[str, int] = {}
-    keywords = []
+    keywords: list[str] = []
     for index, keyword in enumerate(raw):
         problem = substring_problem(index, keyword, MAX_KEYWORD_LENGTH)
         if problem:
@@ -135,6 +137,7 @@ def validate_config(config: Mapping[str, Any]) -> ValidConfig:
         scorer = check_scorer(errors, config["scorer"], normalize_keyword)
     if errors:
         raise ConfigError(errors)
+    assert token is not None and turn is not None  # required: a missing one is in errors
     return ValidConfig(keywords, token, turn, byte, scorer)
 
 
@@ -149,7 +152,7 @@ def canonical_config(version: str, config: Mapping[str, Any]) -> dict[str, Any]:
     Keyword order does not change a decision, so it does not change the hash either.
     """
     valid = validate_config(config)
-    document = {
+    document: dict[str, Any] = {
         "schema": SCHEMA if valid.scorer is None else SCHEMA_SCORER,
         "version": version,
         "strong_keywords": sorted(valid.keywords),
@@ -176,7 +179,7 @@ def canonical_config(version: str, config: Mapping[str, Any]) -> dict[str, Any]:
 
 def verify_canonical(document: Mapping[str, Any]) -> None:
     """Raise ConfigError unless ``document`` is a canonical config whose hash matches."""
-    errors = {}
+    errors: dict[str, list[str]] = {}
     expected_schema = SCHEMA if document.get("scorer") is None else SCHEMA_SCORER
     if document.get("schema") not in SCHEMAS:
         errors["schema"] = [

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ MAX_MAGNITUDE = 1e6  # a weight, bias or threshold beyond this is a bug, not a m
 SCORER_KEYS = frozenset({"features", "bias", "threshold"})
 TOP_FEATURES = 5
 UNITS = 1_000_000_000  # integer units per 1.0 of score
+
+Normalize = Callable[[str], str]  # a keyword's matched form (config.normalize_keyword)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,9 @@ def substring_problem(index: int, text: Any, limit: int) -> str | None:
     return None
 
 
-def _check_features(raw: Any, normalize) -> tuple[list[str], tuple[str, ...], tuple[float, ...]]:
+def _check_features(
+    raw: Any, normalize: Normalize
+) -> tuple[list[str], tuple[str, ...], tuple[float, ...]]:
     if isinstance(raw, str) or not isinstance(raw, list | tuple):
         return ["Must be a list of [substring, weight] pairs."], (), ()
     problems: list[str] = []
@@ -105,7 +109,9 @@ def _check_features(raw: Any, normalize) -> tuple[list[str], tuple[str, ...], tu
     return problems, tuple(features), tuple(weights)
 
 
-def check_scorer(errors: dict[str, list[str]], raw: Any, normalize) -> ValidScorer | None:
+def check_scorer(
+    errors: dict[str, list[str]], raw: Any, normalize: Normalize
+) -> ValidScorer | None:
     """Validate a config's ``scorer``; bad fields go into ``errors`` as ``scorer.<field>``."""
     if not isinstance(raw, Mapping):
         errors["scorer"] = ["Must be an object with features, bias and threshold."]
@@ -113,13 +119,15 @@ def check_scorer(errors: dict[str, list[str]], raw: Any, normalize) -> ValidScor
     before = len(errors)
     for key in sorted(set(raw) - SCORER_KEYS):
         errors[f"scorer.{key}"] = ["Unknown field."]
-    numbers = {}
+    numbers: dict[str, float] = {}  # the valid ones: a bad one is in ``errors``
     for key in ("bias", "threshold"):
         problems: list[str] = []
         if key not in raw:
             problems.append("This field is required.")
         else:
-            numbers[key] = _number(problems, raw[key], "The value")
+            number = _number(problems, raw[key], "The value")
+            if number is not None:
+                numbers[key] = number
         if problems:
             errors[f"scorer.{key}"] = problems
     if "features" not in raw:
@@ -159,7 +167,7 @@ class Scorer:
         self._by_rank = order
         self._rank = {k: len(order) + i for i, k in enumerate(keywords)}
         self._rank.update((f, place) for place, (f, _) in enumerate(order))
-        self._spans_automaton = None
+        self._spans_automaton: ahocorasick_rs.AhoCorasick | None = None
 
     def score_units(self, present: set[str]) -> int:
         return self._bias_units + sum(map(self._units.__getitem__, present))

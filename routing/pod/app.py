@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import hmac
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import aiohttp
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,21 +24,21 @@ from .errors import error_body
 from .metrics import PodMetrics
 from .proxy import ChatProxy
 from .settings import Settings
-from .tracing import LangfuseTracer, NullTracer
+from .tracing import LangfuseTracer, NullTracer, Tracer
 from .upstream import make_session
 
 
 class PodState:
     """Everything a request needs, built once per app."""
 
-    def __init__(self, settings: Settings, tracer=None):
+    def __init__(self, settings: Settings, tracer: Tracer | None = None):
         self.settings = settings
         self.metrics = PodMetrics()
         self.store = ConfigStore(settings.config_path, on_change=self.metrics.config_changed)
-        self.tracer = tracer or (
+        self.tracer: Tracer = tracer or (
             LangfuseTracer(settings.langfuse) if settings.langfuse else NullTracer()
         )
-        self.sessions = {}
+        self.sessions: dict[str, aiohttp.ClientSession] = {}  # by backend name
 
     async def open(self) -> None:
         self.sessions = {
@@ -50,7 +53,7 @@ class PodState:
         await anyio.to_thread.run_sync(self.tracer.close, min(5, budget))
 
 
-def _error(status: int, message: str, code: str, **extra) -> Response:
+def _error(status: int, message: str, code: str, **extra: Any) -> Response:
     return Response(
         error_body(status, message, code=code, extra=extra or None),
         status,
@@ -100,7 +103,7 @@ def create_app(settings: Settings) -> Starlette:
 
     started = int(time.time())  # a model's "created": when this pod began serving it
 
-    def model_entry() -> dict:
+    def model_entry() -> dict[str, str | int]:
         return {
             "id": settings.model_name,
             "object": "model",
@@ -122,7 +125,7 @@ def create_app(settings: Settings) -> Starlette:
         return Response(body, media_type=ctype)
 
     @asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pod.store.load_file(force=True)
         await pod.open()
         watcher = None

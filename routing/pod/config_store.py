@@ -33,11 +33,13 @@ class Loaded:
 
     @property
     def version(self) -> str:
-        return self.document["version"]
+        version: str = self.document["version"]  # verify_canonical checked it
+        return version
 
     @property
     def sha256(self) -> str:
-        return self.document["sha256"]
+        sha256: str = self.document["sha256"]  # verify_canonical checked it
+        return sha256
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,7 @@ def parse_document(raw: bytes) -> Any:
 
 
 Listener = Callable[[str, "Loaded | None", "ConfigError | None"], None]
+Stamp = tuple[int, int, int, int]  # inode, device, mtime (ns), size
 
 
 class ConfigStore:
@@ -82,7 +85,7 @@ class ConfigStore:
         self.path = path
         self.current: Loaded | None = None
         self._on_change = on_change or (lambda *a: None)
-        self._file_stamp: tuple | None = None
+        self._file_stamp: Stamp | None = None
         self._file_raw: bytes | None = None  # the bytes of the last accepted file
 
     def apply(self, document: Any, source: str) -> Loaded:
@@ -100,7 +103,7 @@ class ConfigStore:
         self._on_change(source, loaded, None)
         return loaded
 
-    def _stamp(self) -> tuple | None:
+    def _stamp(self) -> Stamp | None:
         try:
             st = os.stat(self.path)  # follows the ConfigMap's ..data symlink swap
         except OSError:

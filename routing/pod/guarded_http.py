@@ -37,7 +37,8 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     _header_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    # Narrower than asyncio's BaseTransport, as in uvicorn's own override.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 

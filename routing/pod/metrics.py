@@ -6,6 +6,8 @@ without clashing over the global one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -16,8 +18,13 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+if TYPE_CHECKING:
+    from routing.engine import ConfigError
+
+    from .config_store import Loaded
+
 # The *_created series double the scrape size and nothing here reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
 # Bucket edges include the SLO lines (TTFT 3 s weak / 10 s strong, P99 15 s gate).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 15, 30, 60, 120, 300)
@@ -122,9 +129,9 @@ class PodMetrics:
             registry=r,
         )
 
-    def config_changed(self, source: str, loaded, error) -> None:
+    def config_changed(self, source: str, loaded: Loaded | None, error: ConfigError | None) -> None:
         """ConfigStore listener: count the outcome and point the info gauge at the new one."""
-        if error is not None:
+        if error is not None or loaded is None:  # the store passes one or the other
             self.config_rejects.labels(source).inc()
             return
         self.config_reloads.labels(source).inc()

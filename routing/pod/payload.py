@@ -6,7 +6,7 @@ Everything here is a plain function of its arguments; the ASGI plumbing is in pr
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from routing.engine import Decision, MessagesError
@@ -18,7 +18,7 @@ HEADER_LIMIT = 1024  # a reasons header beyond this is cut: proxies reject huge 
 _SAFE = ":;,>= "
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
@@ -34,7 +34,7 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(400, f"Request body is not valid JSON: {exc}") from None
 
 
-def dump_json(payload: dict) -> bytes:
+def dump_json(payload: dict[str, Any]) -> bytes:
     try:
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:
@@ -42,7 +42,7 @@ def dump_json(payload: dict) -> bytes:
         return json.dumps(payload, separators=(",", ":")).encode("ascii")
 
 
-def routing_messages(payload: dict, endpoint: str) -> list:
+def routing_messages(payload: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:
     """The messages to classify, after checking the fields the pod relies on."""
     if "model" in payload and not isinstance(payload["model"], str):
         raise RequestError(400, "'model' must be a string.", param="model")
@@ -76,7 +76,7 @@ def routing_messages(payload: dict, endpoint: str) -> list:
     return messages
 
 
-def classify(loaded: Loaded, messages: list, *, explain: bool = True) -> Decision:
+def classify(loaded: Loaded, messages: list[dict[str, Any]], *, explain: bool = True) -> Decision:
     """``explain``: name a scorer's top features (only a trace shows them)."""
     try:
         return loaded.classifier.classify(messages, explain=explain)

@@ -13,11 +13,14 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import anyio
+from starlette.types import Receive, Scope, Send
 
 from routing.engine import STRONG, Decision
 
@@ -27,6 +30,11 @@ from .payload import classify, dump_json, parse_json, reasons_header, routing_me
 from .settings import Backend, Settings
 from .tracing import OUTPUT_CAPTURE_LIMIT, Finished, now_utc
 from .upstream import STREAM_ERRORS, Opened, open_backend
+
+if TYPE_CHECKING:
+    from langfuse import LangfuseGeneration
+
+    from .app import PodState  # app imports this module
 
 log = logging.getLogger("routing.pod.proxy")
 
@@ -50,7 +58,7 @@ class Exchange:
     model: str | None = None
     status: int = 0
     first_byte: float | None = None
-    first_byte_at: Any = None
+    first_byte_at: datetime | None = None
     fallback: str | None = None
     error: str | None = None
     disconnected: bool = False
@@ -73,21 +81,22 @@ def first_byte_deadline(settings: Settings, *, last: bool) -> float:
 class ChatProxy:
     """ASGI app for one endpoint (``chat`` or ``completions``); ``pod`` is the PodState."""
 
-    def __init__(self, pod, endpoint: str):
+    def __init__(self, pod: PodState, endpoint: str):
         self.pod = pod
         self.endpoint = endpoint
         self.path = "/chat/completions" if endpoint == "chat" else "/completions"
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         pod = self.pod
         ex = Exchange()
-        headers = dict(scope["headers"])  # later duplicates win; fine for the ones we read
+        # Later duplicates win; fine for the ones we read.
+        headers: dict[bytes, bytes] = dict(scope["headers"])
         ex.request_id = self._request_id(headers)
         loaded = pod.store.current
         if loaded is not None:
             ex.version = loaded.version
-        trace = None
-        payload: dict | None = None
+        trace: LangfuseGeneration | None = None
+        payload: dict[str, Any] | None = None
         try:
             try:
                 body = await self._read_body(headers, receive)
@@ -127,7 +136,7 @@ class ChatProxy:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
-    async def _read_body(self, headers: dict[bytes, bytes], receive) -> bytes:
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if ctype != b"application/json" and not ctype.endswith(b"+json"):
             shown = ctype.decode("latin-1") or "none"
@@ -164,7 +173,9 @@ class ChatProxy:
                 code="request_timeout",
             ) from None
 
-    async def _watch_disconnect(self, receive, scope: anyio.CancelScope, ex: Exchange) -> None:
+    async def _watch_disconnect(
+        self, receive: Receive, scope: anyio.CancelScope, ex: Exchange
+    ) -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -173,7 +184,9 @@ class ChatProxy:
                     scope.cancel()  # cancels the backend request too
                 return
 
-    def _upstream_headers(self, backend: Backend, headers: dict[bytes, bytes], ex: Exchange):
+    def _upstream_headers(
+        self, backend: Backend, headers: dict[bytes, bytes], ex: Exchange
+    ) -> list[tuple[str, str]]:
         out = [
             ("content-type", "application/json"),
             ("accept-encoding", "identity"),
@@ -191,9 +204,12 @@ class ChatProxy:
         return out
 
     # -- backend side -----------------------------------------------------------------
-    async def _forward(self, ex: Exchange, payload: dict, headers, send) -> None:
+    async def _forward(
+        self, ex: Exchange, payload: dict[str, Any], headers: dict[bytes, bytes], send: Send
+    ) -> None:
         pod = self.pod
         settings = pod.settings
+        assert ex.decision is not None  # classified before forwarding
         plan = [settings.strong, settings.weak] if ex.decision.tier == STRONG else [settings.weak]
         failures: list[UpstreamUnavailable] = []
         for attempt, backend in enumerate(plan):
@@ -253,7 +269,7 @@ class ChatProxy:
             out.append((b"x-cascade-fallback", ex.fallback.encode()))
         return out
 
-    async def _relay(self, ex: Exchange, opened: Opened, send) -> None:
+    async def _relay(self, ex: Exchange, opened: Opened, send: Send) -> None:
         ex.backend, ex.model, ex.status = opened.backend.name, opened.backend.model, opened.status
         ctype = opened.response.headers.get("content-type", "application/json")
         sse = ctype.startswith("text/event-stream")
@@ -309,14 +325,14 @@ class ChatProxy:
     # -- answers and bookkeeping -------------------------------------------------------
     async def _send_error(
         self,
-        send,
+        send: Send,
         ex: Exchange,
         status: int,
         message: str,
         *,
         code: str,
         param: str | None = None,
-        extra_headers=(),
+        extra_headers: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
         ex.status = status
         ex.error = message
@@ -331,7 +347,9 @@ class ChatProxy:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    def _record(self, ex: Exchange, trace, payload: dict | None) -> None:
+    def _record(
+        self, ex: Exchange, trace: LangfuseGeneration | None, payload: dict[str, Any] | None
+    ) -> None:
         metrics = self.pod.metrics
         tier = ex.decision.tier if ex.decision is not None else NONE
         if ex.disconnected:

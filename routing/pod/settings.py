@@ -12,11 +12,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from routing.envfile import EnvFileError, env_value
 
 ENV_PREFIX = "CASCADE_POD_"
 MB = 1024 * 1024
+
+Number = TypeVar("Number", int, float)
 
 
 class SettingsError(ValueError):
@@ -162,7 +165,14 @@ def _lookup(name: str, args: Mapping[str, str | None], env: Mapping[str, str]) -
         raise SettingsError(str(e)) from None
 
 
-def _number(name: str, raw: str | None, kind, default, minimum, maximum=None):
+def _number(
+    name: str,
+    raw: str | None,
+    kind: type[Number],
+    default: Number,
+    minimum: float,
+    maximum: float | None = None,
+) -> Number:
     if raw is None:
         return default
     try:

@@ -17,11 +17,14 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routing.engine import Decision
 
 from .settings import LangfuseSettings
+
+if TYPE_CHECKING:  # the SDK itself is imported only when tracing is on
+    from langfuse import LangfuseGeneration
 
 log = logging.getLogger("routing.pod.tracing")
 
@@ -107,10 +110,10 @@ class NullTracer:
 
     enabled = False
 
-    def start(self, **kwargs) -> None:
+    def start(self, **kwargs: object) -> None:
         return None
 
-    def finish(self, handle, finished: Finished) -> None:
+    def finish(self, handle: object, finished: Finished) -> None:
         pass
 
     def close(self, timeout: float = 5.0) -> None:
@@ -134,7 +137,9 @@ class LangfuseTracer:
             base_url=settings.base_url,
             timeout=settings.timeout,
         )
-        self._queue: queue.Queue = queue.Queue(queue_size)
+        self._queue: queue.Queue[tuple[LangfuseGeneration, Finished] | None] = queue.Queue(
+            queue_size
+        )
         self._thread = threading.Thread(target=self._run, name="pod-tracing", daemon=True)
         self._thread.start()
 
@@ -149,7 +154,7 @@ class LangfuseTracer:
         version: str,
         endpoint: str,
         user: str | None = None,
-    ):
+    ) -> LangfuseGeneration | None:
         """Open the trace's root observation; returns a handle for ``finish`` (or None)."""
         try:
             with (
@@ -172,7 +177,7 @@ class LangfuseTracer:
             log.exception("could not start a trace")
             return None
 
-    def finish(self, handle, finished: Finished) -> None:
+    def finish(self, handle: LangfuseGeneration | None, finished: Finished) -> None:
         if handle is None:
             return
         try:
@@ -188,7 +193,7 @@ class LangfuseTracer:
                 return
             self._end(*item, with_io=True)
 
-    def _end(self, observation, finished: Finished, *, with_io: bool) -> None:
+    def _end(self, observation: LangfuseGeneration, finished: Finished, *, with_io: bool) -> None:
         try:
             update: dict[str, Any] = {
                 "model": finished.model,
@@ -223,6 +228,10 @@ class LangfuseTracer:
         flusher.join(max(0.0, deadline - time.monotonic()))
         if flusher.is_alive():
             log.warning("Langfuse flush still running after %.1fs; unsent traces are lost", timeout)
+
+
+# What the pod traces with: a trace ``start`` opened goes back to the same tracer's ``finish``.
+Tracer = LangfuseTracer | NullTracer
 
 
 def now_utc() -> datetime:

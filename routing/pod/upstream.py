@@ -108,7 +108,8 @@ async def open_backend(
             first = await response.content.readany()
         return Opened(backend, response, first)
     except UpstreamUnavailable:
-        response.close()
+        if response is not None:  # always: only a response's status raises it
+            response.close()
         raise
     except TimeoutError as exc:  # our deadline, or aiohttp's connect/read timeouts
         if response is not None:

@@ -80,9 +80,13 @@ def test_check_deploy_fails_when_https_redirects_are_switched_off(tmp_path):
         ("TRUSTED_PROXIES", "10.0.0.0/8,not-a-network", "TRUSTED_PROXIES"),
         ("API_THROTTLE_JOBS", "60 per hour", "API_THROTTLE_JOBS"),
         ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT"),
+        ("LANGFUSE_TIMEOUT", "ten", "LANGFUSE_TIMEOUT"),
+        ("LANGFUSE_LABEL_SCORE_NAME", "a/b", "LANGFUSE_LABEL_SCORE_NAME"),
+        ("LANGFUSE_INGEST_LAG_SECONDS", "-1", "LANGFUSE_INGEST_LAG_SECONDS"),
+        ("PROMETHEUS_TIMEOUT", "60", "PROMETHEUS_TIMEOUT"),
     ],
 )
-def test_a_malformed_login_or_rate_setting_stops_start_up(tmp_path, name, value, says):
+def test_a_malformed_setting_stops_start_up_naming_it(tmp_path, name, value, says):
     out = manage(production_env(tmp_path, **{name: value}), "check")
     assert out.returncode != 0
     assert says in out.stderr

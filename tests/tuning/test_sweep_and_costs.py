@@ -295,7 +295,8 @@ def test_a_scorer_version_is_swept_over_its_cut_and_a_point_is_a_replay(
     )
 
 
-def test_a_cut_goes_only_into_a_draft_with_the_same_weights(api, headline, draft, operator):
+def cut_sweep_of_v8(draft, operator):
+    """The draft v8 given SCORER, swept over its cut on the headline period."""
     from tuning import services as tuning_services
 
     routing_services.version_update_draft(actor=operator, version=draft, scorer=SCORER)
@@ -303,7 +304,11 @@ def test_a_cut_goes_only_into_a_draft_with_the_same_weights(api, headline, draft
         actor=operator, kind="sweep",
         params={"version": "v8", "since": PERIOD[0].isoformat(), "until": PERIOD[1].isoformat()},
     )  # fmt: skip
-    job = tuning_services.job_run(job.pk)
+    return tuning_services.job_run(job.pk)
+
+
+def test_a_cut_goes_only_into_a_draft_with_the_same_weights(api, headline, draft, operator):
+    job = cut_sweep_of_v8(draft, operator)
     other = routing_services.version_copy(actor=operator, source=draft, name="v9")
     routing_services.version_update_draft(
         actor=operator, version=other, scorer={**SCORER, "bias": -2.0}
@@ -326,3 +331,17 @@ def test_a_cut_goes_only_into_a_draft_with_the_same_weights(api, headline, draft
     assert applied.status_code == 200
     draft.refresh_from_db()
     assert draft.scorer["threshold"] == cut
+
+
+def test_a_cut_of_a_draft_whose_scorer_was_taken_off_is_a_conflict(api, headline, draft, operator):
+    job = cut_sweep_of_v8(draft, operator)
+    routing_services.version_update_draft(actor=operator, version=draft, scorer=None)
+
+    response = api.as_(operator).post(
+        f"/api/v1/tuning-jobs/{job.pk}/apply/",
+        {"draft": "v8", "cut": job.result["points"][1]["cut"]},
+        format="json",
+    )
+
+    assert response.status_code == 409  # was a 500
+    assert "no scorer any more" in response.json()["detail"]

@@ -1,12 +1,19 @@
+from typing import TYPE_CHECKING
+
 from rest_framework import serializers
 
 from ..models import CostSettings, Job, MetricReport, SloTarget
 from ..proposals import KINDS
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 class MetricReportSerializer(serializers.ModelSerializer):
     status = serializers.CharField(read_only=True, help_text="queued, running, succeeded or failed")
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = MetricReport
@@ -69,7 +76,9 @@ class SloTargetSerializer(serializers.ModelSerializer):
 class JobSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(read_only=True, help_text="replay, candidates, sweep or proposal")
     status = serializers.CharField(read_only=True, help_text="queued, running, succeeded or failed")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Job
