@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "cascade_admin",  # project-wide commands (seed_demo seeds every app)
     "accounts",
     "audit",
     "routing",
@@ -327,12 +328,15 @@ def _check_langfuse() -> None:
             settings_from_env()
     except LangfuseConfigError as e:
         raise ImproperlyConfigured(str(e)) from None
-    env_int("LANGFUSE_INGEST_LAG_SECONDS", 120, minimum=0)
-    env_int("LANGFUSE_SYNC_OVERLAP_MINUTES", 60, minimum=0)
-    env_str("METRICS_TOKEN", "")
 
 
 _check_langfuse()
+# How far behind now a sync stops, so that traces still being ingested are read whole later.
+LANGFUSE_INGEST_LAG_SECONDS = env_int("LANGFUSE_INGEST_LAG_SECONDS", 120, minimum=0)
+# How far before the last sync's end the next one starts (late traces and feedback).
+LANGFUSE_SYNC_OVERLAP_MINUTES = env_int("LANGFUSE_SYNC_OVERLAP_MINUTES", 60, minimum=0)
+# When set, /metrics needs "Authorization: Bearer <token>".
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- rollouts (rollouts/conf.py) -----------------------------------------------------------
 # Where weights and configs go: "local" (the database only: the embedded default), "cluster"

@@ -39,6 +39,7 @@ urlpatterns = [
     path("labeling/", include("labeling.urls")),
     path("tuning/", include("tuning.urls")),
     path("rollouts/", include("rollouts.urls")),
+    path("audit/", include("audit.urls")),
     path("", include("routing.urls")),
 ]
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hmac
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
-
-from cascade_admin.env import env_str
 
 from .models import ScoreRetraction, SyncRun, SyncStatus
 from .selectors import writeback_backlog
@@ -64,7 +63,7 @@ def exposition(now=None) -> str:
 @login_not_required  # Prometheus has no session; METRICS_TOKEN guards it when set
 @require_GET
 def metrics(request):
-    token = env_str("METRICS_TOKEN", "")
+    token = settings.METRICS_TOKEN
     if token:
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, f"Bearer {token}".encode()):

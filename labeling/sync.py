@@ -16,12 +16,12 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
 from cascade_admin.actors import user_of
-from cascade_admin.env import env_int
 from cascade_admin.errors import Conflict
 from routing.engine import conversation_text
 
@@ -40,10 +40,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FIRST_WINDOW = timedelta(days=7)
 ALL_SINCE = datetime(2000, 1, 1, tzinfo=UTC)  # "everything": before any Langfuse project
 # Traces land in Langfuse a little after they start; leave the newest minutes for next time.
-DEFAULT_INGEST_LAG_SECONDS = 120
 # Some land much later (batched exporters, a pod reconnecting): each sync re-reads this much
 # before the watermark. Upserts make the re-read harmless.
-DEFAULT_OVERLAP_MINUTES = 60
 # A running sync that stored nothing for this long is taken to have died with its worker.
 STALE_AFTER = timedelta(minutes=10)
 FEEDBACK_NAMES = ("user_feedback", "thumbs")
@@ -81,16 +79,12 @@ COMMENT_FIELD = Trace._meta.get_field("feedback_comment")
 def ingest_lag() -> timedelta:
     """LANGFUSE_INGEST_LAG_SECONDS (default 120): how far behind now a sync stops, so that
     traces still being ingested are read by a later sync, whole."""
-    return timedelta(
-        seconds=env_int("LANGFUSE_INGEST_LAG_SECONDS", DEFAULT_INGEST_LAG_SECONDS, minimum=0)
-    )
+    return timedelta(seconds=settings.LANGFUSE_INGEST_LAG_SECONDS)
 
 
 def sync_overlap() -> timedelta:
     """LANGFUSE_SYNC_OVERLAP_MINUTES (default 60): how far before the watermark syncs start."""
-    return timedelta(
-        minutes=env_int("LANGFUSE_SYNC_OVERLAP_MINUTES", DEFAULT_OVERLAP_MINUTES, minimum=0)
-    )
+    return timedelta(minutes=settings.LANGFUSE_SYNC_OVERLAP_MINUTES)
 
 
 def input_fingerprint(text: str) -> str:

@@ -6,15 +6,13 @@ the weight patches read the route's HTTPRoute and rule index live.
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
-from django.forms.models import model_to_dict
 
-from audit.services import audit_record
 from cascade_admin.admin import ReadOnlyAdmin
 
 from . import targets
 from .k8s_adapter import KubeError, check_only_backends
 from .models import HOLDS_ROUTE, DailyMisrouteCheck, Publication, Rollout, Route, Slot
+from .registry import registry_delete, registry_save
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -32,31 +30,17 @@ class AuditedAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and not (obj and self.is_held(obj))
 
-    @transaction.atomic
+    def get_actions(self, request):
+        # One by one only: a bulk delete would skip the audit and the held check.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     def save_model(self, request, obj, form, change):
-        before = model_to_dict(type(obj).objects.get(pk=obj.pk)) if change else None
-        super().save_model(request, obj, form, change)
-        audit_record(
-            actor=request.user,
-            action=f"{obj._meta.model_name}.{'update' if change else 'create'}",
-            obj=obj,
-            before=_jsonable(before),
-            after=_jsonable(model_to_dict(obj)),
-        )
+        registry_save(actor=request.user, obj=obj, change=change)
 
-    @transaction.atomic
     def delete_model(self, request, obj):
-        audit_record(
-            actor=request.user,
-            action=f"{obj._meta.model_name}.delete",
-            obj=obj,
-            before=_jsonable(model_to_dict(obj)),
-        )
-        super().delete_model(request, obj)
-
-
-def _jsonable(values):
-    return None if values is None else {k: str(v) for k, v in values.items()}
+        registry_delete(actor=request.user, obj=obj)
 
 
 @admin.register(Slot)

@@ -22,5 +22,4 @@ urlpatterns = [
         name="keyword-remove",
     ),
     path("playground/", views.playground, name="playground"),
-    path("audit/", views.audit_log, name="audit-log"),
 ]

@@ -4,14 +4,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import role_required
 from accounts.roles import OPERATOR, REVIEWER, has_role
-from audit.selectors import audit_events, audit_for_object
+from audit.selectors import audit_for_object
 from cascade_admin.errors import Conflict
 from cascade_admin.ui import error_text
 
@@ -262,28 +260,6 @@ def playground(request):
             ]
     template = "routing/_playground_results.html" if request.headers.get("HX-Request") else None
     return render(request, template or "routing/playground.html", context)
-
-
-@require_GET
-@role_required(OPERATOR)
-def audit_log(request):
-    filters = {k: request.GET.get(k, "").strip() for k in ("actor", "action", "obj")}
-    dates = {k: parse_date(request.GET.get(k, "") or "") for k in ("since", "until")}
-    events = audit_events(
-        actor=filters["actor"],
-        action=filters["action"],
-        obj=filters["obj"],
-        since=dates["since"],
-        until=dates["until"],
-    )
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request,
-        "routing/audit_log.html",
-        {"page": page, "filters": {**filters, **request.GET.dict()}, "query": query.urlencode()},
-    )
 
 
 @require_GET

@@ -33,13 +33,13 @@ PROMPTS = [
 
 
 @pytest.fixture(params=["v4", "v3"])
-def standin(request, monkeypatch):
+def standin(request, monkeypatch, settings):
     store = Store(api_generation=request.param)
     url, stop = start_in_thread(store)
     monkeypatch.setenv("LANGFUSE_BASE_URL", url)
     monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", DEFAULT_PUBLIC_KEY)
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", DEFAULT_SECRET_KEY)
-    monkeypatch.setenv("LANGFUSE_INGEST_LAG_SECONDS", "0")
+    settings.LANGFUSE_INGEST_LAG_SECONDS = 0
     yield request.param, store, url
     stop()
 

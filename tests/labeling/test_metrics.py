@@ -48,8 +48,8 @@ def test_the_backlog_its_age_and_pending_retractions_are_exported(client, batch,
     assert after["cascade_console_sync_last_success_timestamp_seconds"] > 0
 
 
-def test_a_metrics_token_is_required_when_set(client, monkeypatch):
-    monkeypatch.setenv("METRICS_TOKEN", "scrape-me")
+def test_a_metrics_token_is_required_when_set(client, settings):
+    settings.METRICS_TOKEN = "scrape-me"
 
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope").status_code == 401

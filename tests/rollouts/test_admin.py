@@ -75,3 +75,26 @@ def test_a_route_whose_rule_has_a_third_backend_is_refused_on_a_cluster(admin_cl
     k8s.put(httproute(NS, HTTPROUTE, [[(STABLE, 90), (CANARY, 10)]]))
     accepted = admin_client.post("/django-admin/rollouts/route/add/", form)
     assert accepted.status_code == 302 and Route.objects.get().httproute == HTTPROUTE
+
+
+def test_slots_and_routes_are_deleted_one_by_one_and_audited(admin_client, route):
+    listing = admin_client.get("/django-admin/rollouts/route/").content.decode()
+    assert "delete_selected" not in listing  # a bulk delete would skip audit and held checks
+    url = f"/django-admin/rollouts/route/{route.pk}/delete/"
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not Route.objects.filter(pk=route.pk).exists()
+    deleted = AuditEvent.objects.get(action="route.delete")
+    assert deleted.actor_name == "root" and deleted.before["name"] == route.name
+
+
+def test_the_command_registers_through_the_same_audited_service(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("rollout_targets", "--route", "r1", stdout=StringIO())
+    call_command("rollout_targets", "--route", "r1", stdout=StringIO())  # idempotent
+
+    created = AuditEvent.objects.filter(action__in=["slot.create", "route.create"])
+    assert sorted(e.action for e in created) == ["route.create", "slot.create", "slot.create"]
+    assert {e.actor_name for e in created} == {"cli"}

@@ -12,17 +12,9 @@ docs/operator-guide.md lists.
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.forms.models import model_to_dict
 
-from audit.services import audit_record
-from rollouts.admin import _jsonable
 from rollouts.models import Route, Slot
-
-
-def _audit_created(obj) -> None:
-    """Registered here as in the admin: one audit record per new slot or route."""
-    after = _jsonable(model_to_dict(obj))
-    audit_record(actor="cli", action=f"{obj._meta.model_name}.create", obj=obj, after=after)
+from rollouts.registry import registry_ensure
 
 
 class Command(BaseCommand):
@@ -45,33 +37,29 @@ class Command(BaseCommand):
     ):
         slots = {}
         for name in (stable, canary):
-            slots[name], created = Slot.objects.get_or_create(
+            slots[name], created = registry_ensure(
+                actor="cli",
+                model=Slot,
                 name=name,
-                defaults={
-                    "namespace": namespace,
-                    "service": name,
-                    "deployment": name,
-                    "configmap": f"{name}-config",
-                    # The label deploy/'s pods carry (informational: pods are found by Service).
-                    "pod_selector": f"app.kubernetes.io/instance={name}",
-                    "admin_port_name": admin_port_name,
-                },
+                namespace=namespace,
+                service=name,
+                deployment=name,
+                configmap=f"{name}-config",
+                # The label deploy/'s pods carry (informational: pods are found by Service).
+                pod_selector=f"app.kubernetes.io/instance={name}",
+                admin_port_name=admin_port_name,
             )
-            if created:
-                _audit_created(slots[name])
             self.stdout.write(f"slot {name}: {'created' if created else 'exists'}")
-        registered, created = Route.objects.get_or_create(
+        _, created = registry_ensure(
+            actor="cli",
+            model=Route,
             name=route,
-            defaults={
-                "namespace": namespace,
-                "httproute": httproute,
-                "rule_index": rule_index,
-                "stable_backend": stable,
-                "canary_backend": canary,
-                "stable_slot": slots[stable],
-                "canary_slot": slots[canary],
-            },
+            namespace=namespace,
+            httproute=httproute,
+            rule_index=rule_index,
+            stable_backend=stable,
+            canary_backend=canary,
+            stable_slot=slots[stable],
+            canary_slot=slots[canary],
         )
-        if created:
-            _audit_created(registered)
         self.stdout.write(f"route {route}: {'created' if created else 'exists'}")
