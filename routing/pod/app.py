@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from routing.engine import SCHEMAS, ConfigError
 
@@ -61,7 +62,30 @@ def _error(status: int, message: str, code: str, **extra: Any) -> Response:
     )
 
 
-def create_app(settings: Settings) -> Starlette:
+class PodApp:
+    """The proxy endpoints go straight to their ChatProxy, everything else through Starlette.
+
+    A streamed answer calls ``send`` once per chunk; under Starlette each call would pass
+    through its error and exception middlewares' wrappers, and each task wake-up through
+    their frames (about a seventh of the pod's CPU with 1,000 streams). The proxy answers
+    its own errors, so it needs neither.
+    """
+
+    def __init__(self, starlette: Starlette, proxies: dict[str, ChatProxy]) -> None:
+        self.starlette = starlette
+        self.proxies = proxies
+        self.state = starlette.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            proxy = self.proxies.get(scope["path"])
+            if proxy is not None:
+                await proxy(scope, receive, send)
+                return
+        await self.starlette(scope, receive, send)
+
+
+def create_app(settings: Settings) -> PodApp:
     pod = PodState(settings)
 
     async def healthz(request: Request) -> Response:
@@ -140,10 +164,14 @@ def create_app(settings: Settings) -> Starlette:
                     await watcher
             await pod.close()
 
+    proxies = {
+        "/v1/chat/completions": ChatProxy(pod, "chat"),
+        "/v1/completions": ChatProxy(pod, "completions"),
+    }
     app = Starlette(
         routes=[
-            Route("/v1/chat/completions", ChatProxy(pod, "chat"), methods=["POST"]),
-            Route("/v1/completions", ChatProxy(pod, "completions"), methods=["POST"]),
+            # Reached only by other methods, which Starlette answers with 405.
+            *(Route(path, proxy, methods=["POST"]) for path, proxy in proxies.items()),
             Route("/v1/models", models),
             Route("/v1/models/{name:path}", model),
             Route("/config", get_config),
@@ -155,4 +183,4 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.pod = pod
-    return app
+    return PodApp(app, proxies)
