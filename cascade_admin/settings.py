@@ -359,7 +359,7 @@ PUBLISH_TIMEOUT = env_int("PUBLISH_TIMEOUT", 30, minimum=1)
 PUBLISH_POLL_INTERVAL = env_int("PUBLISH_POLL_INTERVAL", 250, minimum=10)  # milliseconds
 # A running publication silent this long lost its worker and is taken over.
 PUBLISH_STALE_SECONDS = env_int("PUBLISH_STALE_SECONDS", 60, minimum=1)
-PROMETHEUS_URL = env_str("PROMETHEUS_URL", "").rstrip("/")  # unset: every gate unknown
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "")  # unset: every gate unknown
 # Short: each evaluation tick runs two queries per gate, so a hung Prometheus must fail fast
 # rather than overrun the tick; a query that times out leaves its gate unknown.
 PROMETHEUS_TIMEOUT = env_int("PROMETHEUS_TIMEOUT", 3, minimum=1, maximum=30)

@@ -44,7 +44,8 @@ The package: ``protocol`` (what is asked of the API and its limits), ``errors``,
 Import from the package; its names are the ones below.
 """
 
-from .client import LangfuseAdapter, ServerInfo, generation_of
+from typing import TYPE_CHECKING, Any
+
 from .errors import LangfuseConfigError, LangfuseError, MalformedTrace, parse_retry_after
 from .parsing import (
     _iso,
@@ -75,6 +76,22 @@ from .records import (
 )
 from .retry import RetryPolicy, call_with_retry
 from .settings import LangfuseSettings, label_score_name_from_env, settings_from_env
+
+if TYPE_CHECKING:
+    from .client import LangfuseAdapter, ServerInfo, generation_of
+
+_CLIENT = {"LangfuseAdapter", "ServerInfo", "generation_of"}
+
+
+def __getattr__(name: str) -> Any:
+    # The client needs the langfuse SDK, a third of a second to import: it loads when first
+    # asked for, so the settings' start-up check of the Langfuse variables does not pay it.
+    if name in _CLIENT:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_LABEL_SCORE_NAME",

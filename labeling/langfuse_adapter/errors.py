@@ -9,10 +9,6 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
-import httpx
-import pydantic
-from langfuse.api.core.api_error import ApiError
-
 from .protocol import _RETRYABLE_STATUSES
 
 
@@ -99,6 +95,12 @@ def _error_detail(body: Any) -> str:
 
 def translate_error(exc: BaseException, operation: str) -> LangfuseError:
     """Map an SDK / httpx / parsing exception to a LangfuseError saying if a retry helps."""
+    # Imported here: only a failed call gets this far, and by then the client has loaded the
+    # SDK; the settings checks that import this module at start-up need none of it.
+    import httpx
+    import pydantic
+    from langfuse.api.core.api_error import ApiError
+
     if isinstance(exc, LangfuseError):
         return exc
     if isinstance(exc, ApiError):
